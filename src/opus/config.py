@@ -1,0 +1,217 @@
+"""The one settings root: `opus.toml` overridden by `OPUS_<SECTION>__<KEY>` variables.
+
+Built once at the edge (the CLI) and passed down as sub-configs; nothing deeper reads
+the environment. Relative paths are resolved against the directory holding the config
+file (or the working directory when there is none), so a unit file and a shell agree.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from opus.errors import ConfigError
+
+CONFIG_FILE = "opus.toml"
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VaultConfig(_Section):
+    path: Path = Field(Path("vault"), description="The vault root.")
+    move_notes: bool = Field(True, description="Move notes into the folder of their status.")
+
+
+class DaemonConfig(_Section):
+    state_dir: Path = Field(Path(".opus"), description="Database, worktrees, logs, artifacts.")
+    max_concurrent: int = Field(3, ge=1, le=64, description="Pipelines at once.")
+    poll_active_s: float = Field(30, gt=0, description="Poll interval while work is running.")
+    poll_idle_s: float = Field(300, gt=0, description="Poll interval when idle (upper bound).")
+    lease_s: float = Field(120, gt=0, description="A claim lasts this long unless renewed.")
+    heartbeat_s: float = Field(20, gt=0, description="How often a worker renews its leases.")
+    breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a breaker.")
+    breaker_cooldown_s: float = Field(600, gt=0, description="How long an open breaker waits.")
+
+
+class DatabaseConfig(_Section):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<state_dir>/opus.db."
+    )
+
+
+class PipelineConfig(_Section):
+    max_iterations: int = Field(3, ge=1, le=20, description="code→test→review rounds.")
+    stage_timeout_s: float = Field(1800, gt=0, description="A stage running longer is stuck.")
+    stage_idle_s: float = Field(600, gt=0, description="A stage silent this long is stuck.")
+    max_turns: int = Field(60, ge=1, description="Model turns per stage.")
+    max_stage_tokens: int = Field(2_000_000, ge=1000, description="Tokens per stage (in+out).")
+    test_timeout_s: float = Field(900, gt=0, description="Wall time for the test command.")
+    output_tail_bytes: int = Field(16_000, ge=1000, description="Test output kept per run.")
+
+
+class AgentsConfig(_Section):
+    engine: Literal["anthropic", "claude-code", "command"] = Field(
+        "anthropic", description="Which agent engine runs the roles."
+    )
+    model: str = Field(DEFAULT_MODEL, description="Model for every role unless overridden.")
+    planner_model: str | None = Field(None, description="Model for the planner.")
+    coder_model: str | None = Field(None, description="Model for the coder.")
+    reviewer_model: str | None = Field(None, description="Model for the reviewer.")
+    max_tokens: int = Field(8192, ge=256, description="max_tokens of each model call.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/overloaded.")
+    command: list[str] = Field(
+        default_factory=list,
+        description="engine=command: argv of the coder; {prompt_file} is replaced.",
+    )
+    claude_bin: str = Field("claude", description="engine=claude-code: the claude CLI.")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="USD per million tokens per model: input, output, cache_read, cache_write.",
+    )
+
+    def model_for(self, role: str) -> str:
+        """The model a role uses: its own key, else `agents.model`."""
+        specific: str | None = getattr(self, f"{role}_model", None)
+        return specific or self.model
+
+
+class SandboxConfig(_Section):
+    kind: Literal["bwrap", "none"] = Field("bwrap", description="bwrap, or none (unsafe).")
+    network: bool = Field(False, description="Network inside the sandbox.")
+    command_timeout_s: float = Field(600, gt=0, description="Wall time of one agent command.")
+    output_cap_bytes: int = Field(200_000, ge=1000, description="Output kept per command.")
+
+
+class GitConfig(_Section):
+    default_repo: Path | None = Field(None, description="Target repo for FRs that name none.")
+    remote: str = Field("origin", description="Where branches are pushed.")
+    branch_prefix: str = Field("opus/", description="Prefix of every branch opus makes.")
+    protected: list[str] = Field(
+        default_factory=lambda: ["main", "master"], description="Never pushed to."
+    )
+    author_name: str = Field("opus", description="Author of opus's commits.")
+    author_email: str = Field("opus@localhost", description="Author e-mail of opus's commits.")
+
+
+class PRConfig(_Section):
+    provider: Literal["local", "github", "gitea"] = Field("local", description="PR host.")
+    api_url: str | None = Field(None, description="Forge API base URL; default the public one.")
+    token_env: str = Field("GITHUB_TOKEN", description="Env var holding the forge token.")
+    repository: str | None = Field(None, description="owner/name when the remote URL hides it.")
+    poll_s: float = Field(120, gt=0, description="How often open PRs are checked.")
+
+
+class NotifyConfig(_Section):
+    urls: list[str] = Field(default_factory=list, description="apprise URLs.")
+
+
+class BudgetConfig(_Section):
+    job_usd: float = Field(5, ge=0, description="A job over this stops.")
+    daily_usd: float = Field(50, ge=0, description="Over this per day, claiming pauses.")
+
+
+class Settings(BaseSettings):
+    """Every setting of opus. Built by `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPUS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    vault: VaultConfig = VaultConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    agents: AgentsConfig = AgentsConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    git: GitConfig = GitConfig()
+    pr: PRConfig = PRConfig()
+    notify: NotifyConfig = NotifyConfig()
+    budget: BudgetConfig = BudgetConfig()
+
+    base_dir: Path = Field(Path("."), exclude=True, description="Where relative paths start.")
+    config_path: Path | None = Field(None, exclude=True, description="The file read, if any.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @property
+    def vault_path(self) -> Path:
+        return self._resolve(self.vault.path)
+
+    @property
+    def state_dir(self) -> Path:
+        return self._resolve(self.daemon.state_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'opus.db'}"
+
+    @property
+    def default_repo(self) -> Path | None:
+        repo = self.git.default_repo
+        return self._resolve(repo) if repo is not None else None
+
+    def _resolve(self, path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+def load_settings(path: Path | None = None, *, cwd: Path | None = None) -> Settings:
+    """Read `path` (or `./opus.toml` if it exists) and the environment into `Settings`.
+
+    Raises `ConfigError` naming the key, the value and what is allowed.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    if path is None and (cwd / CONFIG_FILE).is_file():
+        path = cwd / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_toml(path)
+    base_dir = path.resolve().parent if path is not None else cwd
+    try:
+        return Settings(**data, base_dir=base_dir, config_path=path)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist; run `opus init` or fix --config") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path}" if path is not None else ""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        env = "OPUS_" + "__".join(str(part).upper() for part in err["loc"])
+        value = err.get("input")
+        lines.append(
+            f"config key `{key}`{where} (or ${env}): {err['msg']}; got {value!r}"
+        )
+    return "\n".join(lines)

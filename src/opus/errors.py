@@ -1,0 +1,66 @@
+"""One error hierarchy. Every message says what is wrong and how to fix it.
+
+Foreign errors (sqlalchemy, git, httpx, anthropic) are wrapped where they enter
+(`raise ... from exc`); only the CLI turns these into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class OpusError(Exception):
+    """Something went wrong in opus."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(OpusError):
+    """The configuration is invalid; the message names the key and what is allowed."""
+
+
+class UsageError(OpusError):
+    """The command line was used wrongly."""
+
+
+class NoteError(OpusError):
+    """A feature-request note cannot be used as it is."""
+
+
+class StoreError(OpusError):
+    """The job registry could not be read or written."""
+
+
+class NotFound(OpusError):
+    """No such job or feature request."""
+
+
+class GitError(OpusError):
+    """A git command failed."""
+
+
+class SandboxError(OpusError):
+    """A command could not be run in the sandbox."""
+
+
+class EngineError(OpusError):
+    """The agent engine failed (API error, bad reply, exhausted retries)."""
+
+
+class BudgetExceeded(OpusError):
+    """A cost ceiling was reached."""
+
+
+class StageFailed(OpusError):
+    """A pipeline stage ended without the result it needs."""
+
+
+class NotReady(OpusError):
+    """The FR cannot start: its repo, base branch or test command is not usable."""
+
+
+class DeliveryBlocked(OpusError):
+    """A guard refused to deliver the branch (protected branch, out-of-scope path, secret)."""
+
+
+class ForgeError(OpusError):
+    """The forge (GitHub, Gitea) refused or failed a request."""

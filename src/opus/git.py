@@ -1,0 +1,58 @@
+"""Running git: one function, errors wrapped into `GitError` with git's own words."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from opus.errors import GitError
+
+GIT_TIMEOUT_S = 300.0
+
+
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> str:
+    """Run `git args...` in `cwd` and return stdout without the trailing newline.
+
+    Hooks and user config that could prompt are neutralised: no terminal prompts,
+    no pager. Raises `GitError` when git exits non-zero and `check` is set.
+    """
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", **(env or {})}
+    full_env.pop("NOTIFY_SOCKET", None)
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH; install git") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {' '.join(args)} took over {GIT_TIMEOUT_S:.0f}s in {cwd}") from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {detail}")
+    return proc.stdout.rstrip("\n")
+
+
+def is_repo(path: Path) -> bool:
+    """True when `path` is inside a git work tree or is a bare repository."""
+    if not path.is_dir():
+        return False
+    out = git("rev-parse", "--is-inside-work-tree", "--is-bare-repository", cwd=path, check=False)
+    return "true" in out.split()
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch HEAD points at, or None when detached."""
+    out = git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=repo, check=False)
+    return out or None
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    out = git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=repo, check=False)
+    return bool(out)

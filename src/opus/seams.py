@@ -1,0 +1,198 @@
+"""The seams of opus: small Protocols that implementations never inherit.
+
+Each one is chosen from config by name (see the `*_for` factories next to the
+implementations) and has a fake in `opus.testing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from opus.domain import Event, FeatureRequest, Job, JobState, Role, StageRun, Usage
+
+# --------------------------------------------------------------------------- clock
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC wall time."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    output: str
+    """stdout and stderr interleaved, capped (the tail is kept)."""
+    duration_s: float
+    timed_out: bool = False
+    truncated: bool = False
+
+
+class Sandbox(Protocol):
+    def run(
+        self,
+        command: str,
+        *,
+        worktree: Path,
+        timeout_s: float,
+        writable: bool = True,
+    ) -> CommandResult:
+        """Run a shell command with `worktree` as cwd and the only writable place.
+
+        `writable=False` mounts the worktree read-only too (planner, reviewer).
+        """
+        ...
+
+
+# --------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    role: Role
+    system_prompt: str
+    user_message: str
+    worktree: Path
+    sandbox: Sandbox
+    model: str
+    max_turns: int
+    max_tokens: int
+    """Tokens for the whole stage (input + output over all turns)."""
+    timeout_s: float
+    budget_usd: float
+    """What the job may still spend in this stage."""
+    on_activity: Callable[[str], None] = lambda _msg: None
+    """Called on every model reply and tool call (liveness for the supervisor, logs)."""
+
+
+StopReason = Literal[
+    "submitted", "end_turn", "max_turns", "max_tokens", "timeout", "loop", "budget"
+]
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    stop_reason: StopReason
+    output: dict[str, Any]
+    """planner: {summary, steps}; reviewer: {verdict, summary, comments}; coder: {summary}."""
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    turns: int = 0
+    report: str = ""
+    """Why it stopped, for a human, when it was not a normal end."""
+
+
+class Engine(Protocol):
+    def run(self, task: AgentTask) -> AgentResult: ...
+
+
+# --------------------------------------------------------------------------- forge
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    path: str | None
+    line: int | None
+    body: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    branch: str
+    base: str
+    state: Literal["open", "merged", "closed"] = "open"
+
+
+@dataclass(frozen=True)
+class PRFeedback:
+    """What a human said on a PR since opus last pushed."""
+
+    state: Literal["open", "merged", "closed"]
+    changes_requested: bool = False
+    comments: tuple[ReviewComment, ...] = field(default=())
+    summary: str = ""
+
+
+class Forge(Protocol):
+    def find_pr(self, branch: str) -> PullRequest | None:
+        """The PR whose head is `branch`, open or not."""
+        ...
+
+    def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest: ...
+
+    def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback: ...
+
+    def comment(self, pr: PullRequest, body: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- notifier
+
+
+NotifyKind = Literal[
+    "pr_opened", "failed", "stuck", "recovered", "budget", "breaker", "info"
+]
+
+
+class Notifier(Protocol):
+    def notify(self, kind: NotifyKind, title: str, body: str) -> None:
+        """Queue a notification; never raises for a failing URL."""
+        ...
+
+
+# --------------------------------------------------------------------------- store
+
+
+class JobStore(Protocol):
+    """The registry of jobs, checkpoints and events (see `opus.registry`)."""
+
+    def enqueue(self, fr: FeatureRequest, repo: Path) -> Job:
+        """A queued job for `fr`; the same id and content hash never makes a second job."""
+        ...
+
+    def claim(self, worker: str, lease_s: float) -> Job | None:
+        """Atomically take the most urgent queued job, or None."""
+        ...
+
+    def heartbeat(self, job_id: int, worker: str, lease_s: float) -> bool:
+        """Renew a lease; False when the worker no longer holds it."""
+        ...
+
+    def transition(self, job_id: int, to: JobState, **fields: Any) -> Job: ...
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        """Change fields other than the state (stage, iteration, branch, pr_url...)."""
+        ...
+
+    def get(self, job_id: int) -> Job: ...
+
+    def latest_for_fr(self, fr_id: str) -> Job | None: ...
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]: ...
+
+    def record_stage(self, run: StageRun) -> None: ...
+
+    def stage_runs(self, job_id: int) -> Sequence[StageRun]: ...
+
+    def add_event(self, job_id: int | None, kind: str, message: str) -> None: ...
+
+    def events(self, job_id: int | None = None, after_id: int = 0) -> Sequence[Event]: ...
+
+    def get_flag(self, name: str) -> str | None: ...
+
+    def set_flag(self, name: str, value: str | None) -> None: ...
+
+    def cost_since(self, since: datetime) -> float: ...
