@@ -75,6 +75,8 @@ class AgentTask:
     """What the job may still spend in this stage."""
     on_activity: Callable[[str], None] = lambda _msg: None
     """Called on every model reply and tool call (liveness for the supervisor, logs)."""
+    should_stop: Callable[[], bool] = lambda: False
+    """Polled between turns: True asks the engine to stop now (stuck, shutdown)."""
 
 
 StopReason = Literal[
