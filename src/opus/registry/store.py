@@ -1,0 +1,400 @@
+"""`Registry`: the `JobStore` on SQLite or PostgreSQL (see designs/registry.md).
+
+Every public method is one short transaction and returns frozen domain records. A
+claim is a single compare-and-set `UPDATE … RETURNING`; the other writes that race
+(heartbeat, transition, release, update-in-place on enqueue) are compare-and-set too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    delete,
+    exc,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL
+
+from opus.clock import SystemClock
+from opus.domain import (
+    TRANSITIONS,
+    Event,
+    FeatureRequest,
+    Job,
+    JobState,
+    StageRun,
+    can_transition,
+)
+from opus.errors import NotFound, StoreError
+from opus.registry import records
+from opus.registry.engine import describe, is_memory, make_engine, normalise_url, translated
+from opus.registry.tables import EVENTS, FLAGS, JOBS, METADATA, STAGE_RUNS, UTCDateTime
+from opus.seams import Clock
+
+QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
+
+
+def open_store(url: str, *, clock: Clock | None = None) -> Registry:
+    """Open (and create, if needed) the registry at `url`.
+
+    `sqlite:///PATH` creates PATH's directory; `sqlite://` is a private in-memory
+    database; `postgresql+psycopg://USER@HOST:PORT/DB` (or `postgresql://`) shares one
+    registry between daemons. Raises `StoreError` saying what to check.
+    """
+    parsed = normalise_url(url)
+    with translated(parsed):
+        registry = Registry(make_engine(parsed), parsed, clock or SystemClock())
+        registry.create_tables()
+    return registry
+
+
+class Registry:
+    """Implements `opus.seams.JobStore`. Safe to share between threads and processes."""
+
+    def __init__(self, engine: Engine, url: URL, clock: Clock) -> None:
+        self._engine = engine
+        self._url = url
+        self._clock = clock
+        self._postgres = url.get_backend_name() == "postgresql"
+        # The in-memory database is one shared connection: one transaction at a time.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if is_memory(url) else contextlib.nullcontext()
+        )
+
+    def __repr__(self) -> str:
+        return f"Registry({describe(self._url)})"
+
+    def create_tables(self) -> None:
+        """Create missing tables and indexes (safe when two processes start together)."""
+        for attempt in range(2):
+            try:
+                with self._tx() as conn:
+                    METADATA.create_all(conn, checkfirst=True)
+                return
+            except StoreError:
+                # Another process created them between our check and our CREATE.
+                if attempt:
+                    raise
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._lock, translated(self._url), self._engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ jobs in
+
+    def enqueue(self, fr: FeatureRequest, repo: Path) -> Job:
+        """A queued job for `fr`; the same id and content hash never makes a second job.
+
+        A note edited while its job waits unclaimed updates that job; once claimed the
+        job keeps what it started with. A re-planned note after failed/cancelled (or new
+        content after done) makes a new job, so the old attempt's history stays whole.
+        """
+        try:
+            return self._enqueue_once(fr, repo)
+        except StoreError as err:
+            if not isinstance(err.__cause__, exc.IntegrityError):
+                raise
+            # Another intake process inserted the same FR between our read and write.
+            return self._enqueue_once(fr, repo)
+
+    def _enqueue_once(self, fr: FeatureRequest, repo: Path) -> Job:
+        with self._tx() as conn:
+            latest = self._latest(conn, fr.id)
+            action = records.enqueue_action(latest, fr.content_hash)
+            if action == "keep" and latest is not None:
+                return latest
+            now = self._clock.now()
+            columns = records.fr_columns(fr, repo)
+            if action == "update" and latest is not None:
+                updated = self._cas(
+                    conn,
+                    latest.id,
+                    and_(JOBS.c.state == QUEUED, JOBS.c.started_at.is_(None)),
+                    {**columns, "updated_at": now},
+                )
+                return updated or self._get(conn, latest.id)
+            row = conn.execute(
+                insert(JOBS)
+                .values(fr_id=fr.id, state=QUEUED, created_at=now, updated_at=now, **columns)
+                .returning(*JOBS.c)
+            ).one()
+            return records.job_from_row(row._mapping)
+
+    # ------------------------------------------------------------------ leases
+
+    def claim(
+        self, worker: str, lease_s: float, *, exclude_repos: Collection[str | Path] = ()
+    ) -> Job | None:
+        """Atomically take the most urgent claimable job, or None.
+
+        Claimable: queued, or running with an expired lease (its worker is gone; the new
+        one resumes at the first incomplete stage). Most urgent: priority, then age.
+        Jobs whose repo is in `exclude_repos` (an open circuit breaker) are skipped.
+        """
+        now = self._clock.now()
+        pick = JOBS.alias("pick")
+        query = (
+            select(pick.c.id)
+            .where(self._claimable(pick.c, now))
+            .order_by(pick.c.priority_rank, pick.c.created_at, pick.c.id)
+            .limit(1)
+        )
+        if exclude_repos:
+            query = query.where(pick.c.repo.not_in([str(r) for r in exclude_repos]))
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        statement = (
+            update(JOBS)
+            .where(JOBS.c.id == query.scalar_subquery(), self._claimable(JOBS.c, now))
+            .values(
+                state=RUNNING,
+                worker=worker,
+                lease_until=now + timedelta(seconds=lease_s),
+                started_at=func.coalesce(JOBS.c.started_at, literal(now, UTCDateTime())),
+                updated_at=now,
+            )
+            .returning(*JOBS.c)
+        )
+        with self._tx() as conn:
+            row = conn.execute(statement).one_or_none()
+        return None if row is None else records.job_from_row(row._mapping)
+
+    @staticmethod
+    def _claimable(columns: Any, now: datetime) -> ColumnElement[bool]:
+        return or_(
+            columns.state == QUEUED,
+            and_(columns.state == RUNNING, columns.lease_until < now),
+        )
+
+    def heartbeat(self, job_id: int, worker: str, lease_s: float) -> bool:
+        """Renew a lease; False when the worker no longer holds it."""
+        now = self._clock.now()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.state == RUNNING, JOBS.c.worker == worker)
+                .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now)
+            )
+        return result.rowcount == 1
+
+    def release(self, job_id: int, worker: str) -> bool:
+        """Put a running job back in the queue with its checkpoints (preemption, shutdown).
+
+        False when `worker` does not hold it (any more).
+        """
+        with self._tx() as conn:
+            job = self._cas(
+                conn,
+                job_id,
+                and_(JOBS.c.state == RUNNING, JOBS.c.worker == worker),
+                {"state": QUEUED, "worker": None, "lease_until": None,
+                 "updated_at": self._clock.now()},
+            )
+        return job is not None
+
+    # ------------------------------------------------------------------ job changes
+
+    def transition(
+        self, job_id: int, to: JobState, *, holder: str | None = None, **fields: Any
+    ) -> Job:
+        """Move a job to state `to` (checked against `opus.domain.TRANSITIONS`).
+
+        Leaving running clears the worker and lease; ending sets `finished_at`. With
+        `holder`, the job must still be held by that worker. `fields` as for `update`.
+        """
+        values = records.encode_fields(fields)
+        with self._tx() as conn:
+            job = self._get(conn, job_id)
+            if not can_transition(job.state, to):
+                raise StoreError(
+                    f"job {job_id} ({job.fr_id}) cannot go from {job.state.value} to "
+                    f"{to.value}; allowed: {_allowed(job.state)}"
+                )
+            guard = JOBS.c.state == job.state.value
+            if holder is not None:
+                guard = and_(guard, JOBS.c.worker == holder)
+            values = {**records.transition_values(job, to, self._clock.now()), **values}
+            moved = self._cas(conn, job_id, guard, values)
+        if moved is None:
+            raise StoreError(
+                f"job {job_id} changed while moving it to {to.value} "
+                f"(another worker or command got there first); re-read it and retry"
+            )
+        return moved
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        """Change fields other than the state (stage, iteration, branch, pr_url...)."""
+        values = records.encode_fields(fields)
+        with self._tx() as conn:
+            job = self._cas(conn, job_id, None, {**values, "updated_at": self._clock.now()})
+        if job is None:
+            raise NotFound(f"no job {job_id}; `opus status` lists the jobs")
+        return job
+
+    def _cas(
+        self,
+        conn: Connection,
+        job_id: int,
+        guard: ColumnElement[bool] | None,
+        values: dict[str, Any],
+    ) -> Job | None:
+        statement = update(JOBS).where(JOBS.c.id == job_id)
+        if guard is not None:
+            statement = statement.where(guard)
+        row = conn.execute(statement.values(**values).returning(*JOBS.c)).one_or_none()
+        return None if row is None else records.job_from_row(row._mapping)
+
+    # ------------------------------------------------------------------ job reads
+
+    def get(self, job_id: int) -> Job:
+        """The job `job_id`; raises `NotFound`."""
+        with self._tx() as conn:
+            return self._get(conn, job_id)
+
+    def _get(self, conn: Connection, job_id: int) -> Job:
+        row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"no job {job_id}; `opus status` lists the jobs")
+        return records.job_from_row(row._mapping)
+
+    def latest_for_fr(self, fr_id: str) -> Job | None:
+        """The most recent job made for the FR `fr_id`, or None."""
+        with self._tx() as conn:
+            return self._latest(conn, fr_id)
+
+    def _latest(self, conn: Connection, fr_id: str) -> Job | None:
+        row = conn.execute(
+            select(JOBS).where(JOBS.c.fr_id == fr_id).order_by(JOBS.c.id.desc()).limit(1)
+        ).one_or_none()
+        return None if row is None else records.job_from_row(row._mapping)
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
+        """Every job (in `states`, when given), oldest first."""
+        query = select(JOBS).order_by(JOBS.c.id)
+        if states is not None:
+            query = query.where(JOBS.c.state.in_([JobState(s).value for s in states]))
+        with self._tx() as conn:
+            return [records.job_from_row(row._mapping) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def record_stage(self, run: StageRun) -> None:
+        """Store a checkpoint and add its cost to the job.
+
+        An ok run of a (job, stage, iteration) that already has one is ignored: a
+        completed stage is recorded once, even if a worker that lost its lease finishes
+        it too.
+        """
+        try:
+            self._record_stage(run)
+        except StoreError as err:
+            if not (run.ok and isinstance(err.__cause__, exc.IntegrityError)):
+                raise
+
+    def _record_stage(self, run: StageRun) -> None:
+        with self._tx() as conn:
+            self._get(conn, run.job_id)
+            if run.ok and self._has_ok_run(conn, run):
+                return
+            conn.execute(insert(STAGE_RUNS).values(**records.stage_run_columns(run)))
+            conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == run.job_id)
+                .values(cost_usd=JOBS.c.cost_usd + run.cost_usd)
+            )
+
+    @staticmethod
+    def _has_ok_run(conn: Connection, run: StageRun) -> bool:
+        found = conn.execute(
+            select(STAGE_RUNS.c.id).where(
+                STAGE_RUNS.c.job_id == run.job_id,
+                STAGE_RUNS.c.stage == run.stage.value,
+                STAGE_RUNS.c.iteration == run.iteration,
+                STAGE_RUNS.c.ok.is_(True),
+            )
+        ).first()
+        return found is not None
+
+    def stage_runs(self, job_id: int) -> Sequence[StageRun]:
+        """A job's checkpoints in the order they were recorded."""
+        query = select(STAGE_RUNS).where(STAGE_RUNS.c.job_id == job_id)
+        with self._tx() as conn:
+            rows = conn.execute(query.order_by(STAGE_RUNS.c.id)).all()
+        return [records.stage_run_from_row(row._mapping) for row in rows]
+
+    def job_cost(self, job_id: int) -> float:
+        """What a job's stage runs cost, in USD."""
+        return self._cost(STAGE_RUNS.c.job_id == job_id)
+
+    def cost_since(self, since: datetime) -> float:
+        """What every stage run finished at or after `since` cost, in USD."""
+        return self._cost(STAGE_RUNS.c.finished_at >= since)
+
+    def _cost(self, where: ColumnElement[bool]) -> float:
+        query = select(func.coalesce(func.sum(STAGE_RUNS.c.cost_usd), 0.0)).where(where)
+        with self._tx() as conn:
+            return float(conn.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------ events, flags
+
+    def add_event(self, job_id: int | None, kind: str, message: str) -> None:
+        """Append to the log (job_id None: about the daemon, not one job)."""
+        with self._tx() as conn:
+            conn.execute(
+                insert(EVENTS).values(
+                    job_id=job_id, at=self._clock.now(), kind=kind, message=message
+                )
+            )
+
+    def events(self, job_id: int | None = None, after_id: int = 0) -> Sequence[Event]:
+        """Events with id > `after_id` (of one job, when given), in order."""
+        query = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id)
+        if job_id is not None:
+            query = query.where(EVENTS.c.job_id == job_id)
+        with self._tx() as conn:
+            return [records.event_from_row(row._mapping) for row in conn.execute(query)]
+
+    def get_flag(self, name: str) -> str | None:
+        """A global flag's value, or None when unset."""
+        with self._tx() as conn:
+            value = conn.execute(select(FLAGS.c.value).where(FLAGS.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def set_flag(self, name: str, value: str | None) -> None:
+        """Set a global flag; None removes it."""
+        with self._tx() as conn:
+            if value is None:
+                conn.execute(delete(FLAGS).where(FLAGS.c.name == name))
+                return
+            upsert = (postgresql.insert if self._postgres else sqlite.insert)(FLAGS)
+            conn.execute(
+                upsert.values(name=name, value=value).on_conflict_do_update(
+                    index_elements=[FLAGS.c.name], set_={"value": value}
+                )
+            )
+
+
+def _allowed(state: JobState) -> str:
+    targets = sorted(s.value for s in TRANSITIONS[state])
+    return ", ".join(targets) or "none (it has ended)"
