@@ -1,0 +1,339 @@
+"""Notifications through apprise, behind a durable outbox.
+
+`AppriseNotifier.notify()` first writes the notification to `outbox_dir` (one JSON file,
+written atomically), then tries to send it. A URL that fails keeps the file, with an
+attempt count and a next-attempt time (exponential backoff); `flush()` retries what is
+due, so the daemon calls it at startup (to send what it owed when it died) and from its
+loop. Nothing here raises into the pipeline: a broken URL is logged and skipped.
+
+The outbox never stores the URLs themselves (they often carry tokens); it stores a short
+hash of each URL a notification already reached, so a restart with more URLs still
+delivers to the new ones and never twice to an old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import apprise
+
+from opus.clock import SystemClock
+from opus.seams import Clock, NotifyKind
+
+log = logging.getLogger(__name__)
+
+APPRISE_WIKI = "https://github.com/caronc/apprise/wiki"
+
+_NOTIFY_TYPE: dict[str, str] = {
+    "pr_opened": "success",
+    "recovered": "info",
+    "info": "info",
+    "budget": "warning",
+    "stuck": "warning",
+    "failed": "failure",
+    "breaker": "failure",
+}
+
+
+class Message(NamedTuple):
+    """A notification ready for `Notifier.notify(*message)`."""
+
+    kind: NotifyKind
+    title: str
+    body: str
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def pr_opened(fr_id: str, title: str, url: str) -> Message:
+    """A pull request is open and waits for a human review."""
+    return Message(
+        "pr_opened",
+        f"opus: {fr_id} ready for review",
+        f"{fr_id} ({title}) passed its tests and review; the pull request is open:\n{url}\n"
+        "Review it and merge or close it; opus never merges.",
+    )
+
+
+def job_failed(fr_id: str, reason: str) -> Message:
+    """A job gave up."""
+    return Message(
+        "failed",
+        f"opus: {fr_id} failed",
+        f"{fr_id} failed: {reason}\n"
+        f"See `opus logs {fr_id}`; fix the note or the repo, then `opus retry {fr_id}` "
+        "(or set `status: planned` in the note again).",
+    )
+
+
+def stage_stuck(fr_id: str, stage: str, minutes: float) -> Message:
+    """A stage ran past its timeout."""
+    return Message(
+        "stuck",
+        f"opus: {fr_id} stuck in {stage}",
+        f"The {stage} stage of {fr_id} has run for {minutes:.0f} minutes, past "
+        "pipeline.stage_timeout_s; opus stops it at its next checkpoint.\n"
+        f"Check `opus logs {fr_id} -f`; `opus cancel {fr_id}` stops it for good.",
+    )
+
+
+def recovered(count: int) -> Message:
+    """The daemon restarted and resumed interrupted jobs."""
+    jobs = "job" if count == 1 else "jobs"
+    return Message(
+        "recovered",
+        f"opus: recovered {count} {jobs} after a restart",
+        f"opus restarted and resumed {count} interrupted {jobs} from their last "
+        "completed stage. Nothing to do; `opus status` shows them. If restarts repeat, "
+        "read the service log (`journalctl -u opus`).",
+    )
+
+
+def budget_hit(scope: str, spent: float, ceiling: float) -> Message:
+    """A cost ceiling was reached (`scope` is an FR id or "daily")."""
+    return Message(
+        "budget",
+        f"opus: {scope} budget reached",
+        f"{scope} has spent ${spent:.2f} of its ${ceiling:.2f} ceiling, so opus stopped "
+        "spending there. Raise budget.job_usd / budget.daily_usd (or the note's `budget:`) "
+        "if that is intended, or wait for the next day.",
+    )
+
+
+def breaker_opened(key: str, failures: int, cooldown_s: float) -> Message:
+    """A circuit breaker opened after repeated failures."""
+    return Message(
+        "breaker",
+        f"opus: paused {key} after {failures} failures",
+        f"{key} failed {failures} times in a row, so opus stops using it for "
+        f"{cooldown_s / 60:.0f} minutes and then tries once more. Check `opus doctor` "
+        "and the logs of the failed jobs.",
+    )
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_urls(urls: Sequence[str]) -> list[str]:
+    """Problems with the apprise URLs in `notify.urls`, one line each (empty: all good)."""
+    problems = []
+    for index, url in enumerate(urls):
+        if not apprise.Apprise().add(url):
+            problems.append(
+                f"notify.urls[{index}] ({_redact(url)}) is not a valid apprise URL; "
+                f"see {APPRISE_WIKI} for the formats"
+            )
+    return problems
+
+
+def _redact(url: str) -> str:
+    """The scheme only: the rest of an apprise URL often holds a token."""
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://…" if sep else "unparseable"
+
+
+def _url_id(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One notification waiting in the outbox."""
+
+    id: str
+    kind: str
+    title: str
+    body: str
+    created_at: str
+    next_attempt_at: str
+    attempts: int = 0
+    sent_to: tuple[str, ...] = field(default=())
+    last_error: str | None = None
+
+
+def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_entry(path: Path) -> OutboxEntry | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["sent_to"] = tuple(data.get("sent_to", ()))
+        return OutboxEntry(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        # Keep the bytes for a human, but stop retrying them.
+        log.error("notification outbox file %s is unreadable (%s); renamed to .bad", path, exc)
+        with contextlib.suppress(OSError):
+            path.rename(path.with_suffix(".bad"))
+        return None
+
+
+# --------------------------------------------------------------------------- notifier
+
+
+class AppriseNotifier:
+    """Implements `opus.seams.Notifier`: apprise to every URL, through a durable outbox.
+
+    Thread-safe: workers may call `notify()` while the loop calls `flush()`.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        outbox_dir: Path,
+        *,
+        clock: Clock | None = None,
+        retry_base_s: float = 30.0,
+        retry_max_s: float = 3600.0,
+        give_up_after_s: float = 24 * 3600.0,
+    ) -> None:
+        self.outbox_dir = outbox_dir
+        self._clock = clock or SystemClock()
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._give_up_after_s = give_up_after_s
+        self._lock = threading.Lock()
+        self._targets = self._build_targets(urls)
+
+    def __repr__(self) -> str:
+        return f"AppriseNotifier(urls={len(self._targets)}, pending={len(self.pending())})"
+
+    @staticmethod
+    def _build_targets(urls: Sequence[str]) -> dict[str, apprise.Apprise]:
+        # An invalid URL is reported here, once, and then simply left out.
+        for problem in check_urls(urls):
+            log.error("%s; notifications skip it", problem)
+        targets: dict[str, apprise.Apprise] = {}
+        for url in urls:
+            target = apprise.Apprise()
+            if target.add(url):
+                targets[_url_id(url)] = target
+        return targets
+
+    def notify(self, kind: NotifyKind, title: str, body: str) -> None:
+        """Store the notification durably, then try to send it. Never raises."""
+        if not self._targets:
+            log.info("notification (no notify.urls configured): %s", title)
+            return
+        try:
+            self._store(kind, title, body)
+        except OSError as exc:
+            log.error("cannot write notification outbox %s: %s", self.outbox_dir, exc)
+            return
+        self.flush()
+
+    def flush(self) -> int:
+        """Send every due notification in the outbox; returns how many were completed."""
+        with self._lock:
+            done = 0
+            for path in sorted(self.outbox_dir.glob("*.json")):
+                entry = _read_entry(path)
+                if entry is not None and self._due(entry):
+                    done += self._attempt(path, entry)
+            return done
+
+    def pending(self) -> list[OutboxEntry]:
+        """What the outbox still holds, oldest first."""
+        entries = (_read_entry(path) for path in sorted(self.outbox_dir.glob("*.json")))
+        return [entry for entry in entries if entry is not None]
+
+    # ------------------------------------------------------------------ internals
+
+    def _store(self, kind: str, title: str, body: str) -> None:
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        now = self._clock.now()
+        entry_id = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        entry = OutboxEntry(
+            id=entry_id,
+            kind=kind,
+            title=title,
+            body=body,
+            created_at=now.isoformat(),
+            next_attempt_at=now.isoformat(),
+        )
+        _write_atomic(self.outbox_dir / f"{entry_id}.json", asdict(entry))
+
+    def _due(self, entry: OutboxEntry) -> bool:
+        return datetime.fromisoformat(entry.next_attempt_at) <= self._clock.now()
+
+    def _attempt(self, path: Path, entry: OutboxEntry) -> int:
+        """Send `entry` to the URLs it has not reached; 1 when it is finished with."""
+        sent = list(entry.sent_to)
+        errors = []
+        for url_id, target in self._targets.items():
+            if url_id in sent:
+                continue
+            error = _send(target, entry)
+            if error is None:
+                sent.append(url_id)
+            else:
+                errors.append(error)
+        if not errors:
+            path.unlink(missing_ok=True)
+            return 1
+        return self._reschedule(path, replace(entry, sent_to=tuple(sent)), "; ".join(errors))
+
+    def _reschedule(self, path: Path, entry: OutboxEntry, error: str) -> int:
+        now = self._clock.now()
+        age_s = (now - datetime.fromisoformat(entry.created_at)).total_seconds()
+        if age_s >= self._give_up_after_s:
+            log.error(
+                "giving up on notification %r after %d attempts over %.0f h: %s",
+                entry.title, entry.attempts + 1, age_s / 3600, error,
+            )
+            path.unlink(missing_ok=True)
+            return 1
+        attempts = entry.attempts + 1
+        delay_s = min(self._retry_base_s * 2 ** (attempts - 1), self._retry_max_s)
+        log.warning(
+            "notification %r not delivered (attempt %d, next in %.0f s): %s",
+            entry.title, attempts, delay_s, error,
+        )
+        later = replace(
+            entry,
+            attempts=attempts,
+            next_attempt_at=(now + timedelta(seconds=delay_s)).isoformat(),
+            last_error=error,
+        )
+        try:
+            _write_atomic(path, asdict(later))
+        except OSError as exc:
+            log.error("cannot update notification outbox %s: %s", path, exc)
+        return 0
+
+
+def _send(target: apprise.Apprise, entry: OutboxEntry) -> str | None:
+    """None when apprise reports success, else why not."""
+    try:
+        ok = target.notify(
+            body=entry.body, title=entry.title, notify_type=_NOTIFY_TYPE.get(entry.kind, "info")
+        )
+    except Exception as exc:  # apprise plugins raise anything; none may reach the pipeline
+        return f"{type(exc).__name__}: {exc}"
+    # apprise reports a failed delivery by its return value, not by raising.
+    return None if ok else "apprise reported a failed delivery"

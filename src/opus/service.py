@@ -1,0 +1,197 @@
+"""The systemd unit: render it, install it, and say how to enable it.
+
+Hardening choices that matter for opus (see designs/operations.md):
+
+- `ProtectSystem=strict` makes the whole file system read-only; `ReadWritePaths=` opens
+  the vault, the state dir and each target repo again. `ProtectHome=read-only` (not
+  `yes`) because vaults and repos usually live under /home; the `ReadWritePaths=` listed
+  there stay writable.
+- The sandbox is bubblewrap, which needs unprivileged user namespaces and mounts a fresh
+  /proc inside them. So no `RestrictNamespaces=`, no `PrivateUsers=` on system units, and
+  no `ProtectKernelTunables=` / `ProtectKernelLogs=` / `ProtectProc=`: they overmount
+  parts of /proc, after which the kernel refuses bwrap's new procfs ("Can't mount proc").
+- Secrets (ANTHROPIC_API_KEY, GITHUB_TOKEN) come from an optional `EnvironmentFile=-`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from opus.errors import ConfigError
+
+UNIT_NAME = "opus.service"
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+USER_UNIT_DIR = Path(".config/systemd/user")
+WATCHDOG_S = 120
+TIMEOUT_STOP_S = 90
+RESTART_S = 10
+
+_HARDENING = (
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=read-only",
+    "PrivateTmp=yes",
+    "ProtectKernelModules=yes",
+    "ProtectControlGroups=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "RestrictRealtime=yes",
+    "SystemCallArchitectures=native",
+)
+
+
+def default_exec_start(python: str | None = None) -> list[str]:
+    """`opus run` as the service runs it: the `opus` script beside the interpreter, if
+    installed there, else `<interpreter> -m opus run`; both absolute paths."""
+    interpreter = Path(python or sys.executable).absolute()
+    script = interpreter.parent / "opus"
+    if script.is_file():
+        return [str(script), "run"]
+    return [str(interpreter), "-m", "opus", "run"]
+
+
+def _quote(arg: str) -> str:
+    """One ExecStart/ReadWritePaths word, escaped for systemd's unit-file syntax."""
+    if "\n" in arg:
+        raise ConfigError(f"a unit file cannot hold a newline; rename {arg!r}")
+    arg = arg.replace("%", "%%")
+    if re.search(r"""[\s"'\\]""", arg):
+        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return arg
+
+
+def _exec_word(arg: str) -> str:
+    # In ExecStart, "$" starts a variable expansion; "$$" is a literal dollar.
+    return _quote(arg).replace("$", "$$")
+
+
+def _absolute(path: Path, what: str) -> Path:
+    if not path.is_absolute():
+        raise ConfigError(f"{what} must be an absolute path for the unit file; got {path}")
+    return path
+
+
+def render_unit(
+    *,
+    exec_start: list[str],
+    working_dir: Path,
+    read_write_paths: list[Path],
+    user_mode: bool,
+    environment_file: Path | None,
+    run_as: str | None = None,
+    watchdog_s: int = WATCHDOG_S,
+    timeout_stop_s: int = TIMEOUT_STOP_S,
+) -> str:
+    """The text of `opus.service`.
+
+    `user_mode` renders a `systemctl --user` unit (wanted by default.target, no User=);
+    `run_as` sets `User=` on a system unit.
+    """
+    if not exec_start or not Path(exec_start[0]).is_absolute():
+        raise ConfigError(f"ExecStart needs an absolute program path; got {exec_start!r}")
+    rw_paths = sorted({_absolute(path, "ReadWritePaths") for path in read_write_paths})
+    service = [
+        "Type=notify",
+        "NotifyAccess=main",
+        *([f"User={run_as}"] if run_as and not user_mode else []),
+        f"WorkingDirectory={_quote(str(_absolute(working_dir, 'WorkingDirectory')))}",
+        "ExecStart=" + " ".join(_exec_word(arg) for arg in exec_start),
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Environment=PYTHONUNBUFFERED=1",
+    ]
+    if environment_file is not None:
+        env_file = _absolute(environment_file, "EnvironmentFile")
+        service.append(f"EnvironmentFile=-{_quote(str(env_file))}")
+    service += [
+        f"WatchdogSec={watchdog_s}",
+        "Restart=on-failure",
+        f"RestartSec={RESTART_S}",
+        f"TimeoutStopSec={timeout_stop_s}",
+        # SIGTERM to the daemon only; its agent process groups get SIGKILL at the timeout.
+        "KillMode=mixed",
+        *_HARDENING,
+        "ReadWritePaths=" + " ".join(_quote(str(path)) for path in rw_paths),
+    ]
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=opus: feature requests in a notes vault become reviewed pull requests",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            *service,
+            "",
+            "[Install]",
+            f"WantedBy={'default.target' if user_mode else 'multi-user.target'}",
+            "",
+        ]
+    )
+
+
+def unit_path(user: bool, *, home: Path) -> Path:
+    """Where the unit goes: `~/.config/systemd/user/` or `/etc/systemd/system/`."""
+    return (home / USER_UNIT_DIR if user else SYSTEM_UNIT_DIR) / UNIT_NAME
+
+
+def instructions(user: bool, path: Path, missing: list[Path] | None = None) -> str:
+    """How to enable, start and watch the installed unit."""
+    ctl = "systemctl --user" if user else "sudo systemctl"
+    journal = "journalctl --user" if user else "journalctl"
+    lines = [
+        f"Wrote {path}. To start opus now and at boot:",
+        f"  {ctl} daemon-reload && {ctl} enable --now opus",
+    ]
+    if user:
+        lines.append("  loginctl enable-linger $USER   # keep it running while logged out")
+    lines += [
+        f"Follow its log:  {journal} -u opus -f",
+        f"Status:          {ctl} status opus   (and `opus status`)",
+        "Secrets (ANTHROPIC_API_KEY=..., GITHUB_TOKEN=...) go in the EnvironmentFile "
+        "named in the unit, mode 600.",
+    ]
+    if missing:
+        # systemd cannot set up ReadWritePaths= that do not exist (status 226/NAMESPACE).
+        lines.append("Create these first, the unit will not start without them:")
+        lines += [f"  mkdir -p {_quote(str(path))}" for path in missing]
+    return "\n".join(lines)
+
+
+def install_unit(
+    user: bool,
+    *,
+    home: Path,
+    working_dir: Path,
+    read_write_paths: list[Path],
+    environment_file: Path | None = None,
+    exec_start: list[str] | None = None,
+    run_as: str | None = None,
+    unit_dir: Path | None = None,
+) -> tuple[Path, str]:
+    """Write the unit and return (its path, how to enable it).
+
+    Read-write paths that do not exist yet are named in the instructions: systemd
+    refuses to start a unit whose `ReadWritePaths=` are missing, but creating a mistyped
+    repo path here would hide the mistake. `unit_dir` overrides the standard location.
+    """
+    text = render_unit(
+        exec_start=exec_start or default_exec_start(),
+        working_dir=working_dir,
+        read_write_paths=read_write_paths,
+        user_mode=user,
+        environment_file=environment_file,
+        run_as=run_as,
+    )
+    path = unit_dir / UNIT_NAME if unit_dir is not None else unit_path(user, home=home)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except PermissionError as exc:
+        hint = "run it with sudo" if not user else "check the permissions"
+        raise ConfigError(f"cannot write {exc.filename}: permission denied; {hint}") from exc
+    missing = [directory for directory in read_write_paths if not directory.exists()]
+    return path, instructions(user, path, missing)
