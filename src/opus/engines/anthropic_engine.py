@@ -1,0 +1,310 @@
+"""Engine `anthropic`: the agent loop over the Messages API with the SPEC §5 tools.
+
+One `run` is one stage: the model replies, opus executes the tools it asked for in the
+worktree and answers with their results, until the role's end condition (the planner
+and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
+budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
+(`agents.max_retries`); what is left after them becomes an `EngineError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anthropic
+
+from opus.clock import SystemClock
+from opus.config import AgentsConfig, SandboxConfig
+from opus.domain import Role, Usage
+from opus.engines.base import AgentFailed, one_line, stopped
+from opus.engines.loop_guard import LoopGuard
+from opus.engines.pricing import cost_usd
+from opus.engines.tools import CACHE_CONTROL, Toolbox
+from opus.errors import EngineError
+from opus.seams import AgentResult, AgentTask, Clock, StopReason
+
+# A planner or reviewer that ends its turn without submitting is reminded this many
+# times; models sometimes "say" the plan in prose first and submit when asked.
+MAX_NUDGES = 2
+# The smallest per-request timeout handed to the SDK, so a nearly spent stage can still
+# make one short call instead of failing instantly.
+MIN_REQUEST_TIMEOUT_S = 5.0
+
+
+class AnthropicEngine:
+    """Implements `opus.seams.Engine` on the official SDK; thread-safe, one per daemon."""
+
+    def __init__(
+        self,
+        agents: AgentsConfig,
+        sandbox_cfg: SandboxConfig,
+        *,
+        client: anthropic.Anthropic | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.agents = agents
+        self.sandbox_cfg = sandbox_cfg
+        self.clock: Clock = clock or SystemClock()
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    def run(self, task: AgentTask) -> AgentResult:
+        """Run one stage for `task` (see the module docstring)."""
+        return _Run(self, task).execute()
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client, made on first use (it reads ANTHROPIC_API_KEY/BASE_URL itself)."""
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = anthropic.Anthropic(max_retries=self.agents.max_retries)
+                except (anthropic.AnthropicError, ValueError) as exc:
+                    raise EngineError(
+                        f"cannot create the Anthropic client: {exc}; set ANTHROPIC_API_KEY "
+                        "(and ANTHROPIC_BASE_URL for a proxy)"
+                    ) from exc
+            return self._client
+
+
+class _Run:
+    """The state of one stage's conversation."""
+
+    def __init__(self, engine: AnthropicEngine, task: AgentTask) -> None:
+        self.engine = engine
+        self.task = task
+        self.toolbox = Toolbox(
+            task.role,
+            task.worktree,
+            task.sandbox,
+            command_timeout_s=engine.sandbox_cfg.command_timeout_s,
+        )
+        self.tools = self.toolbox.definitions()
+        self.system = [
+            {"type": "text", "text": task.system_prompt, "cache_control": dict(CACHE_CONTROL)}
+        ]
+        self.messages: list[dict[str, Any]] = [_user_text(task.user_message)]
+        self.usage = Usage()
+        self.turns = 0
+        self.nudges = 0
+        self.last_text = ""
+        self.guard = LoopGuard()
+        self.deadline = engine.clock.monotonic() + task.timeout_s
+
+    # ------------------------------------------------------------------ the loop
+
+    def execute(self) -> AgentResult:
+        while True:
+            cap = self._cap_reached()
+            if cap is not None:
+                return self._stop(*cap)
+            reply = self._call()
+            if reply is None:
+                return self._stop("timeout", f"the stage ran past its {self.task.timeout_s:.0f}s.")
+            result = self._handle(reply)
+            if result is not None:
+                return result
+
+    def _handle(self, reply: anthropic.types.Message) -> AgentResult | None:
+        self.turns += 1
+        self.usage += _usage_of(reply)
+        self.messages.append({"role": "assistant", "content": _assistant_blocks(reply)})
+        texts = [b.text for b in reply.content if b.type == "text" and b.text.strip()]
+        if texts:
+            self.last_text = texts[-1]
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        names = ", ".join(b.name for b in uses) or "no tool calls"
+        self.task.on_activity(
+            f"{self.task.role} turn {self.turns}: {reply.stop_reason} ({names})"
+            + (f": {one_line(self.last_text, 80)}" if texts else "")
+        )
+        if uses:
+            return self._run_tools(uses)
+        if reply.stop_reason in ("max_tokens", "pause_turn"):
+            self.messages.append(_user_text("Your reply was cut off. Continue where you stopped."))
+            return None
+        return self._turn_ended()
+
+    def _run_tools(self, uses: list[anthropic.types.ToolUseBlock]) -> AgentResult | None:
+        results: list[dict[str, Any]] = []
+        for use in uses:
+            loop = self.guard.before(use.name, use.input)
+            if loop is not None:
+                return self._stop("loop", f"{loop}.")
+            self.task.on_activity(f"{use.name}: {one_line(_describe_call(use.input), 120)}")
+            outcome = self.toolbox.execute(use.name, use.input)
+            if outcome.submission is not None:
+                return self._result("submitted", outcome.submission)
+            results.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": use.id,
+                    "content": outcome.result.content,
+                    "is_error": outcome.result.is_error,
+                }
+            )
+            loop = self.guard.after(use.name, use.input, failed=outcome.result.is_error)
+            if loop is not None:
+                return self._stop("loop", f"{loop}.")
+        self.messages.append({"role": "user", "content": results})
+        return None
+
+    def _turn_ended(self) -> AgentResult | None:
+        if self.task.role is Role.CODER:
+            return self._result("end_turn", {"summary": self.last_text or "(no summary given)"})
+        submit = self.toolbox.submit_name
+        if self.nudges >= MAX_NUDGES:
+            partial = self._result("end_turn", {})
+            raise AgentFailed(
+                f"the {self.task.role} ended its turn {self.nudges + 1} times without calling "
+                f"{submit}, so the stage has no result; retry the job, or adjust the "
+                f"{self.task.role} prompt in vault/00_system/prompts/",
+                partial,
+            )
+        self.nudges += 1
+        self.messages.append(
+            _user_text(f"You ended your turn without calling {submit}. Call {submit} now.")
+        )
+        return None
+
+    # ------------------------------------------------------------------ caps
+
+    def _cap_reached(self) -> tuple[StopReason, str] | None:
+        task = self.task
+        if task.should_stop():
+            # StopReason has no "interrupted"; the caller polls should_stop itself.
+            return "timeout", "opus asked it to stop (stage stuck or daemon shutting down)."
+        if self.engine.clock.monotonic() >= self.deadline:
+            return "timeout", f"the stage ran past its {task.timeout_s:.0f}s wall-time limit."
+        if self.turns >= task.max_turns:
+            return "max_turns", f"it used all {task.max_turns} turns (pipeline.max_turns)."
+        if self.usage.total >= task.max_tokens:
+            return "max_tokens", (
+                f"it used {self.usage.total} tokens, over the stage limit of {task.max_tokens} "
+                "(pipeline.max_stage_tokens)."
+            )
+        if self._cost() >= task.budget_usd:
+            return "budget", (
+                f"it spent ${self._cost():.4f}, reaching the ${task.budget_usd:.4f} left in "
+                "the job's budget (budget.job_usd or the FR's budget)."
+            )
+        return None
+
+    def _cost(self) -> float:
+        return cost_usd(self.task.model, self.usage, self.engine.agents.prices)
+
+    def _stop(self, reason: StopReason, detail: str) -> AgentResult:
+        self.task.on_activity(f"{self.task.role} stopped ({reason}): {one_line(detail)}")
+        return stopped(
+            self.task,
+            reason,
+            detail,
+            summary=self.last_text,
+            usage=self.usage,
+            cost_usd=self._cost(),
+            turns=self.turns,
+        )
+
+    def _result(self, reason: StopReason, output: dict[str, Any]) -> AgentResult:
+        return AgentResult(
+            stop_reason=reason,
+            output=output,
+            usage=self.usage,
+            cost_usd=self._cost(),
+            turns=self.turns,
+        )
+
+    # ------------------------------------------------------------------ the API
+
+    def _call(self) -> anthropic.types.Message | None:
+        """One model call; None when the stage's wall time ran out during it."""
+        remaining = self.deadline - self.engine.clock.monotonic()
+        try:
+            return self.engine.client.messages.create(
+                model=self.task.model,
+                max_tokens=self.engine.agents.max_tokens,
+                system=self.system,  # type: ignore[arg-type]
+                tools=self.tools,  # type: ignore[arg-type]
+                messages=_with_breakpoint(self.messages),  # type: ignore[arg-type]
+                timeout=max(remaining, MIN_REQUEST_TIMEOUT_S),
+            )
+        except anthropic.APITimeoutError as exc:
+            if self.engine.clock.monotonic() >= self.deadline:
+                return None
+            raise _api_error(exc, self.engine.agents.max_retries) from exc
+        except anthropic.AnthropicError as exc:
+            raise _api_error(exc, self.engine.agents.max_retries) from exc
+
+
+def _api_error(exc: anthropic.AnthropicError, retries: int) -> EngineError:
+    """An `EngineError` that says what the API said and what to do about it."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        if status in (401, 403):
+            hint = "check that ANTHROPIC_API_KEY is set and valid for this model"
+        elif status == 400:
+            hint = "the request was rejected; check agents.model and the prompt files"
+        else:
+            hint = (
+                "check your quota and rate limits and https://status.anthropic.com, "
+                "then `opus retry` the job"
+            )
+        return EngineError(
+            f"the Anthropic API answered HTTP {status} after {retries} retries "
+            f"({one_line(exc.message, 300)}); {hint}"
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return EngineError(
+            f"cannot reach the Anthropic API after {retries} retries ({exc}); check the "
+            "network and ANTHROPIC_BASE_URL"
+        )
+    return EngineError(f"the Anthropic client failed: {exc}; check ANTHROPIC_API_KEY")
+
+
+def _user_text(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with a cache breakpoint on the latest user turn only.
+
+    Older breakpoints are dropped: the API allows four, and system + tools use two.
+    """
+    last = messages[-1]
+    blocks = [dict(block) for block in last["content"]]
+    blocks[-1]["cache_control"] = dict(CACHE_CONTROL)
+    return [*messages[:-1], {**last, "content": blocks}]
+
+
+def _assistant_blocks(reply: anthropic.types.Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for block in reply.content:
+        if block.type == "text":
+            blocks.append({"type": "text", "text": block.text})
+        elif block.type == "tool_use":
+            blocks.append(
+                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+            )
+        else:  # thinking and other blocks go back as the API sent them
+            blocks.append(block.model_dump(exclude_none=True))
+    return blocks
+
+
+def _usage_of(reply: anthropic.types.Message) -> Usage:
+    u = reply.usage
+    return Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_input_tokens or 0,
+        cache_write_tokens=u.cache_creation_input_tokens or 0,
+    )
+
+
+def _describe_call(tool_input: Any) -> str:
+    if isinstance(tool_input, dict):
+        if "command" in tool_input and "path" in tool_input:
+            return f"{tool_input['command']} {tool_input['path']}"
+        if "command" in tool_input:
+            return str(tool_input["command"])
+    return str(tool_input)

@@ -1,0 +1,131 @@
+"""The tools an agent is offered per role (SPEC §5) and their client-side execution.
+
+| role     | tools                                                   |
+| -------- | ------------------------------------------------------- |
+| planner  | editor (`view` only), bash (read-only), `submit_plan`   |
+| coder    | editor (all commands), bash (worktree writable)         |
+| reviewer | editor (`view` only), bash (read-only), `submit_review` |
+
+`bash` runs every command in a fresh shell through the job's `Sandbox`, starting in the
+worktree root: state such as `cd` or exported variables does not carry over between calls.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opus.domain import Role
+from opus.engines.editor import EDITOR_TOOL, Editor, ToolResult
+from opus.engines.submit import (
+    SUBMIT_PLAN_TOOL,
+    SUBMIT_REVIEW_TOOL,
+    SUBMIT_TOOL_NAME,
+    InvalidSubmission,
+    validate_submission,
+)
+from opus.errors import SandboxError
+from opus.seams import Sandbox
+
+__all__ = ["BASH_TOOL", "EDITOR_TOOL", "BashTool", "Editor", "ToolOutcome", "ToolResult", "Toolbox"]
+
+BASH_TOOL: dict[str, Any] = {"type": "bash_20250124", "name": "bash"}
+# The sandbox already caps output; this smaller cap keeps one reply from flooding the context.
+MAX_BASH_CHARS = 30_000
+CACHE_CONTROL: dict[str, str] = {"type": "ephemeral"}
+
+
+class BashTool:
+    """Runs `{command}` through the sandbox in `worktree`; `{restart: true}` is a no-op."""
+
+    def __init__(
+        self, sandbox: Sandbox, worktree: Path, *, writable: bool, timeout_s: float
+    ) -> None:
+        self.sandbox = sandbox
+        self.worktree = worktree
+        self.writable = writable
+        self.timeout_s = timeout_s
+
+    def __call__(self, tool_input: Mapping[str, Any]) -> ToolResult:
+        """Run one command; failures of the command or the sandbox become error results."""
+        if tool_input.get("restart"):
+            return ToolResult("The shell was restarted (every command starts a fresh shell).")
+        command = tool_input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            return ToolResult("Error: `command` is required and must be a string.", is_error=True)
+        try:
+            result = self.sandbox.run(
+                command, worktree=self.worktree, timeout_s=self.timeout_s, writable=self.writable
+            )
+        except SandboxError as exc:
+            return ToolResult(f"Error: the sandbox could not run the command: {exc}", is_error=True)
+        return ToolResult(self._format(result.exit_code, result.output, result.timed_out))
+
+    def _format(self, exit_code: int, output: str, timed_out: bool) -> str:
+        header = f"exit code: {exit_code}"
+        if timed_out:
+            header += f" (killed after the {self.timeout_s:.0f}s command timeout)"
+        if not self.writable:
+            header += " [read-only worktree]"
+        if len(output) > MAX_BASH_CHARS:
+            cut = len(output) - MAX_BASH_CHARS
+            output = f"[first {cut} characters cut]\n" + output[-MAX_BASH_CHARS:]
+        return f"{header}\n{output}" if output else header
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One executed tool call: the result for the model, and a valid submission if any."""
+
+    result: ToolResult
+    submission: dict[str, Any] | None = None
+
+
+class Toolbox:
+    """The tools of one role over one worktree: their definitions and their execution."""
+
+    def __init__(
+        self, role: Role, worktree: Path, sandbox: Sandbox, *, command_timeout_s: float
+    ) -> None:
+        self.role = role
+        writable = role is Role.CODER
+        self.editor = Editor(worktree, read_only=not writable)
+        self.bash = BashTool(sandbox, worktree, writable=writable, timeout_s=command_timeout_s)
+        self.submit_name = SUBMIT_TOOL_NAME.get(role)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Tool definitions for the request; the last one carries the cache breakpoint."""
+        tools = [copy.deepcopy(EDITOR_TOOL), copy.deepcopy(BASH_TOOL)]
+        if self.role is Role.PLANNER:
+            tools.append(copy.deepcopy(SUBMIT_PLAN_TOOL))
+        elif self.role is Role.REVIEWER:
+            tools.append(copy.deepcopy(SUBMIT_REVIEW_TOOL))
+        # Tools never change within a stage, so they end a stable, cacheable prefix.
+        tools[-1]["cache_control"] = dict(CACHE_CONTROL)
+        return tools
+
+    def execute(self, name: str, tool_input: Any) -> ToolOutcome:
+        """Run the tool `name`; an unknown tool or a malformed input is an error result."""
+        if not isinstance(tool_input, Mapping):
+            error = ToolResult("Error: tool input must be a JSON object.", is_error=True)
+            return ToolOutcome(error)
+        if name == EDITOR_TOOL["name"]:
+            return ToolOutcome(self.editor(tool_input))
+        if name == BASH_TOOL["name"]:
+            return ToolOutcome(self.bash(tool_input))
+        if name == self.submit_name:
+            return self._submit(tool_input)
+        offered = ", ".join(t["name"] for t in self.definitions())
+        message = f"Error: no tool named {name!r}; use one of {offered}."
+        return ToolOutcome(ToolResult(message, is_error=True))
+
+    def _submit(self, tool_input: Mapping[str, Any]) -> ToolOutcome:
+        try:
+            output = validate_submission(self.role, dict(tool_input))
+        except InvalidSubmission as exc:
+            message = f"Error: {exc}. Fix these fields and call {self.submit_name} again."
+            return ToolOutcome(ToolResult(message, is_error=True))
+        return ToolOutcome(ToolResult("Submitted."), submission=output)
