@@ -1,0 +1,99 @@
+"""The one runner for every command an agent or the tester runs.
+
+`sandbox_for(cfg)` picks the kind from `sandbox.kind`: `bwrap` (the host read-only,
+secrets hidden, the worktree the only writable place, no network) or `none` (process
+control only, with a loud warning). `check_sandbox(cfg)` is what `opus doctor` runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from opus.config import SandboxConfig
+from opus.errors import SandboxError
+from opus.sandbox.bwrap import BwrapSandbox, find_bwrap
+from opus.sandbox.environment import scrubbed_env
+from opus.sandbox.unsafe import UNSAFE_WARNING, UnsandboxedRunner
+from opus.seams import Sandbox
+
+__all__ = [
+    "BwrapSandbox",
+    "UnsandboxedRunner",
+    "bwrap_available",
+    "check_sandbox",
+    "sandbox_for",
+    "scrubbed_env",
+]
+
+CHECK_TIMEOUT_S = 20.0
+INSTALL_HINT = (
+    'install it (apt-get install bubblewrap) or set sandbox.kind = "none" in opus.toml '
+    "(unsafe: no isolation)"
+)
+
+
+def bwrap_available() -> bool:
+    """True when a `bwrap` executable is on PATH."""
+    return find_bwrap() is not None
+
+
+def sandbox_for(
+    cfg: SandboxConfig,
+    *,
+    state_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Sandbox:
+    """The sandbox `cfg.kind` names.
+
+    `state_dir` (opus's database, logs, other jobs' worktrees) is hidden from commands;
+    `environ` defaults to this process's environment, scrubbed of secrets.
+    Raises `SandboxError` when bwrap is configured but not installed.
+    """
+    if cfg.kind == "none":
+        return UnsandboxedRunner(output_cap_bytes=cfg.output_cap_bytes, environ=environ)
+    bwrap = find_bwrap()
+    if bwrap is None:
+        raise SandboxError(f'sandbox.kind is "bwrap" but bwrap is not on PATH; {INSTALL_HINT}')
+    return BwrapSandbox(
+        bwrap=bwrap,
+        network=cfg.network,
+        output_cap_bytes=cfg.output_cap_bytes,
+        state_dir=state_dir,
+        environ=environ,
+    )
+
+
+def check_sandbox(cfg: SandboxConfig) -> str:
+    """One line saying the configured sandbox works, by really running `true` in it.
+
+    Raises `SandboxError` when bwrap is missing or the kernel refuses it (for example
+    when unprivileged user namespaces are disabled).
+    """
+    if cfg.kind == "none":
+        return f"WARNING: {UNSAFE_WARNING}"
+    sandbox = sandbox_for(cfg)
+    with tempfile.TemporaryDirectory(prefix="opus-doctor-") as tmp:
+        result = sandbox.run("true", worktree=Path(tmp), timeout_s=CHECK_TIMEOUT_S)
+    if result.exit_code != 0:
+        raise SandboxError(
+            f"bwrap cannot start a sandbox here (exit {result.exit_code}): "
+            f"{result.output.strip()[:500]}; allow unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1, or the AppArmor bwrap profile) "
+            f'or set sandbox.kind = "none" (unsafe)'
+        )
+    network = "on" if cfg.network else "off"
+    return f"bwrap {_bwrap_version()} works: host read-only, worktree writable, network {network}"
+
+
+def _bwrap_version() -> str:
+    bwrap = find_bwrap() or "bwrap"
+    try:
+        out = subprocess.run(
+            [bwrap, "--version"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "(unknown version)"
+    return out.strip().removeprefix("bubblewrap").strip() or "(unknown version)"

@@ -1,0 +1,164 @@
+"""Process control shared by every sandbox kind.
+
+The child runs in its own process group (its own session), so a timeout can kill
+everything it started, grandchildren included. Output (stdout and stderr interleaved)
+is read incrementally into a capped buffer that keeps the head and the tail: the head
+usually says what ran, the tail says how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from opus.errors import SandboxError
+from opus.seams import CommandResult
+
+TERM_GRACE_S = 2.0
+"""How long a group gets between SIGTERM and SIGKILL."""
+DRAIN_S = 1.0
+"""After the command exits, how long output from leftovers is still read."""
+READ_CHUNK = 65536
+TIMEOUT_EXIT_CODE = 124
+"""The exit code reported for a timed-out command (as coreutils `timeout` does)."""
+
+
+class CappedOutput:
+    """Bytes kept up to `cap`: the first half as a head, the latest half as a tail."""
+
+    def __init__(self, cap_bytes: int) -> None:
+        self._head_cap = cap_bytes // 2
+        self._tail_cap = cap_bytes - self._head_cap
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        """Append `chunk`, dropping the middle once the cap is reached."""
+        self.total += len(chunk)
+        room = self._head_cap - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._tail += chunk
+            if len(self._tail) > self._tail_cap:
+                del self._tail[: len(self._tail) - self._tail_cap]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self._head) + len(self._tail)
+
+    def text(self) -> str:
+        """The kept output as text, with a marker where bytes were dropped."""
+        head = self._head.decode("utf-8", errors="replace")
+        tail = self._tail.decode("utf-8", errors="replace")
+        if not self.truncated:
+            return head + tail
+        dropped = self.total - len(self._head) - len(self._tail)
+        return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
+
+
+def run_in_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    cap_bytes: int,
+) -> CommandResult:
+    """Run `argv` in a new session; kill its whole group on timeout; capture capped output."""
+    if not cwd.is_dir():
+        raise SandboxError(f"worktree {cwd} is not a directory; recreate the job's worktree")
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
+    output = CappedOutput(cap_bytes)
+    try:
+        timed_out = _pump(proc, output, deadline=started + timeout_s)
+    finally:
+        _kill_group(proc)
+    exit_code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
+    return CommandResult(
+        exit_code=exit_code,
+        output=output.text(),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+        truncated=output.truncated,
+    )
+
+
+def _pump(proc: subprocess.Popen[bytes], output: CappedOutput, *, deadline: float) -> bool:
+    """Read output until EOF; True when the deadline passed first."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        drain_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return True
+            if drain_until is None and proc.poll() is not None:
+                # The command is done; background leftovers must not hold us until the
+                # deadline, so read what is already there and stop shortly after.
+                drain_until = now + DRAIN_S
+            if drain_until is not None and now >= drain_until:
+                return False
+            limit = deadline if drain_until is None else min(deadline, drain_until)
+            if selector.select(timeout=min(0.1, limit - now)) and not _read_into(fd, output):
+                return _wait_until(proc, deadline)
+
+
+def _wait_until(proc: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait for the exit after EOF; True when the deadline passed first."""
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def _read_into(fd: int, output: CappedOutput) -> bool:
+    """Move available bytes into `output`; False at EOF."""
+    try:
+        chunk = os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return True
+    if not chunk:
+        return False
+    output.add(chunk)
+    return True
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's group, then SIGKILL whatever is left after a short grace."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=TERM_GRACE_S if proc.poll() is None else 0.05)
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,64 @@
+"""`sandbox.kind = "none"`: process control and a clean environment, no isolation.
+
+For machines where bubblewrap cannot run (no user namespaces, containers without the
+right privileges). Commands can read and write everything the opus user can, so this
+logs a loud warning once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from opus.sandbox.bwrap import shell
+from opus.sandbox.environment import parent_environ, scrubbed_env
+from opus.sandbox.process import run_in_group
+from opus.seams import CommandResult
+
+log = logging.getLogger(__name__)
+
+UNSAFE_WARNING = (
+    'sandbox.kind = "none": agent commands run WITHOUT isolation and can read and write '
+    "anything this user can (only secret environment variables are removed); "
+    'install bubblewrap (apt-get install bubblewrap) and set sandbox.kind = "bwrap"'
+)
+
+_warned = threading.Event()
+
+
+def warn_unsafe_once() -> None:
+    """Log the no-isolation warning, the first time only."""
+    if not _warned.is_set():
+        _warned.set()
+        log.warning(UNSAFE_WARNING)
+
+
+class UnsandboxedRunner:
+    """`Sandbox` without isolation: same timeouts, output cap and scrubbed environment."""
+
+    def __init__(self, *, output_cap_bytes: int, environ: Mapping[str, str] | None = None) -> None:
+        self.output_cap_bytes = output_cap_bytes
+        self._env = scrubbed_env(parent_environ() if environ is None else environ)
+        warn_unsafe_once()
+
+    def __repr__(self) -> str:
+        return "UnsandboxedRunner()"
+
+    def run(
+        self,
+        command: str,
+        *,
+        worktree: Path,
+        timeout_s: float,
+        writable: bool = True,
+    ) -> CommandResult:
+        """Run `command` in a shell in `worktree`; `writable` cannot be enforced here."""
+        return run_in_group(
+            [shell(), "-c", command],
+            cwd=worktree,
+            env=self._env,
+            timeout_s=timeout_s,
+            cap_bytes=self.output_cap_bytes,
+        )

@@ -1,0 +1,258 @@
+"""What a command in the bwrap sandbox can and cannot do (real bwrap, real git)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opus.pipeline.worktree import Worktree
+from opus.sandbox.bwrap import HIDDEN_IN_HOME
+from tests.conftest import make_repo, run_git
+from tests.sandbox.conftest import bwrap_sandbox, needs_bwrap
+
+pytestmark = [needs_bwrap, pytest.mark.bwrap]
+
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-fake\n"
+
+
+def test_writes_inside_the_worktree_land_on_the_host(worktree: Path) -> None:
+    result = bwrap_sandbox().run(
+        "mkdir -p pkg && echo hello > pkg/new.txt", worktree=worktree, timeout_s=20
+    )
+    assert result.exit_code == 0, result.output
+    assert (worktree / "pkg" / "new.txt").read_text() == "hello\n"
+
+
+def test_writes_outside_the_worktree_fail(worktree: Path, outside: Path) -> None:
+    target = outside / "planted"
+    result = bwrap_sandbox().run(f"echo x > {target}", worktree=worktree, timeout_s=20)
+    assert result.exit_code != 0
+    assert "Read-only file system" in result.output
+    assert not target.exists()
+
+
+def test_tmp_is_private(worktree: Path, tmp_path: Path) -> None:
+    target = tmp_path / "from-inside"
+    result = bwrap_sandbox().run(
+        f"echo x > /tmp/scratch && mkdir -p {tmp_path} && echo x > {target} && ls /tmp",
+        worktree=worktree,
+        timeout_s=20,
+    )
+    assert result.exit_code == 0, result.output
+    assert not target.exists()
+    assert not Path("/tmp/scratch").exists()
+
+
+def test_repo_files_outside_a_linked_worktree_stay_read_only(outside: Path) -> None:
+    repo = make_repo(outside / "repo", {"README.md": "original\n"})
+    wt = Worktree.ensure(repo, outside / "state", 1, "opus/fr-1-x", None, remote="origin")
+    result = bwrap_sandbox().run(f"echo changed > {repo}/README.md", worktree=wt.path, timeout_s=20)
+    assert result.exit_code != 0
+    assert (repo / "README.md").read_text() == "original\n"
+
+
+def test_home_is_read_only(worktree: Path, outside: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = outside / "home" / "alice"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    result = bwrap_sandbox().run("echo x > ~/.bashrc", worktree=worktree, timeout_s=20)
+    assert result.exit_code != 0
+    assert not (home / ".bashrc").exists()
+
+
+def test_ssh_keys_and_credentials_in_home_are_hidden(
+    worktree: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = outside / "home" / "alice"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(FAKE_KEY)
+    (home / ".netrc").write_text("machine github.com password hunter2\n")
+    (home / ".config" / "gh").mkdir(parents=True)
+    (home / ".config" / "gh" / "hosts.yml").write_text("oauth_token: gho_secret\n")
+    (home / "notes.txt").write_text("visible\n")
+    monkeypatch.setenv("HOME", str(home))
+    result = bwrap_sandbox().run(
+        "cat ~/notes.txt; cat ~/.ssh/id_rsa; echo entries=$(ls -A ~/.ssh | wc -l); cat ~/.netrc; "
+        "cat ~/.config/gh/hosts.yml; true",
+        worktree=worktree,
+        timeout_s=20,
+    )
+    assert "visible" in result.output  # the home itself is readable
+    assert "entries=0" in result.output
+    for secret in ("OPENSSH PRIVATE KEY", "hunter2", "gho_secret"):
+        assert secret not in result.output
+    assert (home / ".ssh" / "id_rsa").read_text() == FAKE_KEY  # untouched on the host
+
+
+def test_credentials_in_the_real_home_are_hidden(worktree: Path) -> None:
+    home = Path.home()
+    present = [home / rel for rel in HIDDEN_IN_HOME if (home / rel).exists()]
+    visible = [
+        p
+        for p in present
+        if (p.is_file() and p.stat().st_size) or (p.is_dir() and any(p.iterdir()))
+    ]
+    if not visible:
+        pytest.skip("no non-empty credential file or directory in this machine's HOME")
+    checks = "; ".join(
+        f"ls -A {p} | wc -l" if p.is_dir() else f"cat {p} 2>/dev/null | wc -c" for p in visible
+    )
+    result = bwrap_sandbox().run(checks, worktree=worktree, timeout_s=20)
+    assert result.output.split() == ["0"] * len(visible), (visible, result.output)
+
+
+def test_state_dir_is_hidden_but_the_jobs_worktree_is_not(tmp_path: Path, outside: Path) -> None:
+    state = outside / "state"
+    own = state / "worktrees" / "job-1"
+    other = state / "worktrees" / "job-2"
+    own.mkdir(parents=True)
+    other.mkdir(parents=True)
+    (state / "opus.db").write_text("registry")
+    (other / "theirs.txt").write_text("other job")
+    result = bwrap_sandbox(state_dir=state).run(
+        f"ls -A {state}/worktrees; cat {state}/opus.db; cat {other}/theirs.txt; "
+        "echo mine > mine.txt",
+        worktree=own,
+        timeout_s=20,
+    )
+    assert "registry" not in result.output
+    assert "other job" not in result.output
+    assert result.output.split()[0] == "job-1"
+    assert (own / "mine.txt").read_text() == "mine\n"
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections until the test ends."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=2)
+    server.close()
+
+
+CONNECT = (
+    "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); "
+    "print('connected')\""
+)
+
+
+def test_no_network_by_default(worktree: Path, listener: int) -> None:
+    result = bwrap_sandbox().run(CONNECT.format(port=listener), worktree=worktree, timeout_s=20)
+    assert result.exit_code != 0
+    assert "connected" not in result.output
+
+
+def test_network_when_enabled(worktree: Path, listener: int) -> None:
+    result = bwrap_sandbox(network=True).run(
+        CONNECT.format(port=listener), worktree=worktree, timeout_s=20
+    )
+    assert result.exit_code == 0, result.output
+    assert "connected" in result.output
+
+
+def test_secret_environment_is_not_passed(worktree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-parent-secret")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_parent_secret")
+    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    result = bwrap_sandbox().run("env", worktree=worktree, timeout_s=20)
+    assert "sk-ant-parent-secret" not in result.output
+    assert "ghp_parent_secret" not in result.output
+    assert "HARMLESS_SETTING=kept" in result.output
+    assert "TMPDIR=/tmp" in result.output
+
+
+def test_git_dir_of_a_linked_worktree_is_read_only(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    wt = Worktree.ensure(repo, tmp_path / "state", 7, "opus/fr-7-x", None, remote="origin")
+    dot_git = (wt.path / ".git").read_text()
+    result = bwrap_sandbox().run(
+        "git log --oneline -1; "
+        "echo 'touch /tmp/pwned' > \"$(git rev-parse --git-common-dir)/hooks/pre-commit\"; "
+        "git config core.hooksPath /tmp/evil; "
+        "echo 'gitdir: /tmp/evil' > .git; "
+        "echo code > code.py",
+        worktree=wt.path,
+        timeout_s=20,
+    )
+    assert "initial" in result.output  # git still works inside, read-only
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+    assert "evil" not in (repo / ".git" / "config").read_text()
+    assert (wt.path / ".git").read_text() == dot_git
+    assert (wt.path / "code.py").exists()
+
+
+def test_git_dir_inside_the_worktree_is_read_only(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    config_before = (repo / ".git" / "config").read_text()
+    result = bwrap_sandbox().run(
+        "echo evil > .git/hooks/post-checkout; git config user.name evil; echo ok > file.txt",
+        worktree=repo,
+        timeout_s=20,
+    )
+    assert "Read-only file system" in result.output
+    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
+    assert (repo / ".git" / "config").read_text() == config_before
+    assert (repo / "file.txt").read_text() == "ok\n"
+    assert run_git(repo, "status", "--porcelain") == "?? file.txt"
+
+
+def test_python_under_home_runs(worktree: Path) -> None:
+    result = bwrap_sandbox().run(
+        f"python3 -c 'print(6 * 7)' && {sys.executable} -c 'print(1)'",
+        worktree=worktree,
+        timeout_s=30,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["42", "1"]
+
+
+def test_read_only_mode_refuses_writes_in_the_worktree(worktree: Path) -> None:
+    (worktree / "existing.txt").write_text("keep\n")
+    result = bwrap_sandbox().run(
+        "cat existing.txt; echo x > new.txt; echo y >> existing.txt",
+        worktree=worktree,
+        timeout_s=20,
+        writable=False,
+    )
+    assert result.output.startswith("keep\n")
+    assert "Read-only file system" in result.output
+    assert not (worktree / "new.txt").exists()
+    assert (worktree / "existing.txt").read_text() == "keep\n"
+
+
+def test_root_cannot_remount_the_host_writable(worktree: Path, outside: Path) -> None:
+    result = bwrap_sandbox().run(
+        f"mount -o remount,rw,bind / ; mount -o remount,rw,bind {outside}; "
+        f"echo x > {outside}/after-remount",
+        worktree=worktree,
+        timeout_s=20,
+    )
+    assert not (outside / "after-remount").exists(), result.output
+
+
+def test_host_processes_and_sockets_are_invisible(worktree: Path) -> None:
+    result = bwrap_sandbox().run(
+        "ls /proc | grep -c '^[0-9]'; ls -A /run", worktree=worktree, timeout_s=20
+    )
+    lines = result.output.split()
+    assert int(lines[0]) < 10  # only the sandbox's own processes
+    assert lines[1:] == []
