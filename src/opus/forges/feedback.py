@@ -1,0 +1,121 @@
+"""Pure assembly of `PRFeedback` from a forge's reviews and comments.
+
+The REST forges differ in field names only; they normalise their JSON into `Review` and
+`Remark` records and this module decides what a human asked for since opus last pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opus.errors import ForgeError
+from opus.forges.http import after, is_ours, parse_time
+from opus.seams import PRFeedback, PullRequest, ReviewComment
+
+PRState = Literal["open", "merged", "closed"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Review:
+    """One submitted review: who, its verdict, when, and its summary text."""
+
+    reviewer: str
+    changes_requested: bool
+    at: datetime | None
+    body: str
+    counts: bool = True
+    """False for reviews that express no verdict (plain comments, pending, dismissed)."""
+
+
+@dataclass(frozen=True)
+class Remark:
+    """One comment: on a line of the diff (path, line) or on the PR as a whole."""
+
+    path: str | None
+    line: int | None
+    body: str
+    at: datetime | None
+
+
+def pr_state(*, merged: bool, state: str) -> PRState:
+    """merged beats closed; anything not closed is open."""
+    if merged:
+        return "merged"
+    return "closed" if state == "closed" else "open"
+
+
+def to_pull_request(item: Any, forge: str) -> PullRequest:
+    """A `PullRequest` from the JSON both GitHub and Gitea return for a pull."""
+    try:
+        return PullRequest(
+            number=int(item["number"]),
+            url=str(item["html_url"]),
+            branch=str(item["head"]["ref"]),
+            base=str(item["base"]["ref"]),
+            state=pr_state(
+                merged=bool(item.get("merged") or item.get("merged_at")),
+                state=str(item["state"]),
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ForgeError(f"{forge} returned a pull request without {exc}; "
+                         "check that `pr.api_url` points at its API") from exc
+
+
+def head_ref(item: Any) -> str | None:
+    """The head branch name of a pull's JSON, if it has one."""
+    head = item.get("head") if isinstance(item, dict) else None
+    return str(head.get("ref")) if isinstance(head, dict) else None
+
+
+def remark_from(item: dict[str, Any], *line_keys: str) -> Remark:
+    """A `Remark` from a comment's JSON; the line is the first of `line_keys` set."""
+    line = next((item[key] for key in line_keys if isinstance(item.get(key), int)), None)
+    path = item.get("path")
+    return Remark(
+        path=str(path) if path else None,
+        line=line or None,
+        body=str(item.get("body") or ""),
+        at=parse_time(item.get("updated_at") or item.get("created_at")),
+    )
+
+
+def build_feedback(
+    state: PRState,
+    reviews: Iterable[Review],
+    remarks: Iterable[Remark],
+    since: datetime | None,
+) -> PRFeedback:
+    """What humans said after `since`: changes requested when a reviewer's latest verdict
+    asks for changes and was given after `since`; comments and review texts after `since`.
+    """
+    latest: dict[str, Review] = {}
+    for review in sorted((r for r in reviews if r.counts), key=_review_order):
+        latest[review.reviewer] = review
+    asking = [r for r in latest.values() if r.changes_requested and after(r.at, since)]
+    texts = [
+        ReviewComment(path=None, line=None, body=r.body.strip())
+        for r in asking
+        if r.body.strip()
+    ]
+    said = [
+        ReviewComment(path=m.path, line=m.line, body=m.body.strip())
+        for m in remarks
+        if after(m.at, since) and m.body.strip() and not is_ours(m.body)
+    ]
+    summary = "\n\n".join(f"{r.reviewer}: {r.body.strip()}" for r in asking if r.body.strip())
+    return PRFeedback(
+        state=state,
+        changes_requested=bool(asking),
+        comments=tuple(texts + said),
+        summary=summary,
+    )
+
+
+def _review_order(review: Review) -> datetime:
+    # Undated reviews sort first so that any dated verdict overrides them.
+    return review.at or _EPOCH

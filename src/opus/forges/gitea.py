@@ -1,0 +1,124 @@
+"""Gitea and Forgejo (`/api/v1`) as a `Forge`: find, open, read and comment on PRs.
+
+Gitea's pull listing has no head-branch filter that every version honours, so `find_pr`
+lists the repository's pulls (newest first, bounded) and matches the head branch itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opus.config import PRConfig
+from opus.errors import ConfigError
+from opus.forges.feedback import (
+    Review,
+    build_feedback,
+    head_ref,
+    remark_from,
+    to_pull_request,
+)
+from opus.forges.http import OPUS_MARKER, ApiClient, iso_z, parse_time, require_token
+from opus.forges.remote import repository_for
+from opus.seams import PRFeedback, PullRequest
+
+API_PREFIX = "/api/v1"
+
+
+class GiteaForge:
+    """Implements `opus.seams.Forge` over the Gitea/Forgejo REST API."""
+
+    def __init__(self, client: ApiClient, owner: str, name: str) -> None:
+        self.client = client
+        self.owner = owner
+        self.name = name
+        self._repo = f"/repos/{owner}/{name}"
+
+    def __repr__(self) -> str:
+        return f"GiteaForge({self.owner}/{self.name} at {self.client.base_url})"
+
+    def find_pr(self, branch: str) -> PullRequest | None:
+        """The newest PR whose head is `branch` in this repository, open or not."""
+        found = self.client.get_all(f"{self._repo}/pulls", {"state": "all", "sort": "newest"})
+        mine = [item for item in found if head_ref(item) == branch and self._same_repo(item)]
+        if not mine:
+            return None
+        return to_pull_request(max(mine, key=lambda item: int(item["number"])), "Gitea")
+
+    def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a PR from `branch` into `base`."""
+        payload = {"title": title, "head": branch, "base": base, "body": body}
+        return to_pull_request(self.client.post(f"{self._repo}/pulls", payload), "Gitea")
+
+    def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
+        """The PR's state plus the reviews and comments given after `since`."""
+        state = to_pull_request(self.client.get(f"{self._repo}/pulls/{pr.number}"), "Gitea").state
+        found_reviews = self.client.get_all(f"{self._repo}/pulls/{pr.number}/reviews")
+        reviews = [_review(r) for r in found_reviews]
+        remarks = [
+            remark_from(c, "position", "original_position")
+            for r in found_reviews
+            if int(r.get("comments_count") or 0) > 0
+            for c in self.client.get(f"{self._repo}/pulls/{pr.number}/reviews/{r['id']}/comments")
+        ]
+        params = {"since": iso_z(since)} if since is not None else None
+        issue = self.client.get_all(f"{self._repo}/issues/{pr.number}/comments", params)
+        remarks += [remark_from(c) for c in issue]
+        return build_feedback(state, reviews, remarks, since)
+
+    def comment(self, pr: PullRequest, body: str) -> None:
+        """Post `body` on the PR's conversation."""
+        self.client.post(
+            f"{self._repo}/issues/{pr.number}/comments", {"body": f"{body}\n\n{OPUS_MARKER}"}
+        )
+
+    def _same_repo(self, item: dict[str, Any]) -> bool:
+        # A fork's branch of the same name is someone else's PR, not opus's.
+        head_repo = (item.get("head") or {}).get("repo") or {}
+        full_name = head_repo.get("full_name")
+        return full_name is None or str(full_name).lower() == f"{self.owner}/{self.name}".lower()
+
+
+def make(
+    pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None
+) -> GiteaForge:
+    """The Gitea forge for `repo`; `pr.api_url` is required (there is no public Gitea)."""
+    del vault_root  # Gitea keeps PRs on the forge, not in the vault.
+    if not pr.api_url:
+        raise ConfigError(
+            "pr.provider = \"gitea\" needs `pr.api_url`, the server's address "
+            "(e.g. https://gitea.example.com); set it in opus.toml or $OPUS_PR__API_URL"
+        )
+    token = require_token(pr, token)
+    owner, name = repository_for(pr.repository, repo=repo, remote=remote)
+    client = ApiClient(
+        api_base(pr.api_url),
+        headers={
+            "Authorization": f"token {token}",
+            "Accept": "application/json",
+            "User-Agent": "opus",
+        },
+        token_env=pr.token_env,
+        repository=f"{owner}/{name}",
+        page_param="limit",
+    )
+    return GiteaForge(client, owner, name)
+
+
+def api_base(api_url: str) -> str:
+    """`api_url` ending in `/api/v1`, whether the user gave the server or the API root."""
+    base = api_url.rstrip("/")
+    return base if base.endswith(API_PREFIX) else base + API_PREFIX
+
+
+def _review(item: dict[str, Any]) -> Review:
+    state = str(item.get("state", ""))
+    user = item.get("user") or {}
+    return Review(
+        reviewer=str(user.get("login", "?")),
+        changes_requested=state == "REQUEST_CHANGES" and not item.get("dismissed"),
+        at=parse_time(item.get("submitted_at")),
+        body=str(item.get("body") or ""),
+        counts=state in ("APPROVED", "REQUEST_CHANGES"),
+    )

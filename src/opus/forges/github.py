@@ -1,0 +1,103 @@
+"""GitHub (REST v3) as a `Forge`: find, open, read and comment on pull requests.
+
+opus never merges; it only opens PRs and reads what reviewers said.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from opus.config import PRConfig
+from opus.forges.feedback import (
+    Review,
+    build_feedback,
+    head_ref,
+    remark_from,
+    to_pull_request,
+)
+from opus.forges.http import OPUS_MARKER, ApiClient, iso_z, parse_time, require_token
+from opus.forges.remote import repository_for
+from opus.seams import PRFeedback, PullRequest
+
+PUBLIC_API = "https://api.github.com"
+
+
+class GitHubForge:
+    """Implements `opus.seams.Forge` over the GitHub REST API."""
+
+    def __init__(self, client: ApiClient, owner: str, name: str) -> None:
+        self.client = client
+        self.owner = owner
+        self.name = name
+        self._repo = f"/repos/{owner}/{name}"
+
+    def __repr__(self) -> str:
+        return f"GitHubForge({self.owner}/{self.name} at {self.client.base_url})"
+
+    def find_pr(self, branch: str) -> PullRequest | None:
+        """The newest PR whose head is `branch` in this repository, open or not."""
+        found = self.client.get_all(
+            f"{self._repo}/pulls", {"head": f"{self.owner}:{branch}", "state": "all"}
+        )
+        mine = [item for item in found if head_ref(item) == branch]
+        if not mine:
+            return None
+        return to_pull_request(max(mine, key=lambda item: int(item["number"])), "GitHub")
+
+    def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a (non-draft) PR from `branch` into `base`."""
+        payload = {"title": title, "head": branch, "base": base, "body": body, "draft": False}
+        return to_pull_request(self.client.post(f"{self._repo}/pulls", payload), "GitHub")
+
+    def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
+        """The PR's state plus the reviews and comments given after `since`."""
+        state = to_pull_request(self.client.get(f"{self._repo}/pulls/{pr.number}"), "GitHub").state
+        found_reviews = self.client.get_all(f"{self._repo}/pulls/{pr.number}/reviews")
+        reviews = [_review(r) for r in found_reviews]
+        params = {"since": iso_z(since)} if since is not None else None
+        found = self.client.get_all(f"{self._repo}/pulls/{pr.number}/comments", params)
+        found += self.client.get_all(f"{self._repo}/issues/{pr.number}/comments", params)
+        remarks = [remark_from(c, "line", "original_line") for c in found]
+        return build_feedback(state, reviews, remarks, since)
+
+    def comment(self, pr: PullRequest, body: str) -> None:
+        """Post `body` on the PR's conversation."""
+        self.client.post(
+            f"{self._repo}/issues/{pr.number}/comments", {"body": f"{body}\n\n{OPUS_MARKER}"}
+        )
+
+
+def make(
+    pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None
+) -> GitHubForge:
+    """The GitHub forge for `repo` (owner/name from `pr.repository` or the remote URL)."""
+    del vault_root  # GitHub keeps PRs on the forge, not in the vault.
+    token = require_token(pr, token)
+    owner, name = repository_for(pr.repository, repo=repo, remote=remote)
+    client = ApiClient(
+        pr.api_url or PUBLIC_API,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "opus",
+        },
+        token_env=pr.token_env,
+        repository=f"{owner}/{name}",
+        page_param="per_page",
+    )
+    return GitHubForge(client, owner, name)
+
+
+def _review(item: dict[str, Any]) -> Review:
+    state = str(item.get("state", ""))
+    user = item.get("user") or {}
+    return Review(
+        reviewer=str(user.get("login", "?")),
+        changes_requested=state == "CHANGES_REQUESTED",
+        at=parse_time(item.get("submitted_at")),
+        body=str(item.get("body") or ""),
+        counts=state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"),
+    )
