@@ -1,0 +1,1 @@
+"""The pipeline: a job's worktree, its stages (plan, code, test, review, deliver), the executor."""
