@@ -62,13 +62,23 @@ def make_engine(url: URL) -> Engine:
         )
     else:
         if url.database:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _make_parent(Path(url.database).expanduser())
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
         )
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _make_parent(database: Path) -> None:
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(
+            f"cannot create the directory of sqlite database {database}: {err}; "
+            "check database.url (or daemon.state_dir)"
+        ) from err
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -115,8 +125,9 @@ def _operational_message(url: URL, err: exc.OperationalError) -> str:
         )
     if isinstance(err.orig, sqlite3.OperationalError) and "locked" in reason:
         return (
-            f"sqlite database {url.database} stayed locked for {BUSY_TIMEOUT_S:.0f}s: "
-            "another process holds a long write; check for stuck opus processes"
+            f"sqlite database {url.database} is locked by another process (waited up to "
+            f"{BUSY_TIMEOUT_S:.0f}s); check for a stuck opus process or another program "
+            "holding the file"
         )
     return (
         f"cannot use sqlite database {url.database!r}: {reason}; check database.url "
