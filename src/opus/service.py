@@ -193,5 +193,9 @@ def install_unit(
     except PermissionError as exc:
         hint = "run it with sudo" if not user else "check the permissions"
         raise ConfigError(f"cannot write {exc.filename}: permission denied; {hint}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the unit {path}: {exc.strerror}; pick a unit directory that exists"
+        ) from exc
     missing = [directory for directory in read_write_paths if not directory.exists()]
     return path, instructions(user, path, missing)

@@ -1,0 +1,209 @@
+"""AppriseNotifier against a real HTTP server on loopback, through apprise's json://."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from opus import notify
+from opus.notify import AppriseNotifier, check_urls
+from opus.seams import NotifyKind
+from opus.testing.clock import FakeClock
+from opus.testing.notifier import RecordingNotifier
+from tests.ops.httpsink import Sink, http_sink
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with http_sink() as running:
+        yield running
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A port that is bound but not listening: connections are refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"json://127.0.0.1:{sock.getsockname()[1]}/hook"
+
+
+def test_notification_arrives_with_title_and_body(sink: Sink, tmp_path: Path) -> None:
+    notifier = AppriseNotifier([sink.url], tmp_path / "outbox", clock=FakeClock())
+
+    notifier.notify(*notify.job_failed("FR-061", "tests failed 3 times"))
+
+    assert len(sink.received) == 1
+    assert sink.received[0]["title"] == "opus: FR-061 failed"
+    assert "tests failed 3 times" in sink.received[0]["message"]
+    assert "opus retry FR-061" in sink.received[0]["message"]
+    assert notifier.pending() == []
+    assert list((tmp_path / "outbox").iterdir()) == []
+
+
+def test_server_error_keeps_the_entry_and_backs_off(sink: Sink, tmp_path: Path) -> None:
+    sink.status = 500
+    clock = FakeClock()
+    notifier = AppriseNotifier([sink.url], tmp_path / "outbox", clock=clock, retry_base_s=30)
+
+    notifier.notify(*notify.stage_stuck("FR-7", "code", 31))  # must not raise
+
+    [entry] = notifier.pending()
+    assert (entry.attempts, entry.title) == (1, "opus: FR-7 stuck in code")
+    assert entry.next_attempt_at == "2026-01-01T00:00:30+00:00"
+    assert notifier.flush() == 0 and len(sink.received) == 1  # not due yet: no request
+    clock.advance(30)
+    assert notifier.flush() == 0
+    assert len(sink.received) == 2
+    [entry] = notifier.pending()
+    assert entry.attempts == 2
+    assert entry.next_attempt_at == "2026-01-01T00:01:30+00:00"  # 30 s later + 60 s
+
+
+def test_refused_port_does_not_raise(refused_url: str, tmp_path: Path) -> None:
+    notifier = AppriseNotifier([refused_url], tmp_path / "outbox", clock=FakeClock())
+
+    notifier.notify(*notify.recovered(2))
+
+    [entry] = notifier.pending()
+    assert entry.kind == "recovered" and entry.last_error
+
+
+def test_a_restarted_notifier_sends_what_was_owed(sink: Sink, tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink.status = 503
+    AppriseNotifier([sink.url], tmp_path / "outbox", clock=clock).notify(
+        *notify.pr_opened("FR-9", "Add caching", "https://example.invalid/pr/9")
+    )
+    sink.status = 200
+    clock.advance(3600)
+
+    restarted = AppriseNotifier([sink.url], tmp_path / "outbox", clock=clock)
+    assert restarted.flush() == 1
+
+    assert [body["title"] for body in sink.received] == ["opus: FR-9 ready for review"] * 2
+    assert restarted.pending() == []
+
+
+def test_invalid_url_is_reported_and_does_not_block_the_good_one(
+    sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    urls = [sink.url, "nosuchscheme://token@host", "not a url"]
+
+    problems = check_urls(urls)
+
+    assert len(problems) == 2
+    assert problems[0].startswith("notify.urls[1] (nosuchscheme://…)")
+    assert "token" not in problems[0]
+    assert problems[1].startswith("notify.urls[2]")
+    with caplog.at_level(logging.ERROR, logger="opus.notify"):
+        notifier = AppriseNotifier(urls, tmp_path / "outbox", clock=FakeClock())
+    assert len([r for r in caplog.records if "not a valid apprise URL" in r.message]) == 2
+    notifier.notify(*notify.budget_hit("daily", 51.5, 50))
+    assert [body["title"] for body in sink.received] == ["opus: daily budget reached"]
+    assert notifier.pending() == []
+
+
+def test_a_url_already_reached_is_not_sent_twice(sink: Sink, tmp_path: Path) -> None:
+    clock = FakeClock()
+    with http_sink() as flaky:
+        flaky.status = 500
+        notifier = AppriseNotifier([sink.url, flaky.url], tmp_path / "outbox", clock=clock)
+        notifier.notify(*notify.breaker_opened("repo:/srv/api", 3, 600))
+        assert (len(sink.received), len(flaky.received)) == (1, 1)
+        flaky.status = 200
+        clock.advance(30)
+        assert notifier.flush() == 1
+        assert (len(sink.received), len(flaky.received)) == (1, 2)
+    assert notifier.pending() == []
+
+
+def test_gives_up_after_a_day_with_a_log_line(
+    refused_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    notifier = AppriseNotifier([refused_url], tmp_path / "outbox", clock=clock)
+    notifier.notify(*notify.job_failed("FR-1", "boom"))
+    clock.advance(25 * 3600)
+
+    with caplog.at_level(logging.ERROR, logger="opus.notify"):
+        assert notifier.flush() == 1
+
+    assert notifier.pending() == []
+    assert any("giving up" in r.message and "FR-1" in r.message for r in caplog.records)
+
+
+def test_backoff_is_capped(refused_url: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    notifier = AppriseNotifier(
+        [refused_url], tmp_path / "outbox", clock=clock, retry_base_s=10, retry_max_s=25
+    )
+    notifier.notify("info", "opus: test", "body")
+    gaps = []
+    for _ in range(3):
+        [entry] = notifier.pending()
+        gaps.append(entry.next_attempt_at)
+        clock.advance(25)
+        notifier.flush()
+    assert gaps == [
+        "2026-01-01T00:00:10+00:00",  # 10 s
+        "2026-01-01T00:00:45+00:00",  # 20 s after the retry at 00:25
+        "2026-01-01T00:01:15+00:00",  # 25 s after 00:50 (40 s, capped)
+    ]
+
+
+def test_corrupt_outbox_file_is_set_aside(sink: Sink, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "20260101-bad.json").write_text("{not json")
+    notifier = AppriseNotifier([sink.url], outbox, clock=FakeClock())
+
+    assert notifier.flush() == 0
+
+    assert (outbox / "20260101-bad.bad").read_text() == "{not json"
+    assert not (outbox / "20260101-bad.json").exists()
+
+
+def test_outbox_entry_is_plain_json_without_the_url(refused_url: str, tmp_path: Path) -> None:
+    notifier = AppriseNotifier([refused_url], tmp_path / "outbox", clock=FakeClock())
+    notifier.notify(*notify.job_failed("FR-2", "x"))
+
+    [path] = (tmp_path / "outbox").glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["title"] == "opus: FR-2 failed"
+    assert refused_url.split("//")[1] not in path.read_text()
+
+
+def test_without_urls_nothing_is_stored(tmp_path: Path) -> None:
+    notifier = AppriseNotifier([], tmp_path / "outbox", clock=FakeClock())
+    notifier.notify("info", "t", "b")
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_messages_name_the_fr_and_use_known_kinds() -> None:
+    messages = [
+        notify.pr_opened("FR-61", "Rate limits", "https://x.invalid/1"),
+        notify.job_failed("FR-61", "reason"),
+        notify.stage_stuck("FR-61", "test", 45),
+        notify.recovered(1),
+        notify.budget_hit("FR-61", 5.2, 5),
+        notify.breaker_opened("engine:anthropic", 3, 600),
+    ]
+    assert {m.kind for m in messages} <= set(get_args(NotifyKind))
+    assert all("FR-61" in m.title for m in messages[:3])
+    assert "1 job " in messages[3].title
+    assert "$5.20 of its $5.00" in messages[4].body
+    assert "10 minutes" in messages[5].body
+
+
+def test_recording_notifier_records_in_order() -> None:
+    recorder = RecordingNotifier()
+    recorder.notify(*notify.recovered(3))
+    recorder.notify(*notify.job_failed("FR-1", "x"))
+    assert recorder.kinds() == ["recovered", "failed"]
+    assert recorder.sent[1][1] == "opus: FR-1 failed"

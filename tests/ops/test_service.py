@@ -1,0 +1,224 @@
+"""The systemd unit: its keys, `systemd-analyze verify`, and `install_unit`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opus.errors import ConfigError
+from opus.service import default_exec_start, install_unit, render_unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "systemd" / "opus.service"
+SYSTEM_UNITS = Path("/usr/lib/systemd/system")
+
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+
+
+def _verify(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def _render(tmp_path: Path, *, user_mode: bool, **extra: object) -> str:
+    return render_unit(
+        exec_start=[sys.executable, "-m", "opus", "run"],
+        working_dir=tmp_path,
+        read_write_paths=[tmp_path / "vault", tmp_path / ".opus", tmp_path / "repo"],
+        user_mode=user_mode,
+        environment_file=tmp_path / "opus.env",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_rendered_unit_has_the_keys(tmp_path: Path) -> None:
+    text = _render(tmp_path, user_mode=False, run_as="opus")
+    lines = set(text.splitlines())
+    for key in (
+        "Type=notify", "NotifyAccess=main", "WatchdogSec=120", "Restart=on-failure",
+        "TimeoutStopSec=90", "KillMode=mixed", "NoNewPrivileges=yes", "ProtectSystem=strict",
+        "ProtectHome=read-only", "PrivateTmp=yes", "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes", "RestrictSUIDSGID=yes", "LockPersonality=yes",
+        "RestrictRealtime=yes", "SystemCallArchitectures=native", "User=opus",
+        "WantedBy=multi-user.target", f"EnvironmentFile=-{tmp_path / 'opus.env'}",
+        f"WorkingDirectory={tmp_path}",
+        f"ExecStart={sys.executable} -m opus run",
+        f"ReadWritePaths={tmp_path / '.opus'} {tmp_path / 'repo'} {tmp_path / 'vault'}",
+    ):
+        assert key in lines, key
+    # bwrap needs user namespaces and a fresh /proc (see opus.service's docstring).
+    assert "RestrictNamespaces" not in text and "ProtectKernelTunables" not in text
+
+
+def test_user_unit_has_no_user_and_wants_default_target(tmp_path: Path) -> None:
+    text = _render(tmp_path, user_mode=True, run_as="opus")
+    assert "WantedBy=default.target" in text
+    assert "User=" not in text
+
+
+def test_awkward_paths_are_quoted(tmp_path: Path) -> None:
+    text = render_unit(
+        exec_start=["/opt/my tools/opus", "run", "--config", "/etc/100%/$HOME.toml"],
+        working_dir=Path("/srv/my vault"),
+        read_write_paths=[Path("/srv/my vault")],
+        user_mode=False,
+        environment_file=None,
+    )
+    assert 'ExecStart="/opt/my tools/opus" run --config /etc/100%%/$$HOME.toml' in text
+    assert 'ReadWritePaths="/srv/my vault"' in text
+    assert "EnvironmentFile" not in text
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"exec_start": ["opus", "run"]},
+        {"working_dir": Path("relative")},
+        {"read_write_paths": [Path("vault")]},
+    ],
+)
+def test_relative_paths_are_refused(tmp_path: Path, kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {
+        "exec_start": ["/usr/bin/opus", "run"],
+        "working_dir": tmp_path,
+        "read_write_paths": [tmp_path],
+        "user_mode": False,
+        "environment_file": None,
+    }
+    with pytest.raises(ConfigError, match="absolute"):
+        render_unit(**{**args, **kwargs})  # type: ignore[arg-type]
+
+
+@needs_analyze
+def test_rendered_system_unit_passes_verify(tmp_path: Path) -> None:
+    unit = tmp_path / "opus.service"
+    unit.write_text(_render(tmp_path, user_mode=False))
+    result = _verify("verify", str(unit))
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+@needs_analyze
+def test_rendered_user_unit_passes_verify(tmp_path: Path) -> None:
+    unit = tmp_path / "opus.service"
+    unit.write_text(_render(tmp_path, user_mode=True))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    # The user manager needs a runtime dir; a container has no login session to give one.
+    result = _verify("--user", "verify", str(unit), env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+@needs_analyze
+def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
+    unit = tmp_path / "opus.service"
+    unit.write_text(_render(tmp_path, user_mode=False).replace(sys.executable, "/nonexistent/py"))
+    result = _verify("verify", str(unit))
+    assert result.returncode != 0 and "/nonexistent/py" in result.stderr
+
+
+@needs_analyze
+def test_shipped_unit_passes_verify(tmp_path: Path) -> None:
+    # The shipped unit runs /usr/local/bin/opus, which this machine need not have: verify
+    # it inside a tmp root that holds its programs and a copy of systemd's own units.
+    if not (SYSTEM_UNITS / "sysinit.target").exists():
+        pytest.skip("systemd's unit files are not installed")
+    root = tmp_path / "root"
+    program = root / "usr/local/bin/opus"
+    for stub in (program, root / "bin/kill"):
+        stub.parent.mkdir(parents=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
+    shutil.copytree(SYSTEM_UNITS, root / "usr/lib/systemd/system", symlinks=True)
+    target = root / "etc/systemd/system/opus.service"
+    target.parent.mkdir(parents=True)
+    shutil.copy(SHIPPED, target)
+
+    result = _verify("verify", f"--root={root}", "/etc/systemd/system/opus.service")
+
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+    program.unlink()  # and the same check fails when the program is missing
+    assert _verify("verify", f"--root={root}", "/etc/systemd/system/opus.service").returncode
+
+
+def test_shipped_unit_is_what_render_unit_makes() -> None:
+    expected = render_unit(
+        exec_start=["/usr/local/bin/opus", "run"],
+        working_dir=Path("/var/lib/opus"),
+        read_write_paths=[Path("/var/lib/opus")],
+        user_mode=False,
+        environment_file=Path("/etc/opus/opus.env"),
+        run_as="opus",
+    )
+    body = "".join(
+        line for line in SHIPPED.read_text().splitlines(keepends=True) if not line.startswith("#")
+    )
+    assert body == expected
+
+
+def test_install_user_unit_into_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    work = home / "opus"
+    (work / "vault").mkdir(parents=True)
+
+    path, how = install_unit(
+        True,
+        home=home,
+        working_dir=work,
+        read_write_paths=[work / "vault", work / ".opus"],
+        environment_file=home / ".config/opus/env",
+        exec_start=["/usr/bin/opus", "run"],
+    )
+
+    assert path == home / ".config/systemd/user/opus.service"
+    text = path.read_text()
+    assert "ExecStart=/usr/bin/opus run" in text and "WantedBy=default.target" in text
+    assert "systemctl --user daemon-reload && systemctl --user enable --now opus" in how
+    assert "loginctl enable-linger" in how
+    assert "journalctl --user -u opus -f" in how
+    assert f"mkdir -p {work / '.opus'}" in how  # missing state dir named, not invented
+    assert f"mkdir -p {work / 'vault'}" not in how
+    assert not (work / ".opus").exists()
+
+
+def test_install_system_unit_instructions(tmp_path: Path) -> None:
+    path, how = install_unit(
+        False,
+        home=tmp_path,
+        working_dir=tmp_path,
+        read_write_paths=[tmp_path],
+        exec_start=["/usr/bin/opus", "run"],
+        unit_dir=tmp_path / "units",
+    )
+    assert path == tmp_path / "units/opus.service"
+    assert "sudo systemctl daemon-reload && sudo systemctl enable --now opus" in how
+    assert "journalctl -u opus -f" in how and "linger" not in how
+
+
+def test_install_into_an_unusable_place_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot write the unit"):
+        install_unit(False, home=tmp_path, working_dir=tmp_path, read_write_paths=[],
+                     exec_start=["/usr/bin/opus"], unit_dir=blocker / "units")
+
+
+def test_default_exec_start_prefers_the_script_beside_the_interpreter(tmp_path: Path) -> None:
+    python = tmp_path / "bin/python"
+    python.parent.mkdir()
+    python.write_text("")
+    assert default_exec_start(str(python)) == [str(python), "-m", "opus", "run"]
+    (tmp_path / "bin/opus").write_text("")
+    assert default_exec_start(str(python)) == [str(tmp_path / "bin/opus"), "run"]
