@@ -17,6 +17,23 @@ def make(clock: FakeClock) -> CircuitBreaker:
     return CircuitBreaker(failures=3, cooldown_s=600, clock=clock)
 
 
+def in_trial(clock: FakeClock) -> CircuitBreaker:
+    """A breaker that opened, cooled down and has just handed out its one trial."""
+    breaker = make(clock)
+    for _ in range(3):
+        breaker.record_failure(KEY)
+    clock.advance(600)
+    assert not breaker.is_open(KEY)
+    return breaker
+
+
+def assert_reopens_after_a_cooldown(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    clock.advance(599)
+    assert breaker.is_open(KEY)
+    clock.advance(1)
+    assert not breaker.is_open(KEY)
+
+
 def test_opens_after_n_consecutive_failures_and_says_so_once() -> None:
     breaker = make(FakeClock())
     assert [breaker.record_failure(KEY) for _ in range(5)] == [False, False, True, False, False]
@@ -50,30 +67,17 @@ def test_half_open_allows_one_trial_then_closes_on_success() -> None:
 
 def test_failed_trial_reopens_silently_for_a_new_cooldown() -> None:
     clock = FakeClock()
-    breaker = make(clock)
-    for _ in range(3):
-        breaker.record_failure(KEY)
-    clock.advance(600)
-    assert not breaker.is_open(KEY)
+    breaker = in_trial(clock)
     assert breaker.record_failure(KEY) is False
     assert breaker.state(KEY) == "open"
-    clock.advance(599)
-    assert breaker.is_open(KEY)
-    clock.advance(1)
-    assert not breaker.is_open(KEY)
+    assert_reopens_after_a_cooldown(breaker, clock)
 
 
 def test_a_trial_never_reported_is_replaced_after_another_cooldown() -> None:
     clock = FakeClock()
-    breaker = make(clock)
-    for _ in range(3):
-        breaker.record_failure(KEY)
-    clock.advance(600)
-    assert not breaker.is_open(KEY)
-    clock.advance(599)
-    assert breaker.is_open(KEY)
-    clock.advance(1)
-    assert not breaker.is_open(KEY)
+    breaker = in_trial(clock)
+    assert breaker.state(KEY) == "half_open"
+    assert_reopens_after_a_cooldown(breaker, clock)
 
 
 def test_keys_are_independent() -> None:
