@@ -1,0 +1,273 @@
+"""`opus`: a thin layer over library calls. Each command opens, calls, renders.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (the message names the key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from opus import __version__
+from opus.config import Settings, load_settings
+from opus.errors import ConfigError, OpusError, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+EPILOG = """\
+Start with `opus demo` (a one-minute rehearsal), then `opus init DIR`, set
+`status: planned` on a note, and `opus run`. Configuration: opus.toml in the
+working directory (or --config), overridden by OPUS_<SECTION>__<KEY> variables.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.handler(args)
+        return code
+    except (ConfigError, UsageError) as exc:
+        print(f"opus: {exc}", file=sys.stderr)
+        return 2
+    except OpusError as exc:
+        print(f"opus: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opus",
+        description="Feature requests in a notes vault become reviewed pull requests.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"opus {__version__}")
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default ./opus.toml)"
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, help_text, setup, handler in _COMMANDS:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        setup(command)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from opus.registry import open_store
+
+    return open_store(_settings(args).database_url)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _init(args: argparse.Namespace) -> int:
+    from opus.vault import init_vault
+
+    directory = Path(args.dir)
+    created = init_vault(directory)
+    for path in created:
+        print(f"created {path}")
+    if not created:
+        print(f"{directory} is already set up; nothing changed")
+    print(f"\nnext: cd {directory} && edit vault/10_features/02_drafts/*.md, set "
+          "`status: planned`, then `opus doctor` and `opus run`")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from opus.daemon.launch import run_daemon
+
+    return run_daemon(args.config, role=args.role, once=args.once, verbose=args.verbose)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from opus.clock import SystemClock
+    from opus.control import is_paused, render_status, status_rows
+
+    store = _store(args)
+    rows = status_rows(store, SystemClock().now())
+    if args.json:
+        print(json.dumps({"paused": is_paused(store), "jobs": [r.as_dict() for r in rows]},
+                         indent=2, default=str))
+    else:
+        print(render_status(rows, paused=is_paused(store)))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from opus.control import find_job
+    from opus.daemon.logs import follow, log_path, read_log
+
+    settings = _settings(args)
+    from opus.registry import open_store
+
+    store = open_store(settings.database_url)
+    job = find_job(store, args.fr)
+    path = log_path(settings.state_dir, job.id)
+    if not args.follow:
+        print(read_log(path), end="")
+        return 0
+    for line in follow(path, stop=lambda: store.get(job.id).state.ended, poll_s=0.5):
+        print(line, end="", flush=True)
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from opus.control import retry
+
+    job = retry(_store(args), args.fr)
+    print(f"{job.fr_id}: re-queued (job {job.id}); it resumes from its last checkpoint")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from opus.control import cancel
+    from opus.registry import open_store
+
+    settings = _settings(args)
+    job = cancel(open_store(settings.database_url), settings, args.fr)
+    print(f"{job.fr_id}: cancelled (job {job.id})")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    from opus.control import set_paused
+
+    set_paused(_store(args), True)
+    print("paused: no new work will be claimed; running jobs finish (`opus resume`)")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from opus.control import set_paused
+
+    set_paused(_store(args), False)
+    print("resumed: claiming new work")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from opus.doctor import render_checks, run_checks
+
+    checks = run_checks(_settings(args), os.environ)
+    print(render_checks(checks))
+    return 1 if any(check.level == "fail" for check in checks) else 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from opus.clock import SystemClock
+    from opus.metrics import compute_metrics, render_metrics
+
+    settings = _settings(args)
+    from opus.registry import open_store
+
+    store = open_store(settings.database_url)
+    jobs = store.jobs()
+    runs = [run for job in jobs for run in store.stage_runs(job.id)]
+    metrics = compute_metrics(jobs, runs, now=SystemClock().now(),
+                              max_concurrent=settings.daemon.max_concurrent)
+    print(json.dumps(metrics.to_dict(), indent=2) if args.json else render_metrics(metrics))
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    from opus.service import install_unit
+
+    settings = _settings(args)
+    writable = [settings.vault_path, settings.state_dir]
+    if settings.default_repo is not None:
+        writable.append(settings.default_repo)
+    env_file = settings.base_dir / "opus.env"
+    path, instructions = install_unit(
+        args.user,
+        home=Path.home(),
+        working_dir=settings.base_dir,
+        read_write_paths=writable,
+        environment_file=env_file,
+    )
+    print(f"wrote {path}\n\n{instructions}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from opus.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, assume_yes=args.yes, environ=os.environ)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _no_args(_parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _args_init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", default=".", help="project directory (default .)")
+
+
+def _args_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true",
+                   help="work every eligible FR until it awaits review or ends, then exit")
+    p.add_argument("--role", choices=["all", "intake", "worker"], default="all",
+                   help="intake: watch the vault; worker: only run jobs; all (default): both")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _args_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _args_fr(p: argparse.ArgumentParser) -> None:
+    p.add_argument("fr", help="the FR id (e.g. FR-061) or a job number")
+
+
+def _args_logs(p: argparse.ArgumentParser) -> None:
+    _args_fr(p)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+
+
+def _args_service(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["install"], help="install: write the systemd unit")
+    p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dir", help="where to build the throwaway vault and repo (default: a tmp dir)")
+    p.add_argument("--yes", action="store_true", help="with an API key: spend without asking")
+
+
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
+    ("init", "create a vault skeleton, opus.toml and an example FR", _args_init, _init),
+    ("run", "run the daemon (or --once)", _args_run, _run),
+    ("status", "jobs with FR, state, stage, round, elapsed, cost, PR", _args_json, _status),
+    ("logs", "a job's log", _args_logs, _logs),
+    ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),
+    ("cancel", "stop a job and clean its worktree", _args_fr, _cancel),
+    ("pause", "stop claiming new work (global kill switch)", _no_args, _pause),
+    ("resume", "claim new work again", _no_args, _resume),
+    ("doctor", "check config, vault, git, sandbox, keys, notify URLs, database", _no_args, _doctor),
+    ("metrics", "jobs/day, success rate, durations, utilisation, cost", _args_json, _metrics),
+    ("service", "install the systemd unit", _args_service, _service),
+    ("demo", "take one FR through every stage in a throwaway vault", _args_demo, _demo),
+]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""The daemon: one loop that takes in notes, hands jobs to workers and watches them.
+
+Each turn of the loop: intake (scan the vault, enqueue, write notes back), settle the
+jobs that finished, supervise the running ones (leases, stuck stages, preemption),
+claim new work while slots are free, poll open PRs, flush notifications, and only
+then — the loop having shown itself healthy — ping the systemd watchdog. It sleeps
+until a file event or the adaptive poll delay, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from types import FrameType
+from typing import Literal
+
+from opus.control import remove_worktree
+from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
+from opus.daemon.intake import Intake
+from opus.daemon.logs import JobLog
+from opus.daemon.polling import Backoff, PollDelay
+from opus.daemon.review_poll import poll_reviews
+from opus.daemon.runtime import Runtime
+from opus.daemon.sdnotify import SystemdNotifier, WatchdogGate
+from opus.daemon.supervision import RunningSnapshot, preemption_victim, stuck_reason
+from opus.daemon.watch import VaultWatcher
+from opus.daemon.workers import Finished, WorkerPool
+from opus.domain import Job, JobState
+from opus.errors import EngineError
+from opus.notify import breaker_opened, budget_hit, pr_opened, recovered, stage_stuck
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "intake", "worker"]
+STOP_GRACE_S = 60.0
+MAX_INFRA_FAILURES = 5
+
+
+@dataclass
+class _Flags:
+    stop: bool = False
+    reload: bool = False
+
+
+class Daemon:
+    """`opus run`: intake and/or work, until SIGTERM (or, with `once`, until idle)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        role: Role = "all",
+        once: bool = False,
+        environ: Mapping[str, str] | None = None,
+        reload: Callable[[], Runtime] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.ctx = runtime.ctx
+        self._rebuild = reload
+        self.role = role
+        self.once = once
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        ctx = runtime.ctx
+        settings = ctx.settings
+        self.sd = SystemdNotifier(environ if environ is not None else os.environ)
+        self.gate = WatchdogGate(self.sd.watchdog_interval_s())
+        self.breaker = CircuitBreaker(
+            failures=settings.daemon.breaker_failures,
+            cooldown_s=settings.daemon.breaker_cooldown_s,
+            clock=ctx.clock,
+        )
+        self.poll = PollDelay(settings.daemon.poll_active_s, settings.daemon.poll_idle_s)
+        self.pr_backoff = Backoff(settings.pr.poll_s, settings.pr.poll_s * 8)
+        self._next_pr_poll = 0.0
+        self.pool = WorkerPool(ctx, job_log=self._job_log)
+        self.intake = Intake(ctx) if role in ("all", "intake") else None
+        self.flags = _Flags()
+        self.wake = threading.Event()
+        self._stuck_notified: set[int] = set()
+
+    def __repr__(self) -> str:
+        return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        self._install_signals()
+        self._recover()
+        self.runtime.notifier.flush()
+        watcher = self._start_watcher()
+        self.sd.ready(self._status_line())
+        log.info("opus serving as %s (%s)", self.role, self.worker_id)
+        try:
+            while not self.flags.stop:
+                if self.flags.reload:
+                    self._reload()
+                busy = self._tick()
+                if self.once and self._once_finished():
+                    break
+                self._sleep(self._delay(busy))
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self._shutdown()
+        return 0
+
+    def _delay(self, busy: bool) -> float:
+        delay = self.poll.next_delay(busy)
+        # Never sleep past the watchdog's due time, or systemd kills a healthy daemon.
+        remaining = self.gate.remaining_s(self.ctx.clock.monotonic())
+        return delay if remaining is None else max(0.05, min(delay, remaining))
+
+    def _sleep(self, seconds: float) -> None:
+        if self.wake.wait(timeout=seconds):
+            self.wake.clear()
+            self.poll.wake()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.flags.stop = True
+        self.wake.set()
+
+    def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        self.flags.reload = True
+        self.wake.set()
+
+    def _start_watcher(self) -> VaultWatcher | None:
+        if self.intake is None:
+            return None
+        watcher = VaultWatcher(self.ctx.vault_root, self.wake)
+        watcher.start()
+        return watcher
+
+    def _reload(self) -> None:
+        self.flags.reload = False
+        self.sd.reloading()
+        try:
+            if self._rebuild is not None:
+                self.runtime = self._rebuild()
+                self.ctx = self.runtime.ctx
+                self.pool.ctx = self.ctx
+            log.info("configuration reloaded")
+        except Exception as exc:  # a bad edit of opus.toml must not stop the service
+            log.error("configuration not reloaded, keeping the old one: %s", exc)
+        self.sd.ready(self._status_line())
+
+    def _shutdown(self) -> None:
+        self.sd.stopping()
+        self.pool.stop_all("shutdown")
+        if not self.pool.wait(STOP_GRACE_S):
+            log.warning("some jobs did not reach a checkpoint in %.0fs", STOP_GRACE_S)
+        self._settle(self.pool.drain())
+        for job, _control in self.pool.controls():
+            # Still inside a stage: its checkpoint is the previous one; the next start resumes.
+            self.ctx.store.release(job.id, self.worker_id)
+        self.runtime.notifier.flush()
+        log.info("opus stopped")
+
+    def _recover(self) -> None:
+        """Requeue jobs left running by a dead process of this host."""
+        host = socket.gethostname()
+        resumed = 0
+        for job in self.ctx.store.jobs([JobState.RUNNING]):
+            dead = job.worker is not None and _dead_local_worker(job.worker, host)
+            if dead and job.worker and self.ctx.store.release(job.id, job.worker):
+                self.ctx.store.add_event(job.id, "recovered", "requeued after a crash")
+                resumed += 1
+        if resumed:
+            log.info("recovered %d job(s) left running by a dead process", resumed)
+            self.ctx.notifier.notify(*recovered(resumed))
+
+    # ------------------------------------------------------------------ one turn
+
+    def _tick(self) -> bool:
+        if self.intake is not None:
+            self.intake.tick()
+        self._settle(self.pool.drain())
+        if self.role != "intake":
+            self._supervise()
+            self._claim()
+        if self.intake is not None and not self.once:
+            self._poll_prs()
+        self.runtime.notifier.flush()
+        if self.gate.due(self.ctx.clock.monotonic()):
+            self.sd.watchdog()
+        self.sd.status(self._status_line())
+        return len(self.pool) > 0
+
+    def _status_line(self) -> str:
+        queued = len(self.ctx.store.jobs([JobState.QUEUED]))
+        paused = ", paused" if self._paused() else ""
+        return f"{len(self.pool)} running, {queued} queued{paused}"
+
+    def _once_finished(self) -> bool:
+        if len(self.pool):
+            return False
+        return not self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
+
+    # ------------------------------------------------------------------ claiming
+
+    def _paused(self) -> bool:
+        return self.ctx.store.get_flag("paused") == "1"
+
+    def _claim(self) -> None:
+        if self._paused() or self._over_daily_budget():
+            return
+        if self.breaker.is_open(engine_key(self.ctx.settings.agents.engine)):
+            return
+        open_repos = [key.removeprefix("repo:") for key in self.breaker.opened_keys()
+                      if key.startswith("repo:")]
+        while len(self.pool) < self.ctx.settings.daemon.max_concurrent:
+            job = self.ctx.store.claim(
+                self.worker_id, self.ctx.settings.daemon.lease_s, exclude_repos=open_repos
+            )
+            if job is None:
+                return
+            self.ctx.store.add_event(job.id, "claimed", f"claimed by {self.worker_id}")
+            self.pool.start(job)
+
+    def _over_daily_budget(self) -> bool:
+        now = self.ctx.clock.now()
+        midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+        spent = self.ctx.store.cost_since(midnight)
+        ceiling = self.ctx.settings.budget.daily_usd
+        if spent < ceiling:
+            return False
+        day = now.date().isoformat()
+        if self.ctx.store.get_flag("budget_notified") != day:
+            self.ctx.store.set_flag("budget_notified", day)
+            self.ctx.notifier.notify(*budget_hit("daily", spent, ceiling))
+        return True
+
+    # ------------------------------------------------------------------ supervision
+
+    def _supervise(self) -> None:
+        pipeline = self.ctx.settings.pipeline
+        snapshots = []
+        for job, control in self.pool.controls():
+            lease_s = self.ctx.settings.daemon.lease_s
+            if not self.ctx.store.heartbeat(job.id, self.worker_id, lease_s):
+                control.request_stop("lease lost")
+            snapshot = RunningSnapshot(
+                job.id, job.priority, control.stage, control.idle_s(),
+                control.stage_elapsed_s(), control.should_stop(),
+            )
+            reason = stuck_reason(
+                snapshot, idle_limit_s=pipeline.stage_idle_s, stage_limit_s=pipeline.stage_timeout_s
+            )
+            if reason:
+                control.request_stop(f"stuck: {reason}")
+            snapshots.append(snapshot)
+        self._preempt(snapshots)
+
+    def _preempt(self, running: list[RunningSnapshot]) -> None:
+        queued = self.ctx.store.jobs([JobState.QUEUED])
+        waiting = min((job.priority for job in queued), key=lambda p: p.rank, default=None)
+        victim = preemption_victim(running, waiting, self.ctx.settings.daemon.max_concurrent)
+        control = self.pool.control(victim) if victim is not None else None
+        if control is not None:
+            control.request_stop("preempted by a critical FR")
+
+    # ------------------------------------------------------------------ settling
+
+    def _settle(self, finished: list[Finished]) -> None:
+        for item in finished:
+            self._settle_one(item)
+
+    def _settle_one(self, item: Finished) -> None:
+        job, outcome = self.ctx.store.get(item.job.id), item.outcome
+        repo = repo_key(job.repo)
+        if outcome.kind == "awaiting_review":
+            self.breaker.record_success(repo)
+            self.breaker.record_success(engine_key(self.ctx.settings.agents.engine))
+            self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
+        elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
+            self._settle_stopped(job, outcome.detail, item)
+        elif job.state is JobState.CANCELLED:
+            remove_worktree(self.ctx.settings, job)
+
+    def _settle_stopped(self, job: Job, reason: str, item: Finished) -> None:
+        store = self.ctx.store
+        if item.error is not None:
+            self._infra_failure(job, item.error)
+        elif reason.startswith("stuck"):
+            self._stuck(job, reason)
+        else:
+            store.release(job.id, self.worker_id)
+            store.add_event(job.id, "released", reason)
+
+    def _stuck(self, job: Job, reason: str) -> None:
+        store = self.ctx.store
+        retries = int(job.spec.get("stuck_retries", 0))
+        self.ctx.notifier.notify(
+            *stage_stuck(job.fr_id, job.stage or "?", self.ctx.settings.pipeline.stage_idle_s / 60)
+        )
+        if retries >= 1:
+            store.transition(job.id, JobState.FAILED, error=f"stuck twice: {reason}")
+            return
+        store.update(job.id, spec={**job.spec, "stuck_retries": retries + 1})
+        store.release(job.id, self.worker_id)
+        store.add_event(job.id, "stuck", f"{reason}; retrying once from the last checkpoint")
+
+    def _infra_failure(self, job: Job, error: Exception) -> None:
+        store = self.ctx.store
+        key = engine_key(self.ctx.settings.agents.engine) if isinstance(
+            error, EngineError
+        ) else repo_key(job.repo)
+        if self.breaker.record_failure(key):
+            self.ctx.notifier.notify(
+                *breaker_opened(key, self.breaker.failures, self.breaker.cooldown_s)
+            )
+        failures = int(job.spec.get("infra_failures", 0)) + 1
+        store.add_event(job.id, "error", str(error))
+        if failures >= MAX_INFRA_FAILURES:
+            store.transition(job.id, JobState.FAILED, error=str(error))
+            return
+        store.update(job.id, spec={**job.spec, "infra_failures": failures})
+        store.release(job.id, self.worker_id)
+
+    # ------------------------------------------------------------------ PRs
+
+    def _poll_prs(self) -> None:
+        now = self.ctx.clock.monotonic()
+        if now < self._next_pr_poll:
+            return
+        changed = poll_reviews(self.ctx, lambda job, what: log.info("%s: %s", job.fr_id, what))
+        self._next_pr_poll = now + self.pr_backoff.next_delay(changed > 0)
+
+    def _job_log(self, job_id: int) -> Callable[[str], None]:
+        return JobLog.for_job(self.ctx.settings.state_dir, job_id).write
+
+
+def _dead_local_worker(worker: str, host: str) -> bool:
+    name, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if name != host or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # Alive: ours only if it is this very pid, left over from a previous life.
+    return int(pid_text) == os.getpid()

@@ -1,0 +1,58 @@
+"""File events from the vault wake the loop at once (watchfiles, debounced)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import watchfiles
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 300
+
+
+def _is_note(_change: watchfiles.Change, path: str) -> bool:
+    return path.endswith(".md") and "/." not in path
+
+
+class VaultWatcher:
+    """A background thread that sets `wake` whenever a note under `root` changes.
+
+    It only wakes the loop; the loop does the scan, so a burst of saves costs one scan.
+    If the watcher cannot run (e.g. inotify limits), the adaptive poll still finds work.
+    """
+
+    def __init__(self, root: Path, wake: threading.Event) -> None:
+        self.root = root
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vault-watch", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"VaultWatcher({self.root}, alive={self._thread.is_alive()})"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        if not self.root.is_dir():
+            log.warning("vault %s does not exist; watching nothing (polling still runs)", self.root)
+            return
+        try:
+            for _changes in watchfiles.watch(
+                self.root,
+                watch_filter=_is_note,
+                debounce=DEBOUNCE_MS,
+                stop_event=self._stop,
+                rust_timeout=1000,
+                yield_on_timeout=False,
+            ):
+                self._wake.set()
+        except Exception as exc:  # the poll is the fallback; never take the daemon down
+            log.warning("vault watcher stopped (%s); falling back to polling", exc)

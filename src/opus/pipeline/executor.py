@@ -1,0 +1,207 @@
+"""Run one job from its first incomplete stage to a delivered branch (or a failure).
+
+`run_job` is called by a worker thread with a claimed job. It checks the stop flag
+between stages, so a stop (shutdown, preemption, stuck) always lands on a checkpoint.
+Terminal outcomes are written to the store here; a stop is handed back to the caller,
+which decides whether the job goes back to the queue or fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from opus.domain import Job, JobState, Stage, StageRun
+from opus.errors import BudgetExceeded, NotReady, StageFailed
+from opus.git import git
+from opus.pipeline.context import JobControl, PipelineContext
+from opus.pipeline.progress import Exhausted, Finished, Step, next_step
+from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
+from opus.pipeline.worktree import Worktree, branch_name
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["awaiting_review", "failed", "stopped"]
+    detail: str = ""
+
+
+def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
+    """Advance `job` until it is delivered, fails, or is asked to stop."""
+    try:
+        worktree = _prepare(job, ctx, control)
+        return _advance(ctx.store.get(job.id), ctx, control, worktree)
+    except Interrupted as exc:
+        control.log(str(exc))
+        return Outcome("stopped", control.stop_reason or str(exc))
+    except (NotReady, StageFailed, BudgetExceeded) as exc:
+        return _fail(job, ctx, control, str(exc))
+
+
+def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
+    runs = ctx.store.stage_runs(job.id)
+    if not any(run.ok for run in runs):
+        _check_ready(job, ctx)
+    branch = job.branch or branch_name(ctx.settings.git.branch_prefix, job.fr_id, job.title)
+    if job.branch != branch:
+        ctx.store.update(job.id, branch=branch)
+    worktree = Worktree.ensure(
+        job.repo, ctx.settings.state_dir, job.id, branch, job.base, remote=ctx.settings.git.remote
+    )
+    checkpoint = _last_commit(runs)
+    if checkpoint:
+        # A stage that died half-way left edits behind; start again from its checkpoint.
+        git("reset", "--quiet", "--hard", checkpoint, cwd=worktree.path)
+        git("clean", "-fdq", cwd=worktree.path)
+    else:
+        worktree.discard_uncommitted()
+    control.log(f"worktree {worktree.path} on {branch}")
+    return worktree
+
+
+def _check_ready(job: Job, ctx: PipelineContext) -> None:
+    from opus.pipeline.readiness import check_ready
+
+    info = check_ready(job.repo, job.base, job.spec.get("test_command"))
+    if job.base != info.base_branch:
+        ctx.store.update(job.id, base=info.base_branch)
+
+
+def _last_commit(runs: Any) -> str | None:
+    commits = [run.commit for run in runs if run.ok and run.commit]
+    return commits[-1] if commits else None
+
+
+def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) -> Outcome:
+    while True:
+        runs = ctx.store.stage_runs(job.id)
+        progress = next_step(
+            runs,
+            ctx.settings.pipeline.max_iterations + int(job.spec.get("extra_rounds", 0)),
+            human_feedback=job.spec.get("human_feedback"),
+        )
+        if isinstance(progress, Finished):
+            return _delivered(job, ctx, control)
+        if isinstance(progress, Exhausted):
+            reason = (
+                f"no passing round after {progress.iteration} iteration(s); last report:\n"
+                f"{progress.report}"
+            )
+            return _fail(job, ctx, control, reason)
+        if control.should_stop():
+            return Outcome("stopped", control.stop_reason or "")
+        _check_budget(job, ctx)
+        job = _run_step(job, ctx, control, wt, progress)
+
+
+def _run_step(
+    job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree, step: Step
+) -> Job:
+    job = ctx.store.update(job.id, stage=step.stage, iteration=step.iteration)
+    control.begin_stage(step.stage.value)
+    control.log(f"stage {step.stage.value} (round {step.iteration}) started")
+    started = ctx.clock.now()
+    outcome = run_stage(job, ctx, control, wt, step, budget_usd=_remaining_usd(job, ctx))
+    commit = _checkpoint_commit(job, ctx, wt, step, outcome)
+    _record(job, ctx, step, outcome, started=started, commit=commit)
+    control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")
+    if step.stage is Stage.CODE and "human_feedback" in job.spec:
+        spec = {k: v for k, v in job.spec.items() if k != "human_feedback"}
+        job = ctx.store.update(job.id, spec=spec)
+    if outcome.stop:
+        # The stage kept its work (committed above) but cannot go on: budget, or stuck.
+        raise outcome.stop
+    return ctx.store.get(job.id)
+
+
+def _checkpoint_commit(
+    job: Job, ctx: PipelineContext, wt: Worktree, step: Step, outcome: StageOutcome
+) -> str:
+    author = (ctx.settings.git.author_name, ctx.settings.git.author_email)
+    if step.stage is Stage.CODE:
+        message = f"{job.fr_id}: {job.title} (round {step.iteration})\n\n{outcome.note}"
+        wt.commit(message, job_id=job.id, author=author)
+    head = wt.head()
+    _push_wip(job, ctx, wt)
+    return head
+
+
+def _push_wip(job: Job, ctx: PipelineContext, wt: Worktree) -> None:
+    remote = ctx.settings.git.remote
+    if git("remote", cwd=wt.path).split().count(remote):
+        wt.push_wip(remote, job.id)
+
+
+def _record(
+    job: Job,
+    ctx: PipelineContext,
+    step: Step,
+    outcome: StageOutcome,
+    *,
+    started: datetime,
+    commit: str,
+) -> None:
+    ctx.store.record_stage(
+        StageRun(
+            job_id=job.id,
+            stage=step.stage,
+            iteration=step.iteration,
+            ok=True,
+            output=outcome.output,
+            usage=outcome.usage,
+            cost_usd=outcome.cost_usd,
+            prompt_sha256=outcome.prompt_sha256,
+            commit=commit,
+            started_at=started,
+            finished_at=ctx.clock.now(),
+        )
+    )
+    total = sum(run.cost_usd for run in ctx.store.stage_runs(job.id))
+    ctx.store.update(job.id, cost_usd=total)
+
+
+def _ceiling_usd(job: Job, ctx: PipelineContext) -> float:
+    own = job.spec.get("budget_usd")
+    ceiling = ctx.settings.budget.job_usd
+    return min(ceiling, float(own)) if own is not None else ceiling
+
+
+def _remaining_usd(job: Job, ctx: PipelineContext) -> float:
+    return max(0.0, _ceiling_usd(job, ctx) - job.cost_usd)
+
+
+def _check_budget(job: Job, ctx: PipelineContext) -> None:
+    ceiling = _ceiling_usd(job, ctx)
+    if job.cost_usd >= ceiling > 0 or (ceiling == 0 and job.cost_usd > 0):
+        raise BudgetExceeded(
+            f"job cost ${job.cost_usd:.2f} reached its ceiling ${ceiling:.2f}; raise "
+            "`budget:` in the note or `budget.job_usd`, then `opus retry`"
+        )
+    minutes = job.spec.get("budget_minutes")
+    if minutes and job.started_at is not None:
+        elapsed = (ctx.clock.now() - job.started_at).total_seconds() / 60
+        if elapsed > float(minutes):
+            raise BudgetExceeded(
+                f"job ran {elapsed:.0f} min, over its budget of {minutes} min; raise "
+                "`budget: {minutes: …}` in the note, then `opus retry`"
+            )
+
+
+def _delivered(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
+    job = ctx.store.get(job.id)
+    ctx.store.transition(job.id, JobState.AWAITING_REVIEW, stage=Stage.DELIVER)
+    ctx.store.add_event(job.id, "awaiting_review", f"PR ready for review: {job.pr_url}")
+    control.log(f"delivered: {job.pr_url}")
+    return Outcome("awaiting_review", job.pr_url or "")
+
+
+def _fail(job: Job, ctx: PipelineContext, control: JobControl, reason: str) -> Outcome:
+    control.log(f"failed: {reason}")
+    ctx.store.transition(job.id, JobState.FAILED, error=reason)
+    ctx.store.add_event(job.id, "failed", reason)
+    from opus.notify import job_failed
+
+    ctx.notifier.notify(*job_failed(job.fr_id, reason))
+    return Outcome("failed", reason)
+

@@ -1,0 +1,227 @@
+"""The five stages. Each takes the job at a step and returns what its checkpoint stores.
+
+Agents are run through the `Engine` seam; the tester through the `Sandbox`; delivery
+through `opus.delivery`. A stage asked to stop before it completes raises `Interrupted`
+and is not recorded: the job resumes at that stage from the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opus.domain import Job, Role, Stage, StageRun, Usage
+from opus.errors import BudgetExceeded, OpusError, StageFailed
+from opus.pipeline.context import JobControl, PipelineContext
+from opus.pipeline.progress import Step
+from opus.pipeline.worktree import Worktree
+from opus.prompts import load_prompt, messages
+from opus.seams import AgentResult, AgentTask
+
+
+class Interrupted(OpusError):
+    """The stage was stopped before it completed; it will run again from its checkpoint."""
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    output: dict[str, Any]
+    note: str
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    prompt_sha256: str | None = None
+    stop: OpusError | None = None
+    """Set when the stage's work is kept but the job cannot go on (budget)."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    job: Job
+    ctx: PipelineContext
+    control: JobControl
+    wt: Worktree
+    step: Step
+    budget_usd: float
+
+    def runs(self) -> list[StageRun]:
+        return [run for run in self.ctx.store.stage_runs(self.job.id) if run.ok]
+
+    def latest(self, stage: Stage) -> dict[str, Any]:
+        found = [run.output for run in self.runs() if run.stage is stage]
+        return found[-1] if found else {}
+
+
+def run_stage(
+    job: Job,
+    ctx: PipelineContext,
+    control: JobControl,
+    wt: Worktree,
+    step: Step,
+    *,
+    budget_usd: float,
+) -> StageOutcome:
+    """Run `step.stage` and return its checkpoint data."""
+    call = _Call(job, ctx, control, wt, step, budget_usd)
+    return _RUNNERS[step.stage](call)
+
+
+# --------------------------------------------------------------------------- agents
+
+
+def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
+    pipeline = call.ctx.settings.pipeline
+    prompt = load_prompt(role, call.ctx.vault_root)
+    task = AgentTask(
+        role=role,
+        system_prompt=prompt.text,
+        user_message=message,
+        worktree=call.wt.path,
+        sandbox=call.ctx.sandbox,
+        model=call.ctx.settings.agents.model_for(role.value),
+        max_turns=pipeline.max_turns,
+        max_tokens=pipeline.max_stage_tokens,
+        timeout_s=pipeline.stage_timeout_s,
+        budget_usd=call.budget_usd,
+        on_activity=call.control.touch,
+        should_stop=call.control.should_stop,
+    )
+    result = call.ctx.engine.run(task)
+    if call.control.should_stop() and result.stop_reason not in ("submitted", "end_turn"):
+        raise Interrupted(f"{role.value} stopped: {call.control.stop_reason}")
+    if result.stop_reason == "timeout":
+        raise Interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s")
+    return result, prompt.sha256
+
+
+def _outcome(result: AgentResult, sha: str, output: dict[str, Any], note: str) -> StageOutcome:
+    stop = None
+    if result.stop_reason == "budget":
+        stop = BudgetExceeded(
+            f"the job's budget ran out during this stage ({result.report}); raise `budget:` "
+            "in the note or `budget.job_usd`, then `opus retry`"
+        )
+    return StageOutcome(output, note, result.usage, result.cost_usd, sha, stop)
+
+
+def _require_submitted(result: AgentResult, role: Role, tool: str) -> None:
+    if result.stop_reason != "submitted":
+        raise StageFailed(
+            f"the {role.value} ended ({result.stop_reason}) without calling {tool}: "
+            f"{result.report or 'no report'}"
+        )
+
+
+def _plan(call: _Call) -> StageOutcome:
+    message = messages.planner_message(call.job.fr_id, call.job.title, _body(call.job))
+    result, sha = _agent(call, Role.PLANNER, message)
+    _require_submitted(result, Role.PLANNER, "submit_plan")
+    steps = result.output.get("steps", [])
+    return _outcome(result, sha, result.output, f"plan with {len(steps)} step(s)")
+
+
+def _code(call: _Call) -> StageOutcome:
+    message = messages.coder_message(
+        call.job.fr_id,
+        call.job.title,
+        _body(call.job),
+        plan=call.latest(Stage.PLAN),
+        iteration=call.step.iteration,
+        feedback=call.step.feedback,
+    )
+    result, sha = _agent(call, Role.CODER, message)
+    summary = str(result.output.get("summary", "")).strip()
+    output = {
+        "summary": summary,
+        "stop_reason": result.stop_reason,
+        "report": result.report,
+        "turns": result.turns,
+    }
+    note = result.report if result.stop_reason != "end_turn" else (summary[:300] or "done")
+    return _outcome(result, sha, output, note)
+
+
+def _review(call: _Call) -> StageOutcome:
+    test = call.latest(Stage.TEST)
+    message = messages.reviewer_message(
+        call.job.fr_id,
+        call.job.title,
+        _body(call.job),
+        plan=call.latest(Stage.PLAN),
+        diff=call.wt.diff(_base(call)),
+        test_summary=_test_summary(test),
+    )
+    result, sha = _agent(call, Role.REVIEWER, message)
+    _require_submitted(result, Role.REVIEWER, "submit_review")
+    verdict = result.output.get("verdict")
+    return _outcome(result, sha, result.output, f"verdict {verdict}")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def _test(call: _Call) -> StageOutcome:
+    from opus.pipeline.tester import resolve_test_command, run_tests
+
+    command = resolve_test_command(call.job.spec.get("test_command"), call.wt.path)
+    if not command:
+        raise StageFailed(
+            "no test command: add `test_command:` to the note, or `test_command` to the "
+            "repo's .opus.toml"
+        )
+    pipeline = call.ctx.settings.pipeline
+    call.control.touch(f"running tests: {command}")
+    result = run_tests(
+        call.ctx.sandbox,
+        call.wt.path,
+        command,
+        timeout_s=pipeline.test_timeout_s,
+        tail_bytes=pipeline.output_tail_bytes,
+    )
+    output = {
+        "command": result.command,
+        "passed": result.passed,
+        "exit_code": result.exit_code,
+        "duration_s": round(result.duration_s, 3),
+        "timed_out": result.timed_out,
+        "output_tail": result.output_tail,
+    }
+    return StageOutcome(output, _test_summary(output))
+
+
+def _test_summary(output: dict[str, Any]) -> str:
+    if not output:
+        return "no test run"
+    verdict = "passed" if output.get("passed") else "FAILED"
+    return (
+        f"`{output.get('command')}` {verdict} (exit {output.get('exit_code')}, "
+        f"{output.get('duration_s', 0):.1f}s)"
+    )
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def _deliver(call: _Call) -> StageOutcome:
+    from opus.pipeline.delivering import deliver_job
+
+    pr = deliver_job(call.job, call.ctx, call.wt, call.runs(), call.step.iteration)
+    call.ctx.store.update(call.job.id, pr_url=pr.url)
+    return StageOutcome({"pr_url": pr.url, "number": pr.number}, f"PR {pr.url}")
+
+
+def _body(job: Job) -> str:
+    return str(job.spec.get("body", ""))
+
+
+def _base(call: _Call) -> str:
+    return call.job.base or "HEAD"
+
+
+_RUNNERS: dict[Stage, Callable[[_Call], StageOutcome]] = {
+    Stage.PLAN: _plan,
+    Stage.CODE: _code,
+    Stage.TEST: _test,
+    Stage.REVIEW: _review,
+    Stage.DELIVER: _deliver,
+}
