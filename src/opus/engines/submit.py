@@ -138,3 +138,31 @@ def parse_submission(role: Role, text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidSubmission(f"not valid JSON: {exc}") from exc
     return validate_submission(role, data)
+
+
+_EXAMPLES: dict[Role, dict[str, Any]] = {
+    Role.PLANNER: {
+        "summary": "The approach in two or three sentences.",
+        "steps": [{"title": "What the step does", "postcondition": "How to check it is done"}],
+    },
+    Role.REVIEWER: {
+        "verdict": "approve or request_changes",
+        "summary": "The overall judgement.",
+        "comments": [{"path": "src/file.py", "line": 12, "body": "What to change and why"}],
+    },
+}
+
+
+def describe_output(role: Role, where: str) -> str:
+    """Instructions for engines without tools: put the result as JSON `where`.
+
+    `where` completes "Write your final result as JSON ...", for example
+    "to the file /tmp/out.json" or "in a fenced ```json block at the end of your reply".
+    """
+    name = SUBMIT_TOOL_NAME[role]
+    example = json.dumps(_EXAMPLES[role], indent=2)
+    return (
+        f"The `{name}` tool is not available here. Where these instructions say to call "
+        f"`{name}`, instead write your final result as JSON {where}, shaped like this "
+        f"(every field required except a comment's path and line):\n\n```json\n{example}\n```\n"
+    )

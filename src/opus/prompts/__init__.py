@@ -13,6 +13,9 @@ from pathlib import Path
 
 from opus.domain import Role
 from opus.errors import ConfigError
+from opus.prompts import messages
+
+__all__ = ["Prompt", "load_prompt", "messages"]
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 OVERRIDE_DIR = Path("00_system") / "prompts"
