@@ -111,3 +111,17 @@ def test_output_cap_truncates(sandbox: Sandbox, worktree: Path) -> None:
 def test_missing_worktree_is_a_sandbox_error(sandbox: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="not a directory"):
         sandbox.run("true", worktree=tmp_path / "gone", timeout_s=5)
+
+
+@needs_bwrap
+@pytest.mark.bwrap
+def test_bwrap_timeout_kills_processes_that_left_the_group(worktree: Path) -> None:
+    marker = f"{os.getpid() % 1000 + 2000}.{time.monotonic_ns() % 100000}"
+    result = bwrap_sandbox().run(
+        f"setsid sleep {marker} & sleep {marker}", worktree=worktree, timeout_s=1
+    )
+    assert result.timed_out
+    deadline = time.monotonic() + 3
+    while _processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(f"sleep {marker}") == []

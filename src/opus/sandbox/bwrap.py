@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from opus.sandbox.environment import SANDBOX_TMPDIR, parent_environ, scrubbed_env
-from opus.sandbox.process import run_in_group
-from opus.seams import CommandResult
+from opus.sandbox.environment import SANDBOX_TMPDIR
+from opus.sandbox.process import ShellRunner, shell
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
 # agent tools. Directories get an empty tmpfs over them, files get /dev/null.
@@ -45,8 +44,6 @@ HIDDEN_IN_HOME: tuple[str, ...] = (
     ".claude.json",
 )
 
-SHELL_CANDIDATES = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
-
 
 @dataclass(frozen=True)
 class Mount:
@@ -66,14 +63,6 @@ class Mount:
 def find_bwrap() -> str | None:
     """The path of the bwrap executable, or None."""
     return shutil.which("bwrap")
-
-
-def shell() -> str:
-    """The shell commands run in: bash when there is one (agents write bash)."""
-    for candidate in SHELL_CANDIDATES:
-        if Path(candidate).exists():
-            return candidate
-    return "sh"
 
 
 def hidden_paths(home: Path | None, state_dir: Path | None) -> list[Path]:
@@ -169,7 +158,7 @@ def bwrap_argv(
     return [bwrap, *plan, *isolation, "--", shell(), "-c", command]
 
 
-class BwrapSandbox:
+class BwrapSandbox(ShellRunner):
     """`Sandbox` on bubblewrap: the worktree is the only writable place."""
 
     def __init__(
@@ -181,28 +170,19 @@ class BwrapSandbox:
         state_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ)
         self.bwrap = bwrap
         self.network = network
-        self.output_cap_bytes = output_cap_bytes
         self.state_dir = state_dir.resolve() if state_dir is not None else None
-        self._env = scrubbed_env(parent_environ() if environ is None else environ)
-        home = self._env.get("HOME")
+        home = self.env.get("HOME")
         self.home = Path(home) if home else None
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
 
-    def run(
-        self,
-        command: str,
-        *,
-        worktree: Path,
-        timeout_s: float,
-        writable: bool = True,
-    ) -> CommandResult:
-        """Run `command` under bwrap with `worktree` as cwd (read-only unless `writable`)."""
-        worktree = worktree.resolve()
-        argv = bwrap_argv(
+    def argv(self, command: str, *, worktree: Path, writable: bool) -> list[str]:
+        """The bwrap command line for `command` in `worktree` (read-only unless `writable`)."""
+        return bwrap_argv(
             self.bwrap,
             command,
             worktree=worktree,
@@ -210,7 +190,4 @@ class BwrapSandbox:
             network=self.network,
             home=self.home,
             state_dir=self.state_dir,
-        )
-        return run_in_group(
-            argv, cwd=worktree, env=self._env, timeout_s=timeout_s, cap_bytes=self.output_cap_bytes
         )

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from opus.errors import SandboxError
+from opus.sandbox.environment import parent_environ, scrubbed_env
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -27,6 +28,48 @@ DRAIN_S = 1.0
 READ_CHUNK = 65536
 TIMEOUT_EXIT_CODE = 124
 """The exit code reported for a timed-out command (as coreutils `timeout` does)."""
+SHELL_CANDIDATES = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
+
+
+def shell() -> str:
+    """The shell commands run in: bash when there is one (agents write bash)."""
+    for candidate in SHELL_CANDIDATES:
+        if Path(candidate).exists():
+            return candidate
+    return "sh"
+
+
+class ShellRunner:
+    """Runs shell commands in a worktree with a scrubbed environment, capped and timed.
+
+    Satisfies `Sandbox` without any isolation; `BwrapSandbox` wraps the command line.
+    """
+
+    def __init__(self, *, output_cap_bytes: int, environ: Mapping[str, str] | None = None) -> None:
+        self.output_cap_bytes = output_cap_bytes
+        self.env = scrubbed_env(parent_environ() if environ is None else environ)
+
+    def argv(self, command: str, *, worktree: Path, writable: bool) -> list[str]:
+        """The command line that runs `command`."""
+        return [shell(), "-c", command]
+
+    def run(
+        self,
+        command: str,
+        *,
+        worktree: Path,
+        timeout_s: float,
+        writable: bool = True,
+    ) -> CommandResult:
+        """Run `command` with `worktree` as cwd; see `opus.seams.Sandbox`."""
+        worktree = worktree.resolve()
+        return run_in_group(
+            self.argv(command, worktree=worktree, writable=writable),
+            cwd=worktree,
+            env=self.env,
+            timeout_s=timeout_s,
+            cap_bytes=self.output_cap_bytes,
+        )
 
 
 class CappedOutput:

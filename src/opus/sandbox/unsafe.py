@@ -10,12 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 
-from opus.sandbox.bwrap import shell
-from opus.sandbox.environment import parent_environ, scrubbed_env
-from opus.sandbox.process import run_in_group
-from opus.seams import CommandResult
+from opus.sandbox.process import ShellRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +31,15 @@ def warn_unsafe_once() -> None:
         log.warning(UNSAFE_WARNING)
 
 
-class UnsandboxedRunner:
-    """`Sandbox` without isolation: same timeouts, output cap and scrubbed environment."""
+class UnsandboxedRunner(ShellRunner):
+    """`Sandbox` without isolation: same timeouts, output cap and scrubbed environment.
+
+    `writable=False` cannot be enforced here.
+    """
 
     def __init__(self, *, output_cap_bytes: int, environ: Mapping[str, str] | None = None) -> None:
-        self.output_cap_bytes = output_cap_bytes
-        self._env = scrubbed_env(parent_environ() if environ is None else environ)
+        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ)
         warn_unsafe_once()
 
     def __repr__(self) -> str:
         return "UnsandboxedRunner()"
-
-    def run(
-        self,
-        command: str,
-        *,
-        worktree: Path,
-        timeout_s: float,
-        writable: bool = True,
-    ) -> CommandResult:
-        """Run `command` in a shell in `worktree`; `writable` cannot be enforced here."""
-        return run_in_group(
-            [shell(), "-c", command],
-            cwd=worktree,
-            env=self._env,
-            timeout_s=timeout_s,
-            cap_bytes=self.output_cap_bytes,
-        )
