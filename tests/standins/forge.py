@@ -64,7 +64,9 @@ class ForgeStandin:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def api_url(self) -> str:

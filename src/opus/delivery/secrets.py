@@ -68,6 +68,7 @@ FILTERS: tuple[dict[str, Any], ...] = tuple(
 
 # detect-secrets keeps its settings in process-global state; workers are threads.
 _LOCK = threading.Lock()
+_COMMIT_PREFIX = re.compile(r"^[0-9a-f]{4,64}:")  # `sha:path`, git's notation
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -145,7 +146,7 @@ def _materialise(
 
     names: dict[str, str] = {}
     for index, (path, lines) in enumerate(_all(files, texts)):
-        name = Path(path).name or "file"
+        name = Path(_COMMIT_PREFIX.sub("", path)).name or "file"
         if Path(name).suffix in IGNORED_FILE_EXTENSIONS:
             # Text that git diffs is text, whatever its extension says: scan it.
             name += ".txt"
