@@ -239,7 +239,7 @@ def _route(
 ) -> tuple[int, Any]:
     if not path.startswith(standin.prefix + "/repos/"):
         raise _Reject(404, f"no route {path}")
-    match = _ROUTE.match(path[len(standin.prefix):])
+    match = _ROUTE.match(path[len(standin.prefix) :])
     if match is None:
         raise _Reject(404, f"no route {path}")
     if (match["owner"], match["name"]) != (standin.owner, standin.name):
@@ -290,7 +290,12 @@ def _open(standin: ForgeStandin, body: Any) -> StandinPR:
 
 
 def _on_pr(
-    standin: ForgeStandin, pr: StandinPR, method: str, what: str, *, query: dict[str, str],
+    standin: ForgeStandin,
+    pr: StandinPR,
+    method: str,
+    what: str,
+    *,
+    query: dict[str, str],
     body: Any,
 ) -> tuple[int, Any]:
     if method == "POST" and what == "issues/comments":

@@ -32,7 +32,7 @@ class CommandEngine:
     def __init__(self, agents: AgentsConfig, sandbox_cfg: SandboxConfig) -> None:
         if not agents.command:
             raise ConfigError(
-                "config key `agents.command` is empty, but agents.engine is \"command\"; "
+                'config key `agents.command` is empty, but agents.engine is "command"; '
                 'set it to an argv such as ["my-agent", "--prompt", "{prompt_file}"]'
             )
         self.argv = list(agents.command)

@@ -126,9 +126,7 @@ def validate_submission(role: Role, data: Any) -> dict[str, Any]:
             f"{'.'.join(str(p) for p in err['loc']) or '(input)'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise InvalidSubmission(
-            f"{SUBMIT_TOOL_NAME[role]} input is invalid ({problems})"
-        ) from exc
+        raise InvalidSubmission(f"{SUBMIT_TOOL_NAME[role]} input is invalid ({problems})") from exc
 
 
 def parse_submission(role: Role, text: str) -> dict[str, Any]:

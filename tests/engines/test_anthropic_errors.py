@@ -1,0 +1,92 @@
+"""Retries, API failures and the wall-time limit of the `anthropic` engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+import pytest
+
+from opus.config import AgentsConfig
+from opus.domain import Role
+from opus.engines.anthropic_engine import AnthropicEngine
+from opus.errors import EngineError
+from opus.seams import AgentTask
+from opus.testing.clock import FakeClock
+from tests.engines.conftest import SANDBOX_CFG, make_engine
+from tests.standins.messages_api import (
+    MessagesAPI,
+    overloaded,
+    rate_limited,
+    reply,
+    server_error,
+    text,
+    tool_use,
+)
+
+TaskFactory = Callable[..., AgentTask]
+
+
+@pytest.mark.parametrize("failure", [overloaded, rate_limited])
+def test_transient_error_is_retried(
+    api: MessagesAPI, make_task: TaskFactory, failure: Callable[[], Any]
+) -> None:
+    api.add(failure(), reply(text("done")))
+    result = make_engine(api, max_retries=2).run(make_task(Role.CODER))
+    assert result.stop_reason == "end_turn"
+    assert len(api.requests) == 2
+    assert api.requests[1]["headers"]["x-stainless-retry-count"] == "1"
+
+
+def test_errors_beyond_retries_raise_engine_error(api: MessagesAPI, make_task: TaskFactory) -> None:
+    api.add(server_error(), server_error(), server_error(), reply(text("too late")))
+    with pytest.raises(EngineError) as caught:
+        make_engine(api, max_retries=2).run(make_task(Role.CODER))
+    message = str(caught.value)
+    assert "HTTP 500" in message and "2 retries" in message
+    assert "status.anthropic.com" in message
+    assert len(api.requests) == 3
+
+
+def test_bad_key_says_to_check_it(api: MessagesAPI, make_task: TaskFactory) -> None:
+    client = anthropic.Anthropic(base_url=api.base_url, api_key="wrong", max_retries=0)
+    engine = AnthropicEngine(AgentsConfig(max_retries=0), SANDBOX_CFG, client=client)
+    with pytest.raises(EngineError, match="ANTHROPIC_API_KEY"):
+        engine.run(make_task(Role.PLANNER))
+
+
+def test_unreachable_api(make_task: TaskFactory) -> None:
+    with MessagesAPI() as gone:
+        url = gone.base_url
+    client = anthropic.Anthropic(base_url=url, api_key="test-key", max_retries=0)
+    engine = AnthropicEngine(AgentsConfig(max_retries=0), SANDBOX_CFG, client=client)
+    with pytest.raises(EngineError, match="ANTHROPIC_BASE_URL"):
+        engine.run(make_task(Role.CODER))
+
+
+def test_wall_time_limit(api: MessagesAPI, make_task: TaskFactory) -> None:
+    clock = FakeClock()
+
+    def slow_reply(_request: dict[str, Any]) -> dict[str, Any]:
+        clock.advance(40)  # each model call "takes" 40 s on the fake clock
+        return reply(tool_use("bash", {"command": f"echo {clock.monotonic()}"}))
+
+    api.add(*(slow_reply for _ in range(5)))
+    engine = make_engine(api)
+    engine.clock = clock
+    result = engine.run(make_task(Role.CODER, timeout_s=100))
+    assert result.stop_reason == "timeout"
+    assert result.turns == 3
+    assert "100s" in result.report
+    assert result.output["summary"]
+
+
+def test_client_from_environment(
+    api: MessagesAPI, make_task: TaskFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+    api.add(reply(text("done")))
+    engine = AnthropicEngine(AgentsConfig(max_retries=0), SANDBOX_CFG)
+    assert engine.run(make_task(Role.CODER)).output == {"summary": "done"}
