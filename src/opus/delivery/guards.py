@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NoReturn
 
 from opus.config import GitConfig
-from opus.delivery.secrets import PR_BODY, added_lines, describe, scan_added
+from opus.delivery.secrets import PR_BODY, added_lines, scan_added
 from opus.errors import DeliveryBlocked, GitError
 from opus.git import git
 
@@ -83,11 +84,11 @@ def check_remote_history(worktree: Path, branch: str, *, remote: str) -> str | N
         return None
     foreign = foreign_commits(worktree, theirs, "HEAD")
     if foreign:
-        listing = "\n".join(f"  {commit}" for commit in foreign)
-        raise DeliveryBlocked(
+        _refuse(
             f"refusing to push {branch!r}: {remote}/{branch} has commits opus did not make "
-            f"and a push would overwrite them:\n{listing}\n"
-            "merge or drop them on the remote branch (or delete it), then retry the job"
+            "and a push would overwrite them",
+            foreign,
+            "merge or drop them on the remote branch (or delete it), then retry the job",
         )
     return theirs
 
@@ -121,11 +122,10 @@ def check_paths(paths: Iterable[str], allowed: Sequence[str]) -> None:
         return
     outside = sorted(p for p in set(paths) if not any(path_matches(p, a) for a in allowed))
     if outside:
-        listing = "\n".join(f"  {path}" for path in outside)
-        raise DeliveryBlocked(
-            f"the change touches paths outside allowed_paths ({', '.join(allowed)}):\n"
-            f"{listing}\nwiden `allowed_paths` in the FR note, or retry so the coder "
-            "keeps to it"
+        _refuse(
+            f"the change touches paths outside allowed_paths ({', '.join(allowed)})",
+            outside,
+            "widen `allowed_paths` in the FR note, or retry so the coder keeps to it",
         )
 
 
@@ -181,11 +181,11 @@ def check_secrets(worktree: Path, start: str, *, pr_body: str = "") -> None:
     files = added_in_history(worktree, start)
     findings = scan_added(files, texts={PR_BODY: pr_body} if pr_body else None)
     if findings:
-        raise DeliveryBlocked(
-            "likely secrets in the change (commit:file:line: kind):\n"
-            f"{describe(findings)}\n"
+        _refuse(
+            "likely secrets in the change (commit:file:line: kind)",
+            findings,
             "remove them from the branch history (and rotate them if they are real), "
-            "then retry the job"
+            "then retry the job",
         )
 
 
@@ -203,3 +203,9 @@ def added_in_history(worktree: Path, start: str) -> dict[str, dict[int, str]]:
         for path, lines in added_lines(patch).items():
             files[f"{sha.strip()}:{path}"] = lines
     return files
+
+
+def _refuse(problem: str, items: Iterable[object], advice: str) -> NoReturn:
+    """Raise `DeliveryBlocked`: the problem, one indented line per item, what to do."""
+    listing = "\n".join(f"  {item}" for item in items)
+    raise DeliveryBlocked(f"{problem}:\n{listing}\n{advice}")

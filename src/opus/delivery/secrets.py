@@ -10,7 +10,7 @@ import codecs
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,8 +181,3 @@ def _unquote(quoted: str) -> str:
     # git C-quotes unusual names: octal escapes of UTF-8 bytes, \" \\ \t \n.
     raw = codecs.escape_decode(quoted.encode("utf-8"))[0]
     return bytes(raw).decode("utf-8", errors="replace")
-
-
-def describe(findings: Iterable[Finding]) -> str:
-    """One line per finding, for a `DeliveryBlocked` message."""
-    return "\n".join(f"  {finding}" for finding in findings)

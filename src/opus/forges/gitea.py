@@ -12,72 +12,47 @@ from typing import Any
 
 from opus.config import PRConfig
 from opus.errors import ConfigError
-from opus.forges.feedback import (
-    Review,
-    build_feedback,
-    head_ref,
-    remark_from,
-    to_pull_request,
-)
-from opus.forges.http import OPUS_MARKER, ApiClient, iso_z, parse_time, require_token
+from opus.forges.feedback import Review, build_feedback, remark_from
+from opus.forges.http import ApiClient, iso_z, parse_time, require_token
 from opus.forges.remote import repository_for
+from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
 
 API_PREFIX = "/api/v1"
 
 
-class GiteaForge:
+class GiteaForge(RestForge):
     """Implements `opus.seams.Forge` over the Gitea/Forgejo REST API."""
 
-    def __init__(self, client: ApiClient, owner: str, name: str) -> None:
-        self.client = client
-        self.owner = owner
-        self.name = name
-        self._repo = f"/repos/{owner}/{name}"
-
-    def __repr__(self) -> str:
-        return f"GiteaForge({self.owner}/{self.name} at {self.client.base_url})"
+    label = "Gitea"
 
     def find_pr(self, branch: str) -> PullRequest | None:
         """The newest PR whose head is `branch` in this repository, open or not."""
-        found = self.client.get_all(f"{self._repo}/pulls", {"state": "all", "sort": "newest"})
-        mine = [item for item in found if head_ref(item) == branch and self._same_repo(item)]
-        if not mine:
-            return None
-        return to_pull_request(max(mine, key=lambda item: int(item["number"])), "Gitea")
+        found = self.client.get_all(f"{self.repo_path}/pulls", {"state": "all", "sort": "newest"})
+        return self.newest_for(found, branch)
 
     def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
         """Open a PR from `branch` into `base`."""
         payload = {"title": title, "head": branch, "base": base, "body": body}
-        return to_pull_request(self.client.post(f"{self._repo}/pulls", payload), "Gitea")
+        return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
 
     def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
         """The PR's state plus the reviews and comments given after `since`."""
-        state = to_pull_request(self.client.get(f"{self._repo}/pulls/{pr.number}"), "Gitea").state
-        found_reviews = self.client.get_all(f"{self._repo}/pulls/{pr.number}/reviews")
+        pull = f"{self.repo_path}/pulls/{pr.number}"
+        state = self.pull(self.client.get(pull)).state
+        found_reviews = self.client.get_all(f"{pull}/reviews")
         reviews = [_review(r) for r in found_reviews]
         remarks = [
             remark_from(c, "position", "original_position")
             for r in found_reviews
             if int(r.get("comments_count") or 0) > 0
-            for c in self.client.get(f"{self._repo}/pulls/{pr.number}/reviews/{r['id']}/comments")
+            for c in self.client.get(f"{pull}/reviews/{r['id']}/comments")
         ]
         params = {"since": iso_z(since)} if since is not None else None
-        issue = self.client.get_all(f"{self._repo}/issues/{pr.number}/comments", params)
+        issue = self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
         remarks += [remark_from(c) for c in issue]
         return build_feedback(state, reviews, remarks, since)
 
-    def comment(self, pr: PullRequest, body: str) -> None:
-        """Post `body` on the PR's conversation."""
-        self.client.post(
-            f"{self._repo}/issues/{pr.number}/comments", {"body": f"{body}\n\n{OPUS_MARKER}"}
-        )
-
-    def _same_repo(self, item: dict[str, Any]) -> bool:
-        # A fork's branch of the same name is someone else's PR, not opus's.
-        head_repo = (item.get("head") or {}).get("repo") or {}
-        full_name = head_repo.get("full_name")
-        return full_name is None or str(full_name).lower() == f"{self.owner}/{self.name}".lower()
 
 
 def make(

@@ -13,60 +13,44 @@ from opus.config import PRConfig
 from opus.forges.feedback import (
     Review,
     build_feedback,
-    head_ref,
     remark_from,
-    to_pull_request,
 )
-from opus.forges.http import OPUS_MARKER, ApiClient, iso_z, parse_time, require_token
+from opus.forges.http import ApiClient, iso_z, parse_time, require_token
 from opus.forges.remote import repository_for
+from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
 
 PUBLIC_API = "https://api.github.com"
 
 
-class GitHubForge:
+class GitHubForge(RestForge):
     """Implements `opus.seams.Forge` over the GitHub REST API."""
 
-    def __init__(self, client: ApiClient, owner: str, name: str) -> None:
-        self.client = client
-        self.owner = owner
-        self.name = name
-        self._repo = f"/repos/{owner}/{name}"
-
-    def __repr__(self) -> str:
-        return f"GitHubForge({self.owner}/{self.name} at {self.client.base_url})"
+    label = "GitHub"
 
     def find_pr(self, branch: str) -> PullRequest | None:
         """The newest PR whose head is `branch` in this repository, open or not."""
         found = self.client.get_all(
-            f"{self._repo}/pulls", {"head": f"{self.owner}:{branch}", "state": "all"}
+            f"{self.repo_path}/pulls", {"head": f"{self.owner}:{branch}", "state": "all"}
         )
-        mine = [item for item in found if head_ref(item) == branch]
-        if not mine:
-            return None
-        return to_pull_request(max(mine, key=lambda item: int(item["number"])), "GitHub")
+        return self.newest_for(found, branch)
 
     def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
         """Open a (non-draft) PR from `branch` into `base`."""
         payload = {"title": title, "head": branch, "base": base, "body": body, "draft": False}
-        return to_pull_request(self.client.post(f"{self._repo}/pulls", payload), "GitHub")
+        return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
 
     def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
         """The PR's state plus the reviews and comments given after `since`."""
-        state = to_pull_request(self.client.get(f"{self._repo}/pulls/{pr.number}"), "GitHub").state
-        found_reviews = self.client.get_all(f"{self._repo}/pulls/{pr.number}/reviews")
+        state = self.pull(self.client.get(f"{self.repo_path}/pulls/{pr.number}")).state
+        found_reviews = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/reviews")
         reviews = [_review(r) for r in found_reviews]
         params = {"since": iso_z(since)} if since is not None else None
-        found = self.client.get_all(f"{self._repo}/pulls/{pr.number}/comments", params)
-        found += self.client.get_all(f"{self._repo}/issues/{pr.number}/comments", params)
+        found = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/comments", params)
+        found += self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
         remarks = [remark_from(c, "line", "original_line") for c in found]
         return build_feedback(state, reviews, remarks, since)
 
-    def comment(self, pr: PullRequest, body: str) -> None:
-        """Post `body` on the PR's conversation."""
-        self.client.post(
-            f"{self._repo}/issues/{pr.number}/comments", {"body": f"{body}\n\n{OPUS_MARKER}"}
-        )
 
 
 def make(
