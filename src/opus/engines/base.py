@@ -29,17 +29,19 @@ def stopped(
     task: AgentTask,
     reason: StopReason,
     detail: str,
+    *,
+    summary: str = "",
     **spent: Any,
 ) -> AgentResult:
-    """A result for a run ended by a cap or a guard; says that the work so far is kept."""
+    """A result for a run ended by a cap or a guard; says that the work so far is kept.
+
+    `spent` is the usage, cost_usd and turns so far; `summary` the coder's last words.
+    """
     report = (
         f"The {task.role} stopped early: {detail} The work done so far is kept in the "
         f"worktree {task.worktree}."
     )
-    output: dict[str, Any] = {}
-    if task.role is Role.CODER:
-        output = {"summary": spent.pop("summary", "") or report}
-    spent.pop("summary", None)
+    output: dict[str, Any] = {"summary": summary or report} if task.role is Role.CODER else {}
     return AgentResult(stop_reason=reason, output=output, report=report, **spent)
 
 
