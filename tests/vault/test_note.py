@@ -52,7 +52,8 @@ CORPUS: list[tuple[str, bytes, str, tuple[str, ...]]] = [
     ("unclosed", b"---\nid: FR-1\ntitle: x\n", "n.md", ("never closed", "---")),
     ("python tag", b"---\nid: !!python/object:os.system x\ntitle: x\n---\n", "n.md",
      ("bad YAML",)),
-    ("alias bomb", b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a]\n"
+    ("alias bomb", b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
+     b"b: &b [*a, *a, *a, *a, *a, *a, *a]\n"
      b"c: &c [*b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c]\n"
      b"e: [*d, *d, *d, *d, *d, *d, *d]\nid: FR-1\ntitle: x\n---\n", "n.md", ("too large",)),
     ("repo empty", b"---\nid: FR-1\ntitle: x\nrepo: ''\n---\n", "n.md", ("`repo` is empty",)),

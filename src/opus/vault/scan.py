@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,14 +73,21 @@ def note_paths(features: Path) -> Iterator[Path]:
     """Every regular `*.md` file below `features`, skipping dot-files, dot-folders and links.
 
     Hidden names are editor and opus temp files; symlinks are skipped because an atomic
-    write-back would replace the link with a copy.
+    write-back would replace the link with a copy; FIFOs and devices would block a read.
     """
     for folder, dirs, files in os.walk(features):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(folder) / name
-            if name.endswith(".md") and not name.startswith(".") and not path.is_symlink():
+            if name.endswith(".md") and not name.startswith(".") and _regular(path):
                 yield path
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def scan_vault(
