@@ -94,10 +94,13 @@ def test_added_lines_track_new_file_line_numbers() -> None:
         "diff --git a/gone.py b/gone.py\n--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
         'diff --git "a/sp ace\\303\\251.py" "b/sp ace\\303\\251.py"\n'
         '--- /dev/null\n+++ "b/sp ace\\303\\251.py"\n@@ -0,0 +1 @@\n+hi\n'
+        "diff --git a/y.md b/y.md\n--- a/y.md\n+++ b/y.md\n@@ -1,2 +1,3 @@\n-old\n"
+        "+++ not a header\n+@@ -1 +1 @@ not a hunk\n-gone\n+last\n"
     )
     assert added_lines(diff) == {
         "x.py": {2: "new one", 11: "eleven", 12: "twelve"},
         "sp ace\u00e9.py": {1: "hi"},
+        "y.md": {1: "++ not a header", 2: "@@ -1 +1 @@ not a hunk", 3: "last"},
     }
 
 

@@ -69,7 +69,7 @@ FILTERS: tuple[dict[str, Any], ...] = tuple(
 # detect-secrets keeps its settings in process-global state; workers are threads.
 _LOCK = threading.Lock()
 _COMMIT_PREFIX = re.compile(r"^[0-9a-f]{4,64}:")  # `sha:path`, git's notation
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+_HUNK = re.compile(r"^@@ -\d+(?:,(?P<old_n>\d+))? \+(?P<new>\d+)(?:,(?P<new_n>\d+))? @@")
 
 
 @dataclass(frozen=True)
@@ -85,22 +85,35 @@ class Finding:
 
 
 def added_lines(diff: str) -> dict[str, dict[int, str]]:
-    """path → {line number in the new file: text} for every line a unified diff adds."""
+    """path → {line number in the new file: text} for every line a unified diff adds.
+
+    Hunk headers' counts say how many lines belong to a hunk, so an added line that
+    itself starts with `++ ` or `@@` is never taken for a header.
+    """
     out: dict[str, dict[int, str]] = {}
-    current: dict[int, str] | None = None
-    line_no = 0
+    current: dict[int, str] = {}
+    line_no = old_left = new_left = 0
     for raw in diff.splitlines():
-        if raw.startswith("+++ "):
+        if old_left > 0 or new_left > 0:
+            kind = raw[:1]
+            if kind in ("+", " "):
+                if kind == "+":
+                    current[line_no] = raw[1:]
+                line_no += 1
+                new_left -= 1
+            if kind in ("-", " "):
+                old_left -= 1
+        elif raw.startswith("+++ "):
             path = _diff_path(raw[4:])
-            current = None if path is None else out.setdefault(path, {})
+            current = {} if path is None else out.setdefault(path, {})
         elif (hunk := _HUNK.match(raw)) is not None:
-            line_no = int(hunk[1])
-        elif current is not None and raw.startswith("+"):
-            current[line_no] = raw[1:]
-            line_no += 1
-        elif raw.startswith(" "):
-            line_no += 1
+            line_no = int(hunk["new"])
+            old_left, new_left = _count(hunk["old_n"]), _count(hunk["new_n"])
     return {path: lines for path, lines in out.items() if lines}
+
+
+def _count(value: str | None) -> int:
+    return 1 if value is None else int(value)
 
 
 def scan_added(

@@ -72,6 +72,20 @@ def head_ref(item: Any) -> str | None:
     return str(head.get("ref")) if isinstance(head, dict) else None
 
 
+def review_from(item: dict[str, Any], *, changes: str, verdicts: frozenset[str]) -> Review:
+    """A `Review` from a review's JSON: `changes` is the forge's name for "request
+    changes", `verdicts` the states that replace a reviewer's earlier verdict."""
+    state = str(item.get("state", ""))
+    user = item.get("user") or {}
+    return Review(
+        reviewer=str(user.get("login", "?")),
+        changes_requested=state == changes and not item.get("dismissed"),
+        at=parse_time(item.get("submitted_at")),
+        body=str(item.get("body") or ""),
+        counts=state in verdicts,
+    )
+
+
 def remark_from(item: dict[str, Any], *line_keys: str) -> Remark:
     """A `Remark` from a comment's JSON; the line is the first of `line_keys` set."""
     line = next((item[key] for key in line_keys if isinstance(item.get(key), int)), None)

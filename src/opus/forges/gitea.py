@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from opus.config import PRConfig
 from opus.errors import ConfigError
-from opus.forges.feedback import Review, build_feedback, remark_from
-from opus.forges.http import ApiClient, iso_z, parse_time, require_token
+from opus.forges.feedback import build_feedback, remark_from, review_from
+from opus.forges.http import ApiClient, iso_z, require_token
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
 
 API_PREFIX = "/api/v1"
+
+CHANGES = "REQUEST_CHANGES"
+VERDICTS = frozenset({"APPROVED", "REQUEST_CHANGES"})
+"""Review states that replace a reviewer's earlier verdict."""
 
 
 class GiteaForge(RestForge):
@@ -41,7 +44,7 @@ class GiteaForge(RestForge):
         pull = f"{self.repo_path}/pulls/{pr.number}"
         state = self.pull(self.client.get(pull)).state
         found_reviews = self.client.get_all(f"{pull}/reviews")
-        reviews = [_review(r) for r in found_reviews]
+        reviews = [review_from(r, changes=CHANGES, verdicts=VERDICTS) for r in found_reviews]
         remarks = [
             remark_from(c, "position", "original_position")
             for r in found_reviews
@@ -85,15 +88,3 @@ def api_base(api_url: str) -> str:
     """`api_url` ending in `/api/v1`, whether the user gave the server or the API root."""
     base = api_url.rstrip("/")
     return base if base.endswith(API_PREFIX) else base + API_PREFIX
-
-
-def _review(item: dict[str, Any]) -> Review:
-    state = str(item.get("state", ""))
-    user = item.get("user") or {}
-    return Review(
-        reviewer=str(user.get("login", "?")),
-        changes_requested=state == "REQUEST_CHANGES" and not item.get("dismissed"),
-        at=parse_time(item.get("submitted_at")),
-        body=str(item.get("body") or ""),
-        counts=state in ("APPROVED", "REQUEST_CHANGES"),
-    )

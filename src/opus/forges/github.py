@@ -7,20 +7,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from opus.config import PRConfig
-from opus.forges.feedback import (
-    Review,
-    build_feedback,
-    remark_from,
-)
-from opus.forges.http import ApiClient, iso_z, parse_time, require_token
+from opus.forges.feedback import build_feedback, remark_from, review_from
+from opus.forges.http import ApiClient, iso_z, require_token
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
 
 PUBLIC_API = "https://api.github.com"
+
+CHANGES = "CHANGES_REQUESTED"
+VERDICTS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
+"""Review states that replace a reviewer's earlier verdict."""
 
 
 class GitHubForge(RestForge):
@@ -44,7 +43,7 @@ class GitHubForge(RestForge):
         """The PR's state plus the reviews and comments given after `since`."""
         state = self.pull(self.client.get(f"{self.repo_path}/pulls/{pr.number}")).state
         found_reviews = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/reviews")
-        reviews = [_review(r) for r in found_reviews]
+        reviews = [review_from(r, changes=CHANGES, verdicts=VERDICTS) for r in found_reviews]
         params = {"since": iso_z(since)} if since is not None else None
         found = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/comments", params)
         found += self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
@@ -73,15 +72,3 @@ def make(
         page_param="per_page",
     )
     return GitHubForge(client, owner, name)
-
-
-def _review(item: dict[str, Any]) -> Review:
-    state = str(item.get("state", ""))
-    user = item.get("user") or {}
-    return Review(
-        reviewer=str(user.get("login", "?")),
-        changes_requested=state == "CHANGES_REQUESTED",
-        at=parse_time(item.get("submitted_at")),
-        body=str(item.get("body") or ""),
-        counts=state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"),
-    )
