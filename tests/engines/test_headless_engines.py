@@ -161,3 +161,13 @@ def test_claude_code_missing_binary(make_task: TaskFactory) -> None:
     engine = ClaudeCodeEngine(AgentsConfig(claude_bin="no-such-claude-cli"), SANDBOX_CFG)
     with pytest.raises(EngineError, match=r"agents\.claude_bin"):
         engine.run(make_task(Role.CODER))
+
+
+def test_claude_code_without_json_result(
+    make_task: TaskFactory, fake_claude: Callable[..., Path]
+) -> None:
+    logs = fake_claude("")
+    (logs / "reply.json").write_text("Error: not logged in\n")
+    engine = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG)
+    with pytest.raises(EngineError, match="without a JSON result"):
+        engine.run(make_task(Role.CODER))
