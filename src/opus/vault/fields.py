@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opus.domain import FRStatus, Priority
 from opus.errors import NoteError
@@ -21,6 +22,7 @@ STEM_ID = re.compile(r"(?P<id>[A-Za-z][A-Za-z0-9]*-\d+)(?:[ _].*)?")
 BUDGET_KEYS = ("usd", "minutes")
 
 Meta = Mapping[Any, Any]
+E = TypeVar("E", bound=StrEnum)
 
 
 def _text(meta: Meta, key: str, example: str, *, required: bool = False) -> str | None:
@@ -75,25 +77,23 @@ def check_title(meta: Meta, path: Path) -> str:
 
 def check_status(meta: Meta, path: Path) -> FRStatus:
     """`status:`; a note without one is a draft."""
-    raw = _text(meta, "status", "planned")
-    if raw is None:
-        return FRStatus.DRAFT
-    try:
-        return FRStatus(raw.lower())
-    except ValueError:
-        allowed = ", ".join(status.value for status in FRStatus)
-        raise NoteError(f"unknown status {raw!r}: use one of {allowed}") from None
+    return _choice(meta, "status", FRStatus, FRStatus.DRAFT, "planned")
 
 
 def check_priority(meta: Meta, path: Path) -> Priority:
-    raw = _text(meta, "priority", "high")
+    return _choice(meta, "priority", Priority, Priority.MEDIUM, "high")
+
+
+def _choice(meta: Meta, key: str, kind: type[E], default: E, example: str) -> E:
+    """One of an enum's values (case-insensitive); the message lists them all."""
+    raw = _text(meta, key, example)
     if raw is None:
-        return Priority.MEDIUM
+        return default
     try:
-        return Priority(raw.lower())
+        return kind(raw.lower())
     except ValueError:
-        allowed = ", ".join(priority.value for priority in Priority)
-        raise NoteError(f"unknown priority {raw!r}: use one of {allowed}") from None
+        allowed = ", ".join(member.value for member in kind)
+        raise NoteError(f"unknown {key} {raw!r}: use one of {allowed}") from None
 
 
 def check_repo(meta: Meta, path: Path) -> str | None:
