@@ -21,7 +21,7 @@ from pydantic_settings import (
 from opus.errors import ConfigError
 
 CONFIG_FILE = "opus.toml"
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 
 
 class _Section(BaseModel):
@@ -199,7 +199,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist; run `opus init` or fix --config") from exc
+        raise ConfigError(
+            f"config file {path} does not exist; run `opus init` or fix --config"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 

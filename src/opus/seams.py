@@ -6,7 +6,7 @@ implementations) and has a fake in `opus.testing`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,8 +165,14 @@ class JobStore(Protocol):
         """A queued job for `fr`; the same id and content hash never makes a second job."""
         ...
 
-    def claim(self, worker: str, lease_s: float) -> Job | None:
-        """Atomically take the most urgent queued job, or None."""
+    def claim(
+        self, worker: str, lease_s: float, *, exclude_repos: Collection[str | Path] = ()
+    ) -> Job | None:
+        """Atomically take the most urgent claimable job (not in `exclude_repos`), or None."""
+        ...
+
+    def release(self, job_id: int, worker: str) -> bool:
+        """Put a running job back in the queue with its checkpoints; False if not held."""
         ...
 
     def heartbeat(self, job_id: int, worker: str, lease_s: float) -> bool:

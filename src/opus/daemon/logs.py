@@ -181,6 +181,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(resolved)
+    # watchfiles logs every change it sees at INFO; the loop says what matters.
+    logging.getLogger("watchfiles").setLevel(max(resolved, logging.WARNING))
     return handler
 
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "intake", "worker"]
 STOP_GRACE_S = 60.0
 MAX_INFRA_FAILURES = 5
+# Job-log lines also worth a line on stderr (the journal): progress, not every tool call.
+PROGRESS_PREFIXES = ("stage ", "delivered", "failed", "error")
 
 
 @dataclass
@@ -341,7 +343,14 @@ class Daemon:
         self._next_pr_poll = now + self.pr_backoff.next_delay(changed > 0)
 
     def _job_log(self, job_id: int) -> Callable[[str], None]:
-        return JobLog.for_job(self.ctx.settings.state_dir, job_id).write
+        write = JobLog.for_job(self.ctx.settings.state_dir, job_id).write
+
+        def emit(line: str) -> None:
+            write(line)
+            if line.startswith(PROGRESS_PREFIXES):
+                log.info("job %d: %s", job_id, line.splitlines()[0])
+
+        return emit
 
 
 def _dead_local_worker(worker: str, host: str) -> bool:

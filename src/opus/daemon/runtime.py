@@ -31,7 +31,7 @@ def build_runtime(
     clock = clock or SystemClock()
     store = open_store(settings.database_url, clock=clock)
     notifier = AppriseNotifier(settings.notify.urls, settings.state_dir / "outbox", clock=clock)
-    sandbox = sandbox_for(settings.sandbox)
+    sandbox = sandbox_for(settings.sandbox, state_dir=settings.state_dir)
     ctx = PipelineContext(
         settings=settings,
         store=store,

@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from opus.domain import Job, JobState, Stage, StageRun
+from opus.engines.base import AgentFailed
 from opus.errors import BudgetExceeded, NotReady, StageFailed
 from opus.git import git
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
 from opus.pipeline.worktree import Worktree, branch_name
+from opus.seams import AgentResult
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
     except Interrupted as exc:
         control.log(str(exc))
         return Outcome("stopped", control.stop_reason or str(exc))
+    except AgentFailed as exc:
+        _record_spent(job, ctx, exc.partial)
+        return _fail(job, ctx, control, str(exc))
     except (NotReady, StageFailed, BudgetExceeded) as exc:
         return _fail(job, ctx, control, str(exc))
 
@@ -157,8 +162,23 @@ def _record(
             finished_at=ctx.clock.now(),
         )
     )
-    total = sum(run.cost_usd for run in ctx.store.stage_runs(job.id))
-    ctx.store.update(job.id, cost_usd=total)
+
+
+def _record_spent(job: Job, ctx: PipelineContext, partial: AgentResult) -> None:
+    """Account for what a failed agent stage spent (a failed run is not a checkpoint)."""
+    current = ctx.store.get(job.id)
+    ctx.store.record_stage(
+        StageRun(
+            job_id=job.id,
+            stage=current.stage or Stage.PLAN,
+            iteration=current.iteration,
+            ok=False,
+            output={"report": partial.report, "stop_reason": partial.stop_reason},
+            usage=partial.usage,
+            cost_usd=partial.cost_usd,
+            finished_at=ctx.clock.now(),
+        )
+    )
 
 
 def _ceiling_usd(job: Job, ctx: PipelineContext) -> float:

@@ -190,13 +190,9 @@ def _test(call: _Call) -> StageOutcome:
 
 
 def _test_summary(output: dict[str, Any]) -> str:
-    if not output:
-        return "no test run"
-    verdict = "passed" if output.get("passed") else "FAILED"
-    return (
-        f"`{output.get('command')}` {verdict} (exit {output.get('exit_code')}, "
-        f"{output.get('duration_s', 0):.1f}s)"
-    )
+    from opus.pipeline.delivering import test_line
+
+    return test_line(output) or "no test run"
 
 
 # --------------------------------------------------------------------------- delivery
