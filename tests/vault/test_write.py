@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def test_writes_race_with_a_user_saving_in_a_loop(tmp_path: Path) -> None:
             # the user's editor: change the body, keep the frontmatter it read
             replace_if_unchanged(note, text.encode(), text.replace(
                 text[text.rindex("body"):], f"body {count}\n").encode())
+            time.sleep(0.001)  # an editor saving often, not a busy loop
         stop.set()
 
     thread = threading.Thread(target=user)

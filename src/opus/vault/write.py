@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from opus.vault.scan import FEATURES_DIR
 from opus.vault.text import OPUS_KEYS, edit_note, render_scalar
 
 MAX_ATTEMPTS = 20
+RETRY_PAUSE_S = 0.005
 MAX_NAME_TRIES = 1000
 
 
@@ -29,11 +31,13 @@ def write_fields(
     the note now is. Raises `NoteError` when the note is gone or cannot be edited.
     """
     rendered = _render(fields)
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         before = _read(path)
         after = edit_note(before, rendered)
         if after == before or replace_if_unchanged(path, before, after):
             break
+        # The user is saving right now; let the editor finish before reading again.
+        time.sleep(RETRY_PAUSE_S * (attempt + 1))
     else:
         raise NoteError(f"{path} kept changing while opus tried to update it; it will retry")
     status = fields.get("status")
