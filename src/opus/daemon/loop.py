@@ -35,6 +35,7 @@ from opus.daemon.workers import Finished, WorkerPool
 from opus.domain import Job, JobState
 from opus.errors import EngineError
 from opus.notify import breaker_opened, budget_hit, pr_opened, recovered, stage_stuck
+from opus.pipeline.context import PREEMPTED
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ class Daemon:
         victim = preemption_victim(running, waiting, self.ctx.settings.daemon.max_concurrent)
         control = self.pool.control(victim) if victim is not None else None
         if control is not None:
-            control.request_stop("preempted by a critical FR")
+            control.request_stop(f"{PREEMPTED} by a critical FR")
 
     # ------------------------------------------------------------------ settling
 

@@ -31,6 +31,9 @@ class PipelineContext:
         return self.settings.vault_path
 
 
+PREEMPTED = "preempted"
+
+
 @dataclass
 class JobControl:
     """The daemon's handle on one running job: stop requests and liveness.
@@ -54,7 +57,17 @@ class JobControl:
                 self.stop_reason = reason
 
     def should_stop(self) -> bool:
+        """Stop at the next checkpoint (checked between stages)."""
         return self.stop_reason is not None
+
+    def must_stop_now(self) -> bool:
+        """Stop inside a stage too (checked between agent turns).
+
+        Preemption waits for the stage to complete, so a paused job loses no work;
+        shutdown, a stuck stage, a cancel or a lost lease do not wait.
+        """
+        reason = self.stop_reason
+        return reason is not None and not reason.startswith(PREEMPTED)
 
     def touch(self, what: str) -> None:
         """Record activity (an agent reply, a tool call) and log it."""

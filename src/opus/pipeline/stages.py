@@ -84,10 +84,10 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
         timeout_s=pipeline.stage_timeout_s,
         budget_usd=call.budget_usd,
         on_activity=call.control.touch,
-        should_stop=call.control.should_stop,
+        should_stop=call.control.must_stop_now,
     )
     result = call.ctx.engine.run(task)
-    if call.control.should_stop() and result.stop_reason not in ("submitted", "end_turn"):
+    if call.control.must_stop_now() and result.stop_reason not in ("submitted", "end_turn"):
         raise Interrupted(f"{role.value} stopped: {call.control.stop_reason}")
     if result.stop_reason == "timeout":
         raise Interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s")
