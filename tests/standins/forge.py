@@ -27,6 +27,22 @@ class Recorded:
     path: str
     query: dict[str, str]
     body: Any
+    status: int = 0
+    """The HTTP status the stand-in answered with."""
+
+
+@dataclass
+class Fault:
+    """Answer the next `method` request whose path ends with `suffix` with `status`.
+
+    `after=False`: the forge fails before acting (nothing is created). `after=True`: the
+    forge acts, then the reply is lost (a proxy's 502 after the PR was opened).
+    """
+
+    method: str
+    suffix: str
+    status: int = 502
+    after: bool = False
 
 
 @dataclass
@@ -60,6 +76,7 @@ class ForgeStandin:
         self.prs: dict[int, StandinPR] = {}
         self.requests: list[Recorded] = []
         self.unexpected: list[str] = []
+        self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
@@ -90,6 +107,20 @@ class ForgeStandin:
 
     def posts(self, suffix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
+
+    def fail_once(
+        self, method: str, suffix: str, *, status: int = 502, after: bool = False
+    ) -> None:
+        """Make the next matching request fail once (see `Fault`)."""
+        with self.lock:
+            self.faults.append(Fault(method, suffix, status, after))
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.method == method and path.endswith(fault.suffix):
+                self.faults.remove(fault)
+                return fault
+        return None
 
     def merge(self, number: int) -> None:
         with self.lock:
@@ -156,6 +187,12 @@ class _Reject(Exception):
         self.message = message
 
 
+class _Fault(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class _Server(ThreadingHTTPServer):
     standin: ForgeStandin
 
@@ -185,15 +222,26 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.server.standin
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        record: Recorded | None = None
         try:
             body = self._body(method)
             with standin.lock:
-                standin.requests.append(Recorded(method, parts.path, query, body))
+                record = Recorded(method, parts.path, query, body)
+                standin.requests.append(record)
                 self._check_headers(standin)
+                fault = standin.take_fault(method, parts.path)
+                if fault is not None and not fault.after:
+                    raise _Fault(fault.status)
                 status, payload = _route(standin, method, parts.path, query, body)
+                if fault is not None:
+                    raise _Fault(fault.status)
+        except _Fault as failed:
+            status, payload = failed.status, {"message": "Bad Gateway (injected fault)"}
         except _Reject as rej:
             standin.unexpected.append(f"{method} {self.path}: {rej.message}")
             status, payload = rej.status, {"message": rej.message}
+        if record is not None:
+            record.status = status
         raw = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

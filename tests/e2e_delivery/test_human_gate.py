@@ -1,0 +1,147 @@
+"""The human gate on GitHub and Gitea: merged → done, closed → cancelled, changes
+requested → a new round on the same branch and PR, within the round cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from opus.domain import Job, JobState, Role
+from opus.pipeline.executor import Outcome
+from opus.testing.clock import FakeClock
+from tests.conftest import run_git
+from tests.e2e_delivery.conftest import forge_config
+from tests.e2e_delivery.harness import GREET_V1, GREET_V2, Bench, make_bench, stamp
+from tests.standins.forge import ForgeStandin
+
+ASK = "Greet by name."
+COMMENT = ("src/app.py", 1, "take a name argument")
+
+
+@dataclass
+class Delivered:
+    bench: Bench
+    clock: FakeClock
+    job: Job
+    head: str
+    """The branch's sha on the remote after the first delivery."""
+
+
+def _deliver(tmp_path: Path, forge: ForgeStandin, *, max_iterations: int = 3) -> Delivered:
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    bench = make_bench(
+        tmp_path, pr=forge_config(forge), clock=clock, max_iterations=max_iterations,
+        rounds=(GREET_V1, GREET_V2),
+    )  # fmt: skip
+    bench.write_fr()
+    job = bench.enqueue()
+    assert bench.work() == Outcome("awaiting_review", forge.pr_json(forge.prs[1])["html_url"])
+    bench.intake.tick()
+    job = bench.store.get(job.id)
+    head = bench.remote_head(job.branch or "")
+    assert head is not None
+    return Delivered(bench, clock, job, head)
+
+
+def _request_changes(d: Delivered, forge: ForgeStandin) -> None:
+    """A human asks for changes a minute after delivery; opus polls a minute later."""
+    d.clock.advance(60)
+    verdict = "CHANGES_REQUESTED" if forge.flavor == "github" else "REQUEST_CHANGES"
+    forge.review(1, verdict, body=ASK, comments=(COMMENT,), at=stamp(d.clock.now()))
+    d.clock.advance(60)
+
+
+def _worktree(d: Delivered) -> Path:
+    return d.bench.ctx.settings.state_dir / "worktrees" / f"job-{d.job.id}"
+
+
+def test_merged_pr_makes_the_job_and_the_note_done(tmp_path: Path, forge: ForgeStandin) -> None:
+    d = _deliver(tmp_path, forge)
+    path, meta = d.bench.note()
+    assert (path.parent.name, meta["status"], meta["pr"]) == ("05_review", "review", d.job.pr_url)
+    assert _worktree(d).is_dir()
+    assert d.bench.poll() == []  # nobody looked at it yet
+
+    forge.merge(1)
+
+    assert d.bench.poll() == ["done"]
+    assert d.bench.store.get(d.job.id).state is JobState.DONE
+    d.bench.intake.tick()
+    path, meta = d.bench.note()
+    assert (path.parent.name, meta["status"]) == ("06_done", "done")
+    assert not _worktree(d).exists()
+    assert forge.unexpected == []
+
+
+def test_closed_pr_cancels_the_job(tmp_path: Path, forge: ForgeStandin) -> None:
+    d = _deliver(tmp_path, forge)
+
+    forge.close(1)
+
+    assert d.bench.poll() == ["cancelled"]
+    job = d.bench.store.get(d.job.id)
+    assert job.state is JobState.CANCELLED
+    d.bench.intake.tick()
+    _path, meta = d.bench.note()
+    assert meta["status"] == "cancelled"
+    assert "closed without merge" in meta["error"]
+    assert not _worktree(d).exists()
+    assert d.bench.remote_head(d.job.branch or "") == d.head  # the branch stays for the human
+
+
+def test_changes_requested_run_a_new_round_on_the_same_pr(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    d = _deliver(tmp_path, forge)
+    _request_changes(d, forge)
+
+    assert d.bench.poll() == ["new_round"]
+    queued = d.bench.store.get(d.job.id)
+    assert queued.state is JobState.QUEUED
+    d.bench.intake.tick()
+    assert d.bench.note()[1]["status"] == "in-progress"
+
+    outcome = d.bench.work()
+
+    assert outcome == Outcome("awaiting_review", d.job.pr_url or "")
+    coder = [task for task in d.bench.engine.tasks if task.role is Role.CODER]
+    assert len(coder) == 2
+    assert (
+        ASK in coder[1].user_message
+        and "src/app.py:1: take a name argument" in coder[1].user_message
+    )
+    # New commits on the same branch, on top of the delivered ones; still one PR.
+    new_head = d.bench.remote_head(d.job.branch or "")
+    assert new_head != d.head
+    run_git(d.bench.remote, "merge-base", "--is-ancestor", d.head, new_head or "")
+    assert "name: str" in run_git(d.bench.remote, "show", f"{new_head}:src/app.py")
+    assert [r.status for r in forge.posts("/pulls")] == [201]
+    said = [c["body"] for c in forge.prs[1].issue_comments]
+    assert len(said) == 1 and "round 2" in said[0] and "takes a name" in said[0]
+    # The same review does not start a third round; the merge then ends it.
+    d.clock.advance(60)
+    assert d.bench.poll() == []
+    forge.merge(1)
+    assert d.bench.poll() == ["done"]
+    assert forge.unexpected == []
+
+
+@pytest.mark.parametrize("forge", ["github"], indirect=True)
+def test_the_round_cap_holds_for_human_rounds(tmp_path: Path, forge: ForgeStandin) -> None:
+    d = _deliver(tmp_path, forge, max_iterations=1)
+    _request_changes(d, forge)
+    assert d.bench.poll() == ["new_round"]
+
+    outcome = d.bench.work()
+
+    assert isinstance(outcome, Outcome) and outcome.kind == "failed"
+    job = d.bench.store.get(d.job.id)
+    assert job.state is JobState.FAILED
+    assert "1 iteration" in (job.error or "") and ASK in (job.error or "")
+    assert len([t for t in d.bench.engine.tasks if t.role is Role.CODER]) == 1
+    assert d.bench.remote_head(d.job.branch or "") == d.head  # nothing new pushed
+    d.bench.intake.tick()
+    assert d.bench.note()[1]["status"] == "failed"
