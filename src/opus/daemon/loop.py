@@ -211,7 +211,16 @@ class Daemon:
     def _once_finished(self) -> bool:
         if len(self.pool):
             return False
-        return not self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
+        waiting = self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
+        if not waiting:
+            return True
+        # Nothing will be claimed while paused or over budget: `--once` must not hang.
+        blocked = "claiming is paused (`opus resume`)" if self._paused() else (
+            "the daily budget is spent (budget.daily_usd)" if self._over_daily_budget() else None
+        )
+        if blocked is not None:
+            log.warning("--once: %d job(s) left waiting because %s", len(waiting), blocked)
+        return blocked is not None
 
     # ------------------------------------------------------------------ claiming
 
