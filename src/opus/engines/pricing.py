@@ -88,6 +88,13 @@ def cost_usd(
     return prices_for(model, overrides).cost(usage)
 
 
+def format_usd(amount: float) -> str:
+    """`$1.23`, or enough decimals that a small amount is not shown as `$0.00`."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:.2f}"
+    return "$" + f"{amount:.6f}".rstrip("0")
+
+
 def _from_override(model: str, entry: Mapping[str, float]) -> Prices:
     names = [f.name for f in fields(Prices)]
     unknown = sorted(set(entry) - set(names))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
+from opus.engines.pricing import format_usd
 from opus.errors import BudgetExceeded, NotReady, StageFailed
 from opus.git import git
 from opus.pipeline.context import JobControl, PipelineContext
@@ -195,7 +196,7 @@ def _check_budget(job: Job, ctx: PipelineContext) -> None:
     ceiling = _ceiling_usd(job, ctx)
     if job.cost_usd >= ceiling > 0 or (ceiling == 0 and job.cost_usd > 0):
         raise BudgetExceeded(
-            f"job cost ${job.cost_usd:.2f} reached its ceiling ${ceiling:.2f}; raise "
+            f"job cost {format_usd(job.cost_usd)} reached its ceiling {format_usd(ceiling)}; raise "
             "`budget:` in the note or `budget.job_usd`, then `opus retry`"
         )
     minutes = job.spec.get("budget_minutes")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opus.domain import Job, Role, Stage, StageRun, Usage
+from opus.engines.base import AgentFailed
 from opus.errors import BudgetExceeded, OpusError, StageFailed
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Step
@@ -95,21 +96,28 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
 
 
 def _outcome(result: AgentResult, sha: str, output: dict[str, Any], note: str) -> StageOutcome:
-    stop = None
-    if result.stop_reason == "budget":
-        stop = BudgetExceeded(
-            f"the job's budget ran out during this stage ({result.report}); raise `budget:` "
-            "in the note or `budget.job_usd`, then `opus retry`"
-        )
+    stop = BudgetExceeded(_budget_message(result)) if result.stop_reason == "budget" else None
     return StageOutcome(output, note, result.usage, result.cost_usd, sha, stop)
 
 
+def _budget_message(result: AgentResult) -> str:
+    return (
+        f"the job's budget ran out during this stage ({result.report}); raise `budget:` "
+        "in the note or `budget.job_usd`, then `opus retry`"
+    )
+
+
 def _require_submitted(result: AgentResult, role: Role, tool: str) -> None:
-    if result.stop_reason != "submitted":
-        raise StageFailed(
-            f"the {role.value} ended ({result.stop_reason}) without calling {tool}: "
-            f"{result.report or 'no report'}"
-        )
+    """A planner or reviewer without a submission fails the stage, keeping what it spent."""
+    if result.stop_reason == "submitted":
+        return
+    if result.stop_reason == "budget":
+        raise AgentFailed(_budget_message(result), result)
+    raise AgentFailed(
+        f"the {role.value} ended ({result.stop_reason}) without calling {tool}: "
+        f"{result.report or 'no report'}",
+        result,
+    )
 
 
 def _plan(call: _Call) -> StageOutcome:
