@@ -74,9 +74,11 @@ def _repo(settings: Settings, _env: Mapping[str, str]) -> Check:
 def _sandbox(settings: Settings, _env: Mapping[str, str]) -> Check:
     from opus.sandbox import check_sandbox
 
-    if settings.sandbox.kind == "none":
-        return Check("sandbox", "warn", "sandbox.kind = none: agent commands run UNSANDBOXED")
-    return Check("sandbox", "ok", check_sandbox(settings.sandbox))
+    line = check_sandbox(settings.sandbox)
+    # kind = "none" works but is unsafe: check_sandbox says so with a WARNING: prefix.
+    if line.startswith("WARNING:"):
+        return Check("sandbox", "warn", line.removeprefix("WARNING:").strip())
+    return Check("sandbox", "ok", line)
 
 
 def _engine(settings: Settings, env: Mapping[str, str]) -> Check:

@@ -1,0 +1,102 @@
+"""Exit codes of SPEC §3: 0 ok, 1 runtime failure, 2 usage or config error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opus.cli import main
+from tests.e2e_cli.helpers import clean_env, run_opus
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh `opus init` project, the working directory of the in-process CLI."""
+    assert main(["init", str(tmp_path / "p")]) == 0
+    monkeypatch.chdir(tmp_path / "p")
+    for name in ("OPUS_DAEMON__MAX_CONCURRENT", "OPUS_DATABASE__URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "p"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_bad_env_value_exits_2_naming_key_value_and_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPUS_DAEMON__MAX_CONCURRENT", "abc")
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "daemon.max_concurrent" in out and "'abc'" in out
+    assert "OPUS_DAEMON__MAX_CONCURRENT" in out and "integer" in out
+
+
+def test_out_of_range_value_says_what_is_allowed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPUS_DAEMON__MAX_CONCURRENT", "0")
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "daemon.max_concurrent" in out and "greater than or equal to 1" in out
+
+
+def test_unknown_key_in_opus_toml_exits_2_naming_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "opus.toml"
+    text = config.read_text()
+    assert text.count("[daemon]\n") == 1, "opus init writes the [daemon] table"
+    config.write_text(text.replace("[daemon]\n", "[daemon]\nmax_concurent = 2\n"))
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "daemon.max_concurent" in out and str(config) in out
+
+
+def test_invalid_toml_exits_2_naming_the_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "broken.toml").write_text("[daemon\nmax_concurrent = 2\n")
+    code, out = _run(capsys, "--config", "broken.toml", "doctor")
+    assert code == 2
+    assert "broken.toml" in out and "not valid TOML" in out and "line 1" in out
+
+
+def test_missing_config_file_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(capsys, "--config", "nowhere.toml", "status")
+    assert code == 2
+    assert "nowhere.toml does not exist" in out
+
+
+def test_unknown_fr_for_retry_and_cancel_is_a_clear_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("retry", "cancel", "logs"):
+        code, out = _run(capsys, command, "FR-404")
+        assert code != 0, command
+        assert "no job for 'FR-404'" in out and "opus status" in out
+
+
+def test_unreachable_database_is_a_runtime_failure(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    monkeypatch.setenv("OPUS_DATABASE__URL", "postgresql+psycopg://postgres@127.0.0.1:1/test")
+    code, out = _run(capsys, "status")
+    assert code == 1
+    assert "127.0.0.1:1" in out and "database.url" in out
+
+
+def test_usage_errors_exit_2_as_a_subprocess(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, {"OPUS_SANDBOX__KIND": "docker"})
+    bad_choice = run_opus("status", cwd=tmp_path, env=env)
+    assert bad_choice.code == 2
+    assert "sandbox.kind" in bad_choice.err and "'bwrap' or 'none'" in bad_choice.err
+    assert "Traceback" not in bad_choice.err
+    unknown = run_opus("frobnicate", cwd=tmp_path)
+    assert unknown.code == 2 and "invalid choice" in unknown.err
