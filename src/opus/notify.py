@@ -78,13 +78,16 @@ def job_failed(fr_id: str, reason: str) -> Message:
     )
 
 
-def stage_stuck(fr_id: str, stage: str, minutes: float) -> Message:
-    """A stage ran past its timeout."""
+def stage_stuck(fr_id: str, stage: str, minutes: float, reason: str | None = None) -> Message:
+    """A stage ran past its timeout (or, with `reason`, went silent)."""
+    what = reason or (
+        f"The {stage} stage of {fr_id} has run for {minutes:.0f} minutes, past "
+        "pipeline.stage_timeout_s"
+    )
     return Message(
         "stuck",
         f"opus: {fr_id} stuck in {stage}",
-        f"The {stage} stage of {fr_id} has run for {minutes:.0f} minutes, past "
-        "pipeline.stage_timeout_s; opus stops it at its next checkpoint.\n"
+        f"{what}; opus stops it and retries it once from its last checkpoint.\n"
         f"Check `opus logs {fr_id} -f`; `opus cancel {fr_id}` stops it for good.",
     )
 

@@ -62,12 +62,14 @@ class Agency:
     waiting: set[tuple[str, str]] = field(default_factory=set)
     """(FR, role) pairs whose request is being held right now."""
     overrides: dict[tuple[str, str], Responder] = field(default_factory=dict)
-    _holds: dict[tuple[str, str], threading.Event] = field(default_factory=dict)
+    _holds: dict[tuple[str, str], tuple[threading.Event, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def hold(self, fr_id: str, role: str, gate: threading.Event) -> None:
-        """Hold the first turn of `role` for `fr_id` until `gate` is set (bounded)."""
-        self._holds[(fr_id, role)] = gate
+    def hold(
+        self, fr_id: str, role: str, gate: threading.Event, limit_s: float = HOLD_LIMIT_S
+    ) -> None:
+        """Hold the first turn of `role` for `fr_id` until `gate` is set or `limit_s` passed."""
+        self._holds[(fr_id, role)] = (gate, min(limit_s, HOLD_LIMIT_S))
 
     def count(self, fr_id: str, role: str) -> int:
         with self._lock:
@@ -86,13 +88,14 @@ class Agency:
         return scripted_reply(key[0], key[1], body)
 
     def _wait(self, key: tuple[str, str]) -> None:
-        gate = self._holds.get(key)
-        if gate is None:
+        held = self._holds.get(key)
+        if held is None:
             return
+        gate, limit_s = held
         with self._lock:
             self.waiting.add(key)
         try:
-            gate.wait(timeout=HOLD_LIMIT_S)
+            gate.wait(timeout=limit_s)
         finally:
             with self._lock:
                 self.waiting.discard(key)

@@ -34,8 +34,15 @@ from opus.daemon.watch import VaultWatcher
 from opus.daemon.workers import Finished, WorkerPool
 from opus.domain import Job, JobState
 from opus.errors import EngineError
-from opus.notify import breaker_opened, budget_hit, pr_opened, recovered, stage_stuck
-from opus.pipeline.context import PREEMPTED
+from opus.notify import (
+    breaker_opened,
+    budget_hit,
+    job_failed,
+    pr_opened,
+    recovered,
+    stage_stuck,
+)
+from opus.pipeline.context import PREEMPTED, JobControl
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +280,7 @@ class Daemon:
                 snapshot, idle_limit_s=pipeline.stage_idle_s, stage_limit_s=pipeline.stage_timeout_s
             )
             if reason:
-                control.request_stop(f"stuck: {reason}")
+                self._report_stuck(job, control, reason)
             snapshots.append(snapshot)
         self._preempt(snapshots)
 
@@ -313,18 +320,27 @@ class Daemon:
             store.release(job.id, self.worker_id)
             store.add_event(job.id, "released", reason)
 
+    def _report_stuck(self, job: Job, control: JobControl, reason: str) -> None:
+        # Told at detection, not when the stage finally stops: a hung API call can hold
+        # the worker until its own timeout.
+        control.request_stop(f"stuck: {reason}")
+        stage = control.stage or "?"
+        minutes = control.stage_elapsed_s() / 60
+        self.ctx.notifier.notify(*stage_stuck(job.fr_id, stage, minutes, f"{job.fr_id}: {reason}"))
+        self.ctx.store.add_event(job.id, "stuck", reason)
+
     def _stuck(self, job: Job, reason: str) -> None:
         store = self.ctx.store
         retries = int(job.spec.get("stuck_retries", 0))
-        self.ctx.notifier.notify(
-            *stage_stuck(job.fr_id, job.stage or "?", self.ctx.settings.pipeline.stage_idle_s / 60)
-        )
         if retries >= 1:
-            store.transition(job.id, JobState.FAILED, error=f"stuck twice: {reason}")
+            error = f"stuck twice: {reason}"
+            store.transition(job.id, JobState.FAILED, error=error)
+            store.add_event(job.id, "failed", error)
+            self.ctx.notifier.notify(*job_failed(job.fr_id, error))
             return
         store.update(job.id, spec={**job.spec, "stuck_retries": retries + 1})
         store.release(job.id, self.worker_id)
-        store.add_event(job.id, "stuck", f"{reason}; retrying once from the last checkpoint")
+        store.add_event(job.id, "released", f"{reason}; retrying once from the last checkpoint")
 
     def _infra_failure(self, job: Job, error: Exception) -> None:
         store = self.ctx.store
