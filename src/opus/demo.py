@@ -22,6 +22,7 @@ from opus.git import git
 from opus.seams import Engine
 from opus.vault import init_vault
 
+DEMO_NOTE = "DEMO-1-rehearsal.md"
 DEMO_FR = """\
 ---
 id: DEMO-1
@@ -45,9 +46,7 @@ def run_demo(directory: Path | None, *, assume_yes: bool, environ: Mapping[str, 
     configure_logging("INFO", environ=environ)
     repo = _make_repo(root)
     init_vault(root)
-    note = root / "vault" / "10_features" / "03_planned" / "DEMO-1-rehearsal.md"
-    note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(DEMO_FR, encoding="utf-8")
+    _place_demo_note(root / "vault" / "10_features")
     settings = _settings(root, repo)
     engine = _choose_engine(environ, assume_yes)
     runtime = build_runtime(settings, engine=engine)
@@ -55,6 +54,15 @@ def run_demo(directory: Path | None, *, assume_yes: bool, environ: Mapping[str, 
     code = Daemon(runtime, once=True, environ={}).run()
     _report(runtime.ctx.store, root, repo)
     return code
+
+
+def _place_demo_note(features: Path) -> None:
+    # A second demo in the same dir must not add a twin (a duplicate id makes both invalid).
+    if any(features.rglob(DEMO_NOTE)):
+        return
+    note = features / "03_planned" / DEMO_NOTE
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(DEMO_FR, encoding="utf-8")
 
 
 def _make_repo(root: Path) -> Path:

@@ -1,0 +1,52 @@
+"""`opus demo` as a first-time user runs it, and `opus service install --user`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import frontmatter
+
+from tests.e2e_cli.helpers import clean_env, run_opus
+
+
+def test_demo_without_a_key_is_a_labelled_rehearsal_that_reaches_review(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    result = run_opus("demo", "--dir", str(demo), cwd=tmp_path, env=clean_env(tmp_path))
+    assert result.code == 0, result.err
+    assert "REHEARSAL" in result.out and "no Anthropic API call" in result.out
+    assert "DEMO-1" in result.out and "awaiting_review" in result.out
+    review = demo / "vault" / "10_features" / "05_review"
+    note = frontmatter.load(review / "DEMO-1-rehearsal.md")
+    assert (note["status"], note["stage"]) == ("review", "deliver")
+    pr_notes = sorted(review.glob("PR-DEMO-1-*.md"))
+    assert len(pr_notes) == 1 and note["pr"] == str(pr_notes[0])
+    assert "[rehearsal]" in pr_notes[0].read_text()
+
+
+def test_demo_twice_in_the_same_dir_does_not_open_a_second_pr(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    env = clean_env(tmp_path)
+    assert run_opus("demo", "--dir", str(demo), cwd=tmp_path, env=env).code == 0
+    again = run_opus("demo", "--dir", str(demo), cwd=tmp_path, env=env)
+    assert again.code == 0, again.err
+    features = demo / "vault" / "10_features"
+    assert len(list(features.glob("05_review/PR-*.md"))) == 1
+    notes = list(features.rglob("DEMO-1-*.md"))
+    assert len(notes) == 1, "no twin note with the same id (which would make both invalid)"
+    assert frontmatter.load(notes[0])["status"] == "review"
+
+
+def test_service_install_user_writes_the_unit_and_says_how_to_enable(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = tmp_path / "p"
+    assert run_opus("init", str(project), cwd=tmp_path).code == 0
+    result = run_opus("service", "install", "--user", cwd=project, env=clean_env(home))
+    assert result.code == 0, result.err
+    unit = home / ".config" / "systemd" / "user" / "opus.service"
+    assert f"wrote {unit}" in result.out
+    assert "systemctl --user daemon-reload && systemctl --user enable --now opus" in result.out
+    text = unit.read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text and "Restart=on-failure" in text
+    assert f"WorkingDirectory={project}" in text
+    assert f"ReadWritePaths={project / '.opus'} {project / 'vault'}" in text
+    assert "WantedBy=default.target" in text
