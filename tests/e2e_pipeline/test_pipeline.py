@@ -18,6 +18,9 @@ def test_a_passing_fr_is_planned_coded_tested_reviewed_and_delivered(
 ) -> None:
     api.add(*talk.planner(), *talk.good_coder(), *talk.approve())
     write_fr(project)
+    override = project.vault / "00_system" / "prompts" / "reviewer.md"
+    override.parent.mkdir(parents=True)
+    override.write_text("You review code for the calc project. Be strict.\n")
 
     run = run_fr(project, project.settings())
 
@@ -40,6 +43,12 @@ def test_a_passing_fr_is_planned_coded_tested_reviewed_and_delivered(
             assert r.prompt_sha256 == _sha(sent)
             assert r.usage.input_tokens > 0 and r.usage.output_tokens > 0
             assert r.cost_usd > 0
+    # The vault's prompt file replaced the shipped reviewer prompt.
+    assert talk.requests_of(api, "reviewer")[0]["system"][0]["text"] == override.read_text()
+    # Every role's first message carries the FR's id, title and body.
+    for role in AGENT_OF.values():
+        (first,) = talk.first_messages(api, role)
+        assert "FR-7" in first and "Add subtraction" in first and "`sub(a, b)`" in first
     test = runs[2].output
     assert test["passed"] is True and test["exit_code"] == 0
     assert "sub ok" in test["output_tail"]

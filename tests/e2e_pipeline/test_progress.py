@@ -8,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opus.domain import Stage, StageRun
-from opus.pipeline.progress import review_report
-from opus.pipeline.progress import test_report as report_of_test
 from opus.pipeline.progress import (
     Exhausted,
     Finished,
     Step,
     next_step,
+    review_report,
 )
+from opus.pipeline.progress import test_report as report_of_test
 
 FAILED_TEST = {
     "command": "pytest -q", "passed": False, "exit_code": 1, "output_tail": "E assert 3 == 2",
