@@ -7,6 +7,8 @@ file (or the working directory when there is none), so a unit file and a shell a
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +18,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from opus.errors import ConfigError
@@ -192,6 +195,8 @@ def load_settings(path: Path | None = None, *, cwd: Path | None = None) -> Setti
         return Settings(**data, base_dir=base_dir, config_path=path)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from exc
+    except SettingsError as exc:  # e.g. a list-valued variable that is not JSON
+        raise ConfigError(_describe_env(exc)) from exc
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -204,6 +209,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _describe_env(exc: SettingsError) -> str:
+    found = re.search(r'field "(\w+)"', str(exc))
+    section = found.group(1) if found else ""
+    prefix = f"OPUS_{section.upper()}__"
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix))
+    return (
+        f"environment variable {', '.join(names) or prefix + '*'} cannot be read ({exc}): "
+        f"list and table values must be JSON, e.g. OPUS_NOTIFY__URLS='[\"json://host/\"]'"
+    )
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
