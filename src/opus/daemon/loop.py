@@ -89,10 +89,10 @@ class Daemon:
         self.poll = PollDelay(settings.daemon.poll_active_s, settings.daemon.poll_idle_s)
         self.pr_backoff = Backoff(settings.pr.poll_s, settings.pr.poll_s * 8)
         self._next_pr_poll = 0.0
-        self.pool = WorkerPool(ctx, job_log=self._job_log)
+        self.wake = threading.Event()
+        self.pool = WorkerPool(ctx, job_log=self._job_log, on_finish=self.wake.set)
         self.intake = Intake(ctx) if role in ("all", "intake") else None
         self.flags = _Flags()
-        self.wake = threading.Event()
         self._stuck_notified: set[int] = set()
 
     def __repr__(self) -> str:
@@ -163,6 +163,10 @@ class Daemon:
                 self.runtime = self._rebuild()
                 self.ctx = self.runtime.ctx
                 self.pool.ctx = self.ctx
+                if self.intake is not None:
+                    self.intake.ctx = self.ctx  # keeps its note cache
+                daemon = self.ctx.settings.daemon
+                self.poll = PollDelay(daemon.poll_active_s, daemon.poll_idle_s)
             log.info("configuration reloaded")
         except Exception as exc:  # a bad edit of opus.toml must not stop the service
             log.error("configuration not reloaded, keeping the old one: %s", exc)
@@ -289,8 +293,11 @@ class Daemon:
         waiting = min((job.priority for job in queued), key=lambda p: p.rank, default=None)
         victim = preemption_victim(running, waiting, self.ctx.settings.daemon.max_concurrent)
         control = self.pool.control(victim) if victim is not None else None
-        if control is not None:
-            control.request_stop(f"{PREEMPTED} by a critical FR")
+        if control is not None and victim is not None:
+            reason = f"{PREEMPTED} by a critical FR"
+            control.request_stop(reason)
+            control.log(f"{reason}: pausing after the running stage completes")
+            self.ctx.store.add_event(victim, "preempting", reason)
 
     # ------------------------------------------------------------------ settling
 

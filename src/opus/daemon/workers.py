@@ -39,10 +39,15 @@ class WorkerPool:
     """Runs claimed jobs in threads; `drain()` returns those that ended."""
 
     def __init__(
-        self, ctx: PipelineContext, *, job_log: Callable[[int], Callable[[str], None]]
+        self,
+        ctx: PipelineContext,
+        *,
+        job_log: Callable[[int], Callable[[str], None]],
+        on_finish: Callable[[], None] = lambda: None,
     ) -> None:
         self.ctx = ctx
         self._job_log = job_log
+        self._on_finish = on_finish
         self._slots: dict[int, _Slot] = {}
         self._finished: queue.Queue[Finished] = queue.Queue()
 
@@ -108,3 +113,6 @@ class WorkerPool:
             log.exception("job %s crashed", job.id)
             control.log(f"internal error: {exc!r}")
             self._finished.put(Finished(job, Outcome("stopped", "error"), OpusError(repr(exc))))
+        finally:
+            # A freed slot and a result to settle: the loop need not wait for its next poll.
+            self._on_finish()
