@@ -44,17 +44,22 @@ def planner(plan: dict[str, Any] | None = None) -> list[Reply]:
     ]
 
 
-def coder(files: dict[str, str], summary: str = "Added sub and its test.") -> list[Reply]:
-    """The coder writes each file with the editor (`create`), then ends its turn."""
+def coder(
+    files: dict[str, str], summary: str = "Added sub and its test.", *, run: str | None = None
+) -> list[Reply]:
+    """The coder writes each file with the editor (`create`), optionally runs a command
+    with bash, then ends its turn."""
     writes = [
         reply(tool_use(EDITOR, {"command": "create", "path": path, "file_text": body}))
         for path, body in files.items()
     ]
-    return [*writes, reply(text(summary))]
+    checks = [reply(tool_use("bash", {"command": run}))] if run else []
+    return [*writes, *checks, reply(text(summary))]
 
 
 def good_coder() -> list[Reply]:
-    return coder({"calc.py": CALC_WITH_SUB, "test_sub.py": TEST_SUB})
+    """Writes sub and its test, and runs the test itself before ending its turn."""
+    return coder({"calc.py": CALC_WITH_SUB, "test_sub.py": TEST_SUB}, run=TEST_COMMAND)
 
 
 def bad_coder() -> list[Reply]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from opus.config import (
     AgentsConfig,
-    BudgetConfig,
     DaemonConfig,
     GitConfig,
     PipelineConfig,
@@ -46,16 +45,15 @@ class Project:
     def state_dir(self) -> Path:
         return self.root / ".opus"
 
-    def settings(self, *, budget_usd: float = 5.0, **agents: object) -> Settings:
+    def settings(self, *, max_turns: int = 60) -> Settings:
         """Settings as a user would write them: sqlite in the state dir, local PRs."""
         return Settings(
             vault=VaultConfig(path=self.vault),
             daemon=DaemonConfig(state_dir=self.state_dir),
-            pipeline=PipelineConfig(max_iterations=3, stage_timeout_s=120),
-            agents=AgentsConfig(max_retries=0, **agents),
+            pipeline=PipelineConfig(max_iterations=3, stage_timeout_s=120, max_turns=max_turns),
+            agents=AgentsConfig(max_retries=0),
             sandbox=SandboxConfig(kind=SANDBOX, command_timeout_s=30),
             git=GitConfig(default_repo=self.repo),
-            budget=BudgetConfig(job_usd=budget_usd),
             base_dir=self.root,
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from opus.domain import JobState, Stage
+from tests.conftest import run_git
 from tests.e2e_pipeline import conversations as talk
 from tests.e2e_pipeline.harness import Project, run_fr, write_fr
 from tests.standins.messages_api import MessagesAPI, last_tool_results, tool_result_text
@@ -43,6 +44,11 @@ def test_a_passing_fr_is_planned_coded_tested_reviewed_and_delivered(
             assert r.prompt_sha256 == _sha(sent)
             assert r.usage.input_tokens > 0 and r.usage.output_tokens > 0
             assert r.cost_usd > 0
+    # The coder's bash ran in the worktree where its editor had just written the files.
+    coder_runs = talk.requests_of(api, "coder")
+    assert "sub ok" in tool_result_text(last_tool_results(coder_runs[-1])[0])
+    # The reviewer was shown the diff.
+    assert "+def sub(a, b):" in talk.first_messages(api, "reviewer")[0]
     # The vault's prompt file replaced the shipped reviewer prompt.
     assert talk.requests_of(api, "reviewer")[0]["system"][0]["text"] == override.read_text()
     # Every role's first message carries the FR's id, title and body.
@@ -56,6 +62,8 @@ def test_a_passing_fr_is_planned_coded_tested_reviewed_and_delivered(
     # The branch is on the remote, with opus's commits carrying the trailer.
     log = project.branch_log(job.branch)
     assert f"Opus-Job: {job.id}" in log
+    authors = run_git(project.remote, "log", "--format=%an <%ae>", f"main..{job.branch}")
+    assert set(authors.splitlines()) == {"opus <opus@localhost>"}
     assert "def sub(a, b)" in project.remote_file(job.branch, "calc.py")
     # The local forge wrote the PR note, with the plan, the test result and the review.
     assert job.pr_url is not None
