@@ -73,6 +73,10 @@ def test_merged_pr_makes_the_job_and_the_note_done(tmp_path: Path, forge: ForgeS
     path, meta = d.bench.note()
     assert (path.parent.name, meta["status"]) == ("06_done", "done")
     assert not _worktree(d).exists()
+    branch = d.job.branch or ""
+    assert run_git(d.bench.repo, "branch", "--list", branch) == ""  # local state cleaned
+    assert run_git(d.bench.remote, "for-each-ref", "refs/opus/wip") == ""
+    assert d.bench.remote_head(branch) == d.head  # the forge's copy is the human's to delete
     assert forge.unexpected == []
 
 
@@ -90,6 +94,7 @@ def test_closed_pr_cancels_the_job(tmp_path: Path, forge: ForgeStandin) -> None:
     assert "closed without merge" in meta["error"]
     assert not _worktree(d).exists()
     assert d.bench.remote_head(d.job.branch or "") == d.head  # the branch stays for the human
+    assert run_git(d.bench.repo, "rev-parse", d.job.branch or "") == d.head
 
 
 def test_changes_requested_run_a_new_round_on_the_same_pr(
@@ -145,3 +150,25 @@ def test_the_round_cap_holds_for_human_rounds(tmp_path: Path, forge: ForgeStandi
     assert d.bench.remote_head(d.job.branch or "") == d.head  # nothing new pushed
     d.bench.intake.tick()
     assert d.bench.note()[1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("forge", ["gitea"], indirect=True)
+def test_a_new_round_never_overwrites_a_humans_commit(tmp_path: Path, forge: ForgeStandin) -> None:
+    d = _deliver(tmp_path, forge)
+    # A human pushes a fix of their own to the PR branch, then asks for more changes.
+    clone = tmp_path / "human"
+    run_git(tmp_path, "clone", "-q", "-b", d.job.branch or "", str(d.bench.remote), str(clone))
+    (clone / "NOTES.md").write_text("human notes\n")
+    run_git(clone, "add", "NOTES.md")
+    run_git(clone, "commit", "-q", "-m", "human notes")
+    run_git(clone, "push", "-q", "origin", d.job.branch or "")
+    theirs = run_git(clone, "rev-parse", "HEAD")
+    _request_changes(d, forge)
+    assert d.bench.poll() == ["new_round"]
+
+    outcome = d.bench.work()
+
+    assert isinstance(outcome, Outcome) and outcome.kind == "failed"
+    error = d.bench.store.get(d.job.id).error or ""
+    assert "has commits opus did not make" in error and "'human notes' by Test User" in error
+    assert d.bench.remote_head(d.job.branch or "") == theirs

@@ -49,6 +49,18 @@ def test_pr_opened_once_across_a_restart_between_push_and_create(
     assert done.state is JobState.AWAITING_REVIEW
     assert done.pr_url == forge.pr_json(pr)["html_url"]
     assert pr.head == done.branch and pr.base == "main"
+    assert pr.title == "FR-1: Add greeting"
+    for told in (
+        "Say hi to users.",
+        "FR-1.md",
+        "Add greet() in src/app.py.",
+        "Write src/app.py",
+        "`python3 check.py` passed (exit 0",
+        "**approve**",
+        "Small and correct.",
+        "1 code→test→review round, cost $0.00",
+    ):
+        assert told in pr.body, told
     assert forge.unexpected == []
 
 

@@ -1,6 +1,7 @@
 """The human gate: poll the PRs of jobs awaiting review and act on what humans decided.
 
-merged → job done, worktree removed; closed → cancelled; changes requested → the job
+merged → job done, worktree, local branch and WIP ref removed; closed → cancelled (the
+branch stays, the work may still be wanted); changes requested → the job
 goes back to the queue with the comments, for a new code → test → review round on the
 same branch (the round cap still holds).
 """
@@ -11,10 +12,13 @@ import logging
 from collections.abc import Callable
 
 from opus.control import remove_worktree
+from opus.delivery.guards import remote_head
 from opus.delivery.review_loop import decide
 from opus.domain import Job, JobState, Stage
 from opus.errors import OpusError
+from opus.git import git
 from opus.pipeline.context import PipelineContext
+from opus.pipeline.worktree import wip_ref
 from opus.seams import PRFeedback
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ def _check(ctx: PipelineContext, job: Job) -> str:
         ctx.store.transition(job.id, JobState.DONE)
         ctx.store.add_event(job.id, "merged", f"{pr.url} was merged")
         _remove_worktree(ctx, job)
+        _forget_branch(ctx, job)
     elif decision == "cancelled":
         ctx.store.transition(job.id, JobState.CANCELLED, error="the PR was closed without merge")
         ctx.store.add_event(job.id, "closed", f"{pr.url} was closed without merge")
@@ -77,3 +82,22 @@ def _remove_worktree(ctx: PipelineContext, job: Job) -> None:
         remove_worktree(ctx.settings, job)
     except OpusError as exc:
         log.warning("could not remove the worktree of %s: %s", job.fr_id, exc)
+
+
+def _forget_branch(ctx: PipelineContext, job: Job) -> None:
+    """After a merge, drop opus's local branch and its WIP ref on the remote.
+
+    The local branch goes only while the remote still holds exactly its tip, so no commit
+    exists only here (a squash merge does not keep the branch's commits in `base`).
+    """
+    remote = ctx.settings.git.remote
+    try:
+        if job.branch:
+            local = git("rev-parse", "--verify", "--quiet", f"refs/heads/{job.branch}",
+                        cwd=job.repo, check=False)
+            if local and local == remote_head(job.repo, remote, job.branch):
+                git("branch", "-D", job.branch, cwd=job.repo)
+        git("push", "--quiet", "--no-verify", remote, f":{wip_ref(job.id)}", cwd=job.repo,
+            check=False)
+    except OpusError as exc:
+        log.warning("could not clean up the branch of %s: %s", job.fr_id, exc)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
-from opus.errors import BudgetExceeded, NotReady, StageFailed
+from opus.errors import BudgetExceeded, DeliveryBlocked, NotReady, StageFailed
 from opus.git import git
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
@@ -41,7 +41,8 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
     except AgentFailed as exc:
         _record_spent(job, ctx, exc.partial)
         return _fail(job, ctx, control, str(exc))
-    except (NotReady, StageFailed, BudgetExceeded) as exc:
+    except (NotReady, StageFailed, BudgetExceeded, DeliveryBlocked) as exc:
+        # A guard's refusal is final: a retry would be refused the same way.
         return _fail(job, ctx, control, str(exc))
 
 

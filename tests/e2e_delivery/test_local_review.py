@@ -1,0 +1,89 @@
+"""The `local` provider end to end: the PR is a note in `05_review/`, and the human's
+`decision:` in it drives the job (changes → a new round, approve → done)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import frontmatter
+
+from opus.domain import JobState, Role
+from opus.pipeline.executor import Outcome
+from tests.conftest import run_git
+from tests.e2e_delivery.harness import GREET_V1, GREET_V2, Bench, make_bench
+
+ASK = "Please greet by name."
+
+
+def _decide(bench: Bench, pr_note: Path, decision: str, review: str = "") -> None:
+    """Edit the PR note as a human would, strictly after opus's last delivery."""
+    job = bench.store.latest_for_fr("FR-1")
+    assert job is not None
+    delivered = max(r.finished_at for r in bench.store.stage_runs(job.id) if r.finished_at)
+    deadline = time.monotonic() + 2
+    while datetime.now(UTC) <= delivered + timedelta(milliseconds=20):
+        assert time.monotonic() < deadline, "the wall clock did not move"
+        time.sleep(0.005)
+    text = re.sub(
+        r"^decision:.*$", f"decision: {decision}", pr_note.read_text(), count=1, flags=re.MULTILINE
+    )
+    if review:
+        text = text.replace("## Review\n", f"## Review\n\n{review}\n", 1)
+    pr_note.write_text(text)
+
+
+def test_local_pr_note_round_trip(tmp_path: Path) -> None:
+    bench = make_bench(tmp_path, rounds=(GREET_V1, GREET_V2))
+    bench.write_fr()
+    job = bench.enqueue()
+
+    assert bench.work() == Outcome("awaiting_review", bench.store.get(job.id).pr_url or "")
+    job = bench.store.get(job.id)
+    pr_note = Path(job.pr_url or "")
+    assert pr_note.parent == bench.vault / "10_features" / "05_review"
+    meta = frontmatter.load(str(pr_note)).metadata
+    assert (meta["pr_for"], meta["branch"], meta["state"]) == ("FR-1", job.branch, "open")
+    assert bench.remote_head(job.branch or "") is not None
+    pr_text = pr_note.read_text()
+    bench.intake.tick()
+    path, fr = bench.note()
+    assert (path.parent.name, fr["status"], fr["pr"]) == ("05_review", "review", str(pr_note))
+    assert pr_note.read_text() == pr_text  # intake leaves the PR note alone
+    first_head = bench.remote_head(job.branch or "")
+
+    _decide(bench, pr_note, "changes", ASK)
+    assert bench.poll() == ["new_round"]
+    assert bench.work() == Outcome("awaiting_review", str(pr_note))
+
+    coder = [task for task in bench.engine.tasks if task.role is Role.CODER]
+    assert len(coder) == 2 and ASK in coder[1].user_message
+    new_head = bench.remote_head(job.branch or "")
+    assert new_head != first_head
+    run_git(bench.remote, "merge-base", "--is-ancestor", first_head or "", new_head or "")
+    answered = pr_note.read_text()
+    assert "### opus — round 2" in answered and "takes a name" in answered
+    assert frontmatter.loads(answered).metadata["decision"] is None  # reset for the next look
+    assert bench.poll() == []
+
+    _decide(bench, pr_note, "approve")
+    assert bench.poll() == ["done"]
+    assert bench.store.get(job.id).state is JobState.DONE
+    bench.intake.tick()
+    path, fr = bench.note()
+    assert (path.parent.name, fr["status"]) == ("06_done", "done")
+    assert not (bench.ctx.settings.state_dir / "worktrees" / f"job-{job.id}").exists()
+
+
+def test_local_reject_cancels(tmp_path: Path) -> None:
+    bench = make_bench(tmp_path)
+    bench.write_fr()
+    job = bench.enqueue()
+    bench.work()
+    _decide(bench, Path(bench.store.get(job.id).pr_url or ""), "reject")
+
+    assert bench.poll() == ["cancelled"]
+    bench.intake.tick()
+    assert bench.note()[1]["status"] == "cancelled"
