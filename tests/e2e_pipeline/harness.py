@@ -98,15 +98,24 @@ class Run:
     ctx: PipelineContext
 
 
-def run_fr(project: Project, settings: Settings) -> Run:
-    """Scan the vault, enqueue and claim the one FR, and run its job to an outcome."""
+WORKER = "e2e-worker"
+
+
+def claim_fr(settings: Settings) -> tuple[Job, PipelineContext]:
+    """Scan the vault, enqueue the one FR and claim its job, as the daemon would."""
     ctx = build_runtime(settings).ctx
     scan = scan_vault(settings.vault_path, default_repo=settings.default_repo)
     assert not scan.invalid, scan.invalid
     (fr,) = scan.valid
     assert fr.repo is not None
     queued = ctx.store.enqueue(fr, fr.repo)
-    job = ctx.store.claim("e2e-worker", 600)
+    job = ctx.store.claim(WORKER, 600)
     assert job is not None and job.id == queued.id
+    return job, ctx
+
+
+def run_fr(project: Project, settings: Settings) -> Run:
+    """Claim the one FR's job and run it to an outcome."""
+    job, ctx = claim_fr(settings)
     outcome = run_job(job, ctx, JobControl(job.id))
     return Run(ctx.store.get(job.id), outcome, ctx)

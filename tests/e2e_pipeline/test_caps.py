@@ -7,12 +7,12 @@ from opus.domain import JobState, Stage
 from tests.conftest import run_git
 from tests.e2e_pipeline import conversations as talk
 from tests.e2e_pipeline.harness import Project, Run, run_fr, write_fr
-from tests.standins.messages_api import MessagesAPI, reply, tool_use
+from tests.standins.messages_api import MessagesAPI, Reply, reply, tool_use
 
 FILES = {"calc.py": talk.CALC_WITH_SUB, "test_sub.py": talk.TEST_SUB}
 
 
-def _writes() -> list[dict[str, object]]:
+def _writes() -> list[Reply]:
     return talk.coder(FILES)[:-1]  # the editor calls, without the closing summary
 
 

@@ -3,16 +3,19 @@ planner is never asked again, and `opus run --once` takes it to a delivered bran
 
 from __future__ import annotations
 
+import shutil
 import threading
 from typing import Any
 
 import frontmatter
 
 from opus.domain import JobState, Stage
+from opus.pipeline.context import JobControl
+from opus.pipeline.executor import Outcome, run_job
 from tests.e2e_pipeline import conversations as talk
 from tests.e2e_pipeline import daemon
-from tests.e2e_pipeline.harness import Project, write_fr
-from tests.standins.messages_api import MessagesAPI, Reply, reply, text
+from tests.e2e_pipeline.harness import WORKER, Project, claim_fr, write_fr
+from tests.standins.messages_api import MessagesAPI, Reply, reply, text, tool_use
 
 
 def _blocking_reply(reached: threading.Event, release: threading.Event) -> Reply:
@@ -77,3 +80,41 @@ def test_sigkill_during_code_resumes_at_code_without_replanning(
     meta = frontmatter.loads(moved.read_text()).metadata
     assert meta["status"] == "review" and meta["branch"] == job.branch
     store.close()
+
+
+def test_a_stop_mid_code_resumes_there_even_when_the_worktree_vanished(
+    api: MessagesAPI, project: Project
+) -> None:
+    """The daemon's stop (shutdown, preemption) lands on a checkpoint; the next worker
+    rebuilds a deleted worktree from the branch and re-runs only the stage that stopped."""
+    write_fr(project)
+    job, ctx = claim_fr(project.settings())
+    control = JobControl(job.id)
+
+    def stop_while_coding(_body: dict[str, Any]) -> dict[str, Any]:
+        control.request_stop("shutdown")
+        edit = {"command": "create", "path": "calc.py", "file_text": "half-done\n"}
+        return reply(tool_use(talk.EDITOR, edit))
+
+    api.add(*talk.planner(), stop_while_coding)
+    outcome = run_job(job, ctx, control)
+
+    assert outcome == Outcome("stopped", "shutdown")
+    assert [r.stage for r in ctx.store.stage_runs(job.id)] == [Stage.PLAN]
+    worktree = project.state_dir / "worktrees" / f"job-{job.id}"
+    assert (worktree / "calc.py").read_text() == "half-done\n"  # the unfinished edit
+    shutil.rmtree(worktree)
+    assert ctx.store.release(job.id, WORKER)
+
+    api.add(*talk.good_coder(), *talk.approve())
+    resumed = ctx.store.claim("another-worker", 600)
+    assert resumed is not None and resumed.id == job.id
+    outcome = run_job(resumed, ctx, JobControl(job.id))
+
+    assert outcome.kind == "awaiting_review", outcome.detail
+    assert [r.stage for r in ctx.store.stage_runs(job.id)] == [
+        Stage.PLAN, Stage.CODE, Stage.TEST, Stage.REVIEW, Stage.DELIVER
+    ]
+    assert len(talk.first_messages(api, "planner")) == 1
+    assert (worktree / "calc.py").read_text() == talk.CALC_WITH_SUB
+    assert not api.script
