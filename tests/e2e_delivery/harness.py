@@ -9,7 +9,7 @@ daemon does with an infrastructure error (the job goes back to the queue).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,6 @@ class Bench:
     runtime: Runtime
     engine: ScriptedEngine
     intake: Intake
-    outcomes: list[Outcome | OpusError] = field(default_factory=list)
 
     @property
     def ctx(self) -> PipelineContext:
@@ -119,7 +118,6 @@ class Bench:
             # The daemon's answer to an infrastructure error: release, retry later.
             self.store.release(job.id, WORKER)
             outcome = exc
-        self.outcomes.append(outcome)
         return outcome
 
     def poll(self) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from opus.config import GitConfig
 from opus.domain import JobState
 from opus.pipeline.executor import Outcome
+from opus.testing.engine import Write
 from tests.e2e_delivery.conftest import forge_config
 from tests.e2e_delivery.harness import GREET_V1, Bench, code, make_bench
 from tests.standins.forge import ForgeStandin
@@ -50,7 +51,7 @@ def test_a_protected_branch_is_never_pushed(tmp_path: Path, forge: ForgeStandin)
 
 
 def test_a_change_outside_allowed_paths_is_blocked(tmp_path: Path, forge: ForgeStandin) -> None:
-    stray = [*code("x = 1\n", path="other/x.py")[:1], *GREET_V1]
+    stray = [Write("other/x.py", "x = 1\n"), *GREET_V1]
     bench = make_bench(tmp_path, pr=forge_config(forge), rounds=(stray,))
 
     error = _blocked(bench, forge, extra='allowed_paths: ["src/**"]\n')
@@ -65,8 +66,8 @@ def test_a_planted_key_is_blocked_without_printing_it(tmp_path: Path) -> None:
         f"def greet() -> str:\n    return 'hi'\n\n\nAWS_KEY = {AWS_ID!r}\n"
         f"AWS_SECRET = {AWS_SECRET!r}\n"
     )
-    key_file = code(PRIVATE_KEY, path="src/deploy_key.pem")[:1]
-    bench = make_bench(tmp_path, rounds=([*key_file, *leaky],))
+    key_file = Write("src/deploy_key.pem", PRIVATE_KEY)
+    bench = make_bench(tmp_path, rounds=([key_file, *leaky],))
 
     error = _blocked(bench)
 
