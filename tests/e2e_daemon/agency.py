@@ -146,7 +146,7 @@ def busy_coder(fr_id: str, done: threading.Event, pause_s: float = 0.1) -> Respo
 def start_api(agency: Agency) -> MessagesAPI:
     """A started stand-in whose every request goes to `agency`."""
     api = MessagesAPI()
-    api.script = _Endless(agency)  # type: ignore[assignment]
+    api.script = _Endless(agency)
     return api.start()
 
 
@@ -157,5 +157,5 @@ class _Endless(list[Any]):
         super().__init__([responder])
         self._responder = responder
 
-    def pop(self, _index: Any = -1) -> Responder:  # type: ignore[override]
+    def pop(self, _index: Any = -1) -> Responder:
         return self._responder

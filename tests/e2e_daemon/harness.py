@@ -6,6 +6,7 @@ killed when the test ends, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,7 +42,7 @@ Write the file for {fr_id}.
 """
 
 
-def wait_until(check: Callable[[], T], what: str, timeout_s: float = 15.0) -> T:
+def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 15.0) -> T:
     """Poll `check` until it returns something truthy, or fail naming `what`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -79,7 +80,7 @@ class Workspace:
     def url(self) -> str:
         return self.database_url or f"sqlite:///{self.root / '.opus' / 'opus.db'}"
 
-    def write_config(self, **overrides: dict[str, object]) -> None:
+    def write_config(self, **overrides: Mapping[str, object]) -> None:
         """Write `opus.toml` from the defaults of these tests, `settings` and `overrides`."""
         sections: dict[str, dict[str, object]] = {
             "vault": {"path": "vault"},
@@ -189,14 +190,10 @@ class Daemon:
 
     def kill(self) -> None:
         """SIGKILL the daemon's whole process group (its sandboxes too) if still there."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         self._log.close()
 
 

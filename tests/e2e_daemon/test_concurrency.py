@@ -1,4 +1,9 @@
-"""Three pipelines at once, each in its own worktree, none touching another's files."""
+"""Discovery and concurrency: saved notes wake an idle daemon, and three pipelines run at
+once, each in its own worktree, none touching another's files.
+
+The poll delays are 30 s here, so only the file watcher waking the loop explains FRs
+picked up within seconds. (Latency figures: bench/daemon_bench.py.)
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,28 @@ import threading
 from opus.domain import JobState
 from tests.e2e_daemon.agency import Agency, file_for
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
+from tests.e2e_daemon.sdnotify_socket import notify_socket
 
 FRS = ("FR-A", "FR-B", "FR-C")
+SLOW_POLL = {"poll_active_s": 30, "poll_idle_s": 30, "max_concurrent": 3}
 
 
-def test_three_pipelines_overlap_without_sharing_files(
+def test_saved_notes_wake_the_daemon_and_run_in_parallel(
     ws: Workspace, daemons: Daemons, agency: Agency
 ) -> None:
-    ws.write_config(daemon={"max_concurrent": 3})
+    ws.write_config(daemon=SLOW_POLL)
     all_in = threading.Event()
-    for fr_id in FRS:
-        agency.hold(fr_id, "coder", all_in)
-        ws.write_fr(fr_id)
-    daemons.start(ws)
+    with notify_socket() as sd:
+        daemons.start(ws, env={"NOTIFY_SOCKET": str(sd.path)})
+        ready = sd.wait_for("READY=1")
+        sd.wait_for("STATUS=0 running, 0 queued", after=ready + 1)  # first pass done; asleep
 
-    # Every coder is in flight at the same moment: the three ran at once.
+        for fr_id in FRS:
+            agency.hold(fr_id, "coder", all_in)
+            ws.write_fr(fr_id)
+        wait_until(lambda: all(ws.job(fr_id) for fr_id in FRS), "the FRs to be enqueued", 3)
+
+    # Every coder is in flight at the same moment: the three run at once.
     everyone = {(fr_id, "coder") for fr_id in FRS}
     wait_until(lambda: everyone <= agency.waiting, "all three coders waiting together")
     all_in.set()

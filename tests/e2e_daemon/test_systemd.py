@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 
@@ -24,9 +25,9 @@ def test_ready_watchdog_reload_and_stop(
 
         ready = sd.wait_for("READY=1")
         # Idle, polling every 0.5 s at most: the watchdog (due every 1 s) keeps coming.
-        wait_until(lambda: len(sd.times_of("WATCHDOG=1")) >= 3, "three WATCHDOG=1 pings", 6)
+        wait_until(lambda: len(sd.times_of("WATCHDOG=1")) >= 2, "two WATCHDOG=1 pings", 5)
         pings = sd.times_of("WATCHDOG=1")
-        assert max(b - a for a, b in zip(pings, pings[1:], strict=False)) < 2.0
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 2.0
         assert "STATUS=0 running, 0 queued" in "\n".join(sd.snapshot()[ready:])
 
         # SIGHUP re-reads opus.toml: the notify URL added now is used for the next job.
