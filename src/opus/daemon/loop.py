@@ -181,6 +181,8 @@ class Daemon:
         for job, _control in self.pool.controls():
             # Still inside a stage: its checkpoint is the previous one; the next start resumes.
             self.ctx.store.release(job.id, self.worker_id)
+        if self.intake is not None:
+            self.intake.tick()  # the notes show the states jobs ended in, not the last tick's
         self.runtime.notifier.flush()
         log.info("opus stopped")
 
