@@ -13,6 +13,7 @@ measures it.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
@@ -103,7 +104,7 @@ def pickup_latency(samples: int) -> list[float]:
                 fr_id = f"BENCH-{n}"
                 note = root / "vault" / "10_features" / "03_planned" / f"{fr_id}.md"
                 _save(note, NOTE.format(fr_id=fr_id, status="planned"))
-                latencies.append(_wait(lambda f=fr_id: store.latest_for_fr(f), 30))
+                latencies.append(_wait(functools.partial(store.latest_for_fr, fr_id), 30))
                 time.sleep(1)  # back to sleep before the next sample
             return latencies
         finally:
