@@ -124,7 +124,7 @@ def _logs(args: argparse.Namespace) -> int:
         print(read_log(path), end="")
         return 0
     for line in follow(path, stop=lambda: store.get(job.id).state.ended, poll_s=0.5):
-        print(line, end="", flush=True)
+        print(line, flush=True)  # follow() yields lines without their newline
     return 0
 
 

@@ -93,6 +93,10 @@ def test_logs_print_the_job_log(in_project: Path, capsys: pytest.CaptureFixture[
     assert "stage plan" in out and "stage test" in out and "failed:" in out
     code, delivered = _cli(capsys, "logs", "FR-301")
     assert code == 0 and "delivered" in delivered
+    # -f on an ended job prints the same lines, then stops.
+    code, followed = _cli(capsys, "logs", "-f", "FR-300")
+    assert code == 0
+    assert followed.splitlines() == out.splitlines() and len(out.splitlines()) > 5
 
 
 def test_metrics_json_keys(in_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
