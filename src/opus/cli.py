@@ -14,6 +14,7 @@ from pathlib import Path
 
 from opus import __version__
 from opus.config import Settings, load_settings
+from opus.domain import Job, JobState
 from opus.errors import ConfigError, OpusError, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -123,9 +124,14 @@ def _logs(args: argparse.Namespace) -> int:
     if not args.follow:
         print(read_log(path), end="")
         return 0
-    for line in follow(path, stop=lambda: store.get(job.id).state.ended, poll_s=0.5):
+    for line in follow(path, stop=lambda: not _active(store.get(job.id)), poll_s=0.5):
         print(line, flush=True)  # follow() yields lines without their newline
     return 0
+
+
+def _active(job: Job) -> bool:
+    """A job whose log may still grow: queued or running (not waiting on a human)."""
+    return job.state in (JobState.QUEUED, JobState.RUNNING)
 
 
 def _retry(args: argparse.Namespace) -> int:

@@ -119,7 +119,7 @@ def test_retry_requeues_and_cancel_cleans_the_worktree(
 
     failed = _jobs(capsys)["FR-300"]
     worktree = in_project / ".opus" / "worktrees" / f"job-{failed['job']}"
-    assert worktree.is_dir(), "a failed job keeps its worktree for inspection and retry"
+    assert not worktree.exists(), "an ended job's worktree is cleaned (its branch stays)"
     assert _cli(capsys, "pause")[0] == 0  # so nothing claims it while we look
     code, out = _cli(capsys, "retry", "FR-300")
     assert code == 0 and "re-queued" in out

@@ -316,7 +316,8 @@ class Daemon:
             self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
         elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
             self._settle_stopped(job, outcome.detail, item)
-        elif job.state is JobState.CANCELLED:
+        if self.ctx.store.get(job.id).state in (JobState.FAILED, JobState.CANCELLED):
+            # The job ended: its worktree goes, its branch stays (`opus retry` rebuilds it).
             remove_worktree(self.ctx.settings, job)
 
     def _settle_stopped(self, job: Job, reason: str, item: Finished) -> None:

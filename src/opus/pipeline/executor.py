@@ -40,8 +40,12 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
         return Outcome("stopped", control.stop_reason or str(exc))
     except AgentFailed as exc:
         _record_spent(job, ctx, exc.partial)
+        _notify_if_budget(job, ctx, exc.partial.stop_reason == "budget")
         return _fail(job, ctx, control, str(exc))
-    except (NotReady, StageFailed, BudgetExceeded, DeliveryBlocked) as exc:
+    except BudgetExceeded as exc:
+        _notify_if_budget(job, ctx, True)
+        return _fail(job, ctx, control, str(exc))
+    except (NotReady, StageFailed, DeliveryBlocked) as exc:
         # A guard's refusal is final: a retry would be refused the same way.
         return _fail(job, ctx, control, str(exc))
 
@@ -181,6 +185,14 @@ def _record_spent(job: Job, ctx: PipelineContext, partial: AgentResult) -> None:
             finished_at=ctx.clock.now(),
         )
     )
+
+
+def _notify_if_budget(job: Job, ctx: PipelineContext, hit: bool) -> None:
+    if hit:
+        from opus.notify import budget_hit
+
+        spent = ctx.store.get(job.id).cost_usd
+        ctx.notifier.notify(*budget_hit(job.fr_id, spent, _ceiling_usd(job, ctx)))
 
 
 def _ceiling_usd(job: Job, ctx: PipelineContext) -> float:
