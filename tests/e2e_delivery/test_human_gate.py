@@ -153,7 +153,7 @@ def test_the_round_cap_holds_for_human_rounds(tmp_path: Path, forge: ForgeStandi
 
 
 @pytest.mark.parametrize("forge", ["gitea"], indirect=True)
-def test_a_new_round_never_overwrites_a_humans_commit(tmp_path: Path, forge: ForgeStandin) -> None:
+def test_a_new_round_builds_on_a_humans_commit(tmp_path: Path, forge: ForgeStandin) -> None:
     d = _deliver(tmp_path, forge)
     # A human pushes a fix of their own to the PR branch, then asks for more changes.
     clone = tmp_path / "human"
@@ -162,6 +162,34 @@ def test_a_new_round_never_overwrites_a_humans_commit(tmp_path: Path, forge: For
     run_git(clone, "add", "NOTES.md")
     run_git(clone, "commit", "-q", "-m", "human notes")
     run_git(clone, "push", "-q", "origin", d.job.branch or "")
+    theirs = run_git(clone, "rev-parse", "HEAD")
+    _request_changes(d, forge)
+    assert d.bench.poll() == ["new_round"]
+
+    outcome = d.bench.work()
+
+    assert isinstance(outcome, Outcome) and outcome.kind == "awaiting_review"
+    head = d.bench.remote_head(d.job.branch or "")
+    assert head != theirs
+    # The new round's commits sit on top of the human's: nothing of theirs was replaced.
+    run_git(clone, "fetch", "-q", "origin", d.job.branch or "")
+    run_git(clone, "merge-base", "--is-ancestor", theirs, "FETCH_HEAD")
+    assert run_git(clone, "show", "FETCH_HEAD:NOTES.md") == "human notes"
+
+
+@pytest.mark.parametrize("forge", ["gitea"], indirect=True)
+def test_a_new_round_never_overwrites_a_rewritten_branch(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    d = _deliver(tmp_path, forge)
+    # A human replaces the PR branch with history that does not contain opus's commits.
+    clone = tmp_path / "human"
+    run_git(tmp_path, "clone", "-q", "-b", d.job.branch or "", str(d.bench.remote), str(clone))
+    run_git(clone, "reset", "-q", "--hard", "HEAD~1")
+    (clone / "NOTES.md").write_text("human notes\n")
+    run_git(clone, "add", "NOTES.md")
+    run_git(clone, "commit", "-q", "-m", "human notes")
+    run_git(clone, "push", "-q", "--force", "origin", d.job.branch or "")
     theirs = run_git(clone, "rev-parse", "HEAD")
     _request_changes(d, forge)
     assert d.bench.poll() == ["new_round"]

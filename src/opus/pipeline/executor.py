@@ -15,7 +15,7 @@ from typing import Any, Literal
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
-from opus.errors import BudgetExceeded, DeliveryBlocked, NotReady, StageFailed
+from opus.errors import BudgetExceeded, DeliveryBlocked, GitError, NotReady, StageFailed
 from opus.git import git
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
@@ -67,8 +67,38 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
         git("clean", "-fdq", cwd=worktree.path)
     else:
         worktree.discard_uncommitted()
+    if "human_feedback" in job.spec:
+        _adopt_human_commits(ctx, worktree, branch, control)
     control.log(f"worktree {worktree.path} on {branch}")
     return worktree
+
+
+def _adopt_human_commits(
+    ctx: PipelineContext, wt: Worktree, branch: str, control: JobControl
+) -> None:
+    """Build a human-requested round on what the human pushed to the PR branch.
+
+    Only a fast-forward is taken: if the remote branch does not descend from our
+    checkpoint, it is left alone and the push guard will say whose commits are in the way.
+    """
+    remote = ctx.settings.git.remote
+    if not _has_remote(wt, remote):
+        return
+    git("fetch", "--quiet", remote, f"refs/heads/{branch}", cwd=wt.path, check=False)
+    theirs = git("rev-parse", "--verify", "--quiet", "FETCH_HEAD", cwd=wt.path, check=False)
+    ours = wt.head()
+    if not theirs or theirs == ours:
+        return
+    try:
+        git("merge-base", "--is-ancestor", ours, theirs, cwd=wt.path)
+    except GitError:
+        return
+    git("reset", "--quiet", "--hard", theirs, cwd=wt.path)
+    control.log(f"building on commits pushed to {branch} by a human ({theirs[:10]})")
+
+
+def _has_remote(wt: Worktree, remote: str) -> bool:
+    return remote in git("remote", cwd=wt.path).split()
 
 
 def _check_ready(job: Job, ctx: PipelineContext) -> None:
@@ -140,7 +170,7 @@ def _checkpoint_commit(
 
 def _push_wip(job: Job, ctx: PipelineContext, wt: Worktree) -> None:
     remote = ctx.settings.git.remote
-    if git("remote", cwd=wt.path).split().count(remote):
+    if _has_remote(wt, remote):
         wt.push_wip(remote, job.id)
 
 
