@@ -11,11 +11,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opus import __version__
 from opus.config import Settings, load_settings
 from opus.domain import Job, JobState
 from opus.errors import ConfigError, OpusError, UsageError
+
+if TYPE_CHECKING:
+    from opus.registry import Registry
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -68,10 +72,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace, settings: Settings | None = None) -> Registry:
+    """The registry of an existing project; never creates one by accident."""
     from opus.registry import open_store
 
-    return open_store(_settings(args).database_url)
+    settings = settings or _settings(args)
+    fresh = settings.config_path is None and settings.database.url is None
+    if fresh and not settings.state_dir.exists():
+        raise UsageError(
+            f"no opus.toml in {settings.base_dir} and no state in {settings.state_dir}: run "
+            "this in your project directory (where `opus init` wrote opus.toml) or pass --config"
+        )
+    return open_store(settings.database_url)
 
 
 # --------------------------------------------------------------------------- commands
@@ -116,9 +128,7 @@ def _logs(args: argparse.Namespace) -> int:
     from opus.daemon.logs import follow, log_path, read_log
 
     settings = _settings(args)
-    from opus.registry import open_store
-
-    store = open_store(settings.database_url)
+    store = _store(args, settings)
     job = find_job(store, args.fr)
     path = log_path(settings.state_dir, job.id)
     if not args.follow:
@@ -144,10 +154,8 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from opus.control import cancel
-    from opus.registry import open_store
-
     settings = _settings(args)
-    job = cancel(open_store(settings.database_url), settings, args.fr)
+    job = cancel(_store(args, settings), settings, args.fr)
     print(f"{job.fr_id}: cancelled (job {job.id})")
     return 0
 
@@ -181,9 +189,7 @@ def _metrics(args: argparse.Namespace) -> int:
     from opus.metrics import compute_metrics, render_metrics
 
     settings = _settings(args)
-    from opus.registry import open_store
-
-    store = open_store(settings.database_url)
+    store = _store(args, settings)
     jobs = store.jobs()
     runs = [run for job in jobs for run in store.stage_runs(job.id)]
     metrics = compute_metrics(jobs, runs, now=SystemClock().now(),

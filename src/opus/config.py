@@ -229,7 +229,24 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         key = ".".join(str(part) for part in err["loc"])
         env = "OPUS_" + "__".join(str(part).upper() for part in err["loc"])
         value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"config key `{key}`{where} is unknown; {_known_keys(err['loc'])}")
+            continue
         lines.append(
             f"config key `{key}`{where} (or ${env}): {err['msg']}; got {value!r}"
         )
     return "\n".join(lines)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> str:
+    """The keys allowed where an unknown one was found (a typo is the usual cause)."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "see `opus init` for every key"
+        model = annotation
+    names = [name for name, field in model.model_fields.items() if not field.exclude]
+    where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+    return f"valid keys in {where}: {', '.join(names)}"

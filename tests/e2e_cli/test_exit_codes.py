@@ -56,6 +56,18 @@ def test_unknown_key_in_opus_toml_exits_2_naming_it(
     code, out = _run(capsys, "status")
     assert code == 2
     assert "daemon.max_concurent" in out and str(config) in out
+    assert "valid keys in [daemon]:" in out and "max_concurrent" in out
+
+
+def test_status_outside_a_project_exits_2_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPUS_DATABASE__URL", raising=False)
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "no opus.toml" in out and "--config" in out
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_invalid_toml_exits_2_naming_the_file(
