@@ -87,3 +87,21 @@ def test_local_reject_cancels(tmp_path: Path) -> None:
     assert bench.poll() == ["cancelled"]
     bench.intake.tick()
     assert bench.note()[1]["status"] == "cancelled"
+
+
+def test_deleting_the_local_pr_note_cancels(tmp_path: Path) -> None:
+    bench = make_bench(tmp_path)
+    bench.write_fr()
+    job = bench.enqueue()
+    bench.work()
+    pr_note = Path(bench.store.get(job.id).pr_url or "")
+    assert bench.poll() == []  # an open PR note: the job waits
+
+    pr_note.unlink()
+
+    assert bench.poll() == ["cancelled"]
+    job = bench.store.get(job.id)
+    assert (job.state, job.error) == (JobState.CANCELLED, "the PR note was deleted")
+    bench.intake.tick()
+    assert bench.note()[1]["status"] == "cancelled"
+    assert not (bench.ctx.settings.state_dir / "worktrees" / f"job-{job.id}").exists()

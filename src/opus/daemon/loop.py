@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from types import FrameType
@@ -227,13 +227,25 @@ class Daemon:
         waiting = self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
         if not waiting:
             return True
-        # Nothing will be claimed while paused or over budget: `--once` must not hang.
-        blocked = "claiming is paused (`opus resume`)" if self._paused() else (
-            "the daily budget is spent (budget.daily_usd)" if self._over_daily_budget() else None
-        )
+        # Nothing will be claimed while paused, over budget or behind an open breaker:
+        # `--once` must not hang (a breaker's cool-down can be long).
+        blocked = self._claim_blocker(waiting)
         if blocked is not None:
             log.warning("--once: %d job(s) left waiting because %s", len(waiting), blocked)
         return blocked is not None
+
+    def _claim_blocker(self, waiting: Sequence[Job]) -> str | None:
+        if self._paused():
+            return "claiming is paused (`opus resume`)"
+        if self._over_daily_budget():
+            return "the daily budget is spent (budget.daily_usd)"
+        engine = engine_key(self.ctx.settings.agents.engine)
+        if self.breaker.state(engine) == "open":
+            return f"the circuit breaker for {engine} is open after repeated failures"
+        repos = {repo_key(job.repo) for job in waiting}
+        if all(self.breaker.state(key) == "open" for key in repos):
+            return f"the circuit breaker is open for {', '.join(sorted(repos))}"
+        return None
 
     # ------------------------------------------------------------------ claiming
 

@@ -45,7 +45,7 @@ def _check(ctx: PipelineContext, job: Job) -> str:
     forge = ctx.forge_for(job)
     pr = forge.find_pr(job.branch)
     if pr is None:
-        return "wait"
+        return _missing_pr(ctx, job)
     delivered = [r for r in ctx.store.stage_runs(job.id) if r.ok and r.stage is Stage.DELIVER]
     since = delivered[-1].finished_at if delivered else None
     feedback = forge.feedback(pr, since)
@@ -64,6 +64,17 @@ def _check(ctx: PipelineContext, job: Job) -> str:
         ctx.store.transition(job.id, JobState.QUEUED, spec=spec)
         ctx.store.add_event(job.id, "changes_requested", f"a human asked for changes on {pr.url}")
     return decision
+
+
+def _missing_pr(ctx: PipelineContext, job: Job) -> str:
+    """A local PR note the human deleted is a rejection; a forge PR that vanished waits."""
+    if ctx.settings.pr.provider != "local":
+        log.warning("the PR of %s (%s) is not found on the forge", job.fr_id, job.branch)
+        return "wait"
+    ctx.store.transition(job.id, JobState.CANCELLED, error="the PR note was deleted")
+    ctx.store.add_event(job.id, "closed", "the PR note was deleted from the vault")
+    _remove_worktree(ctx, job)
+    return "cancelled"
 
 
 def human_report(feedback: PRFeedback) -> str:
