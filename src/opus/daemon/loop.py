@@ -21,7 +21,6 @@ from datetime import datetime, time
 from types import FrameType
 from typing import Literal
 
-from opus.control import remove_worktree
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.intake import Intake
 from opus.daemon.logs import JobLog
@@ -29,16 +28,13 @@ from opus.daemon.polling import Backoff, PollDelay
 from opus.daemon.review_poll import poll_reviews
 from opus.daemon.runtime import Runtime
 from opus.daemon.sdnotify import SystemdNotifier, WatchdogGate
+from opus.daemon.settle import Settler
 from opus.daemon.supervision import RunningSnapshot, preemption_victim, stuck_reason
 from opus.daemon.watch import VaultWatcher
 from opus.daemon.workers import Finished, WorkerPool
 from opus.domain import Job, JobState
-from opus.errors import EngineError
 from opus.notify import (
-    breaker_opened,
     budget_hit,
-    job_failed,
-    pr_opened,
     recovered,
     stage_stuck,
 )
@@ -48,7 +44,6 @@ log = logging.getLogger(__name__)
 
 Role = Literal["all", "intake", "worker"]
 STOP_GRACE_S = 60.0
-MAX_INFRA_FAILURES = 5
 # Job-log lines also worth a line on stderr (the journal): progress, not every tool call.
 PROGRESS_PREFIXES = ("stage ", "delivered", "failed", "error")
 
@@ -93,7 +88,6 @@ class Daemon:
         self.pool = WorkerPool(ctx, job_log=self._job_log, on_finish=self.wake.set)
         self.intake = Intake(ctx) if role in ("all", "intake") else None
         self.flags = _Flags()
-        self._stuck_notified: set[int] = set()
 
     def __repr__(self) -> str:
         return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
@@ -316,31 +310,9 @@ class Daemon:
     # ------------------------------------------------------------------ settling
 
     def _settle(self, finished: list[Finished]) -> None:
+        settle = Settler(self.ctx, self.breaker, self.worker_id)
         for item in finished:
-            self._settle_one(item)
-
-    def _settle_one(self, item: Finished) -> None:
-        job, outcome = self.ctx.store.get(item.job.id), item.outcome
-        repo = repo_key(job.repo)
-        if outcome.kind == "awaiting_review":
-            self.breaker.record_success(repo)
-            self.breaker.record_success(engine_key(self.ctx.settings.agents.engine))
-            self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
-        elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
-            self._settle_stopped(job, outcome.detail, item)
-        if self.ctx.store.get(job.id).state in (JobState.FAILED, JobState.CANCELLED):
-            # The job ended: its worktree goes, its branch stays (`opus retry` rebuilds it).
-            remove_worktree(self.ctx.settings, job)
-
-    def _settle_stopped(self, job: Job, reason: str, item: Finished) -> None:
-        store = self.ctx.store
-        if item.error is not None:
-            self._infra_failure(job, item.error)
-        elif reason.startswith("stuck"):
-            self._stuck(job, reason)
-        else:
-            store.release(job.id, self.worker_id)
-            store.add_event(job.id, "released", reason)
+            settle(item)
 
     def _report_stuck(self, job: Job, control: JobControl, reason: str) -> None:
         # Told at detection, not when the stage finally stops: a hung API call can hold
@@ -350,36 +322,6 @@ class Daemon:
         minutes = control.stage_elapsed_s() / 60
         self.ctx.notifier.notify(*stage_stuck(job.fr_id, stage, minutes, f"{job.fr_id}: {reason}"))
         self.ctx.store.add_event(job.id, "stuck", reason)
-
-    def _stuck(self, job: Job, reason: str) -> None:
-        store = self.ctx.store
-        retries = int(job.spec.get("stuck_retries", 0))
-        if retries >= 1:
-            error = f"stuck twice: {reason}"
-            store.transition(job.id, JobState.FAILED, error=error)
-            store.add_event(job.id, "failed", error)
-            self.ctx.notifier.notify(*job_failed(job.fr_id, error))
-            return
-        store.update(job.id, spec={**job.spec, "stuck_retries": retries + 1})
-        store.release(job.id, self.worker_id)
-        store.add_event(job.id, "released", f"{reason}; retrying once from the last checkpoint")
-
-    def _infra_failure(self, job: Job, error: Exception) -> None:
-        store = self.ctx.store
-        key = engine_key(self.ctx.settings.agents.engine) if isinstance(
-            error, EngineError
-        ) else repo_key(job.repo)
-        if self.breaker.record_failure(key):
-            self.ctx.notifier.notify(
-                *breaker_opened(key, self.breaker.failures, self.breaker.cooldown_s)
-            )
-        failures = int(job.spec.get("infra_failures", 0)) + 1
-        store.add_event(job.id, "error", str(error))
-        if failures >= MAX_INFRA_FAILURES:
-            store.transition(job.id, JobState.FAILED, error=str(error))
-            return
-        store.update(job.id, spec={**job.spec, "infra_failures": failures})
-        store.release(job.id, self.worker_id)
 
     # ------------------------------------------------------------------ PRs
 
