@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,15 @@ class DaemonConfig(_Section):
     heartbeat_s: float = Field(20, gt=0, description="How often a worker renews its leases.")
     breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a breaker.")
     breaker_cooldown_s: float = Field(600, gt=0, description="How long an open breaker waits.")
+
+    @model_validator(mode="after")
+    def _heartbeat_renews_in_time(self) -> DaemonConfig:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError(
+                f"daemon.heartbeat_s ({self.heartbeat_s}) must be at most half of "
+                f"daemon.lease_s ({self.lease_s}), or a busy worker loses its jobs"
+            )
+        return self
 
 
 class DatabaseConfig(_Section):

@@ -118,6 +118,9 @@ class Daemon:
 
     def _delay(self, busy: bool) -> float:
         delay = self.poll.next_delay(busy)
+        if len(self.pool):
+            # Leases are renewed from this loop: wake in time to keep them.
+            delay = min(delay, self.ctx.settings.daemon.heartbeat_s)
         # Never sleep past the watchdog's due time, or systemd kills a healthy daemon.
         remaining = self.gate.remaining_s(self.ctx.clock.monotonic())
         return delay if remaining is None else max(0.05, min(delay, remaining))
