@@ -94,7 +94,8 @@ def _engine(settings: Settings, env: Mapping[str, str]) -> Check:
         if found is None:
             return Check("engine", "fail", f"agents.claude_bin {settings.agents.claude_bin!r} "
                          "is not on PATH")
-        return Check("engine", "ok", f"claude-code at {found}")
+        return Check("engine", "warn", f"claude-code at {found}; its tools run OUTSIDE opus's "
+                     "sandbox, guarded only by claude's own permission rules")
     if not settings.agents.command:
         return Check("engine", "fail", "agents.engine = command needs agents.command (argv)")
     return Check("engine", "ok", f"command: {' '.join(settings.agents.command)}")
