@@ -11,6 +11,7 @@ import watchfiles
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 300
+READY_TIMEOUT_S = 5.0
 
 
 def _is_note(_change: watchfiles.Change, path: str) -> bool:
@@ -22,12 +23,15 @@ class VaultWatcher:
 
     It only wakes the loop; the loop does the scan, so a burst of saves costs one scan.
     If the watcher cannot run (e.g. inotify limits), the adaptive poll still finds work.
+
+    `start()` returns once the watch is in place (bounded by `READY_TIMEOUT_S`): a note
+    saved after the daemon reports READY wakes it, rather than waiting for the next poll.
     """
 
     def __init__(self, root: Path, wake: threading.Event) -> None:
         self.root = root
         self._wake = wake
-        self._stop = threading.Event()
+        self._stop = _StopSignal()
         self._thread = threading.Thread(target=self._run, name="vault-watch", daemon=True)
 
     def __repr__(self) -> str:
@@ -35,12 +39,20 @@ class VaultWatcher:
 
     def start(self) -> None:
         self._thread.start()
+        if not self._stop.watching.wait(timeout=READY_TIMEOUT_S):
+            log.warning("vault watcher not ready after %.0fs; polling still runs", READY_TIMEOUT_S)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            self._stop.watching.set()  # never keep start() waiting on a watcher that ended
+
+    def _watch(self) -> None:
         if not self.root.is_dir():
             log.warning("vault %s does not exist; watching nothing (polling still runs)", self.root)
             return
@@ -56,3 +68,22 @@ class VaultWatcher:
                 self._wake.set()
         except Exception as exc:  # the poll is the fallback; never take the daemon down
             log.warning("vault watcher stopped (%s); falling back to polling", exc)
+
+
+class _StopSignal:
+    """The watch's `stop_event`; its first poll tells that the watch is in place.
+
+    `watchfiles.watch` sets up its inotify watches before it starts waiting for changes,
+    and only that wait polls `is_set()`; changes from then on are buffered, not lost.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self.watching = threading.Event()
+
+    def is_set(self) -> bool:
+        self.watching.set()
+        return self.stopped.is_set()
+
+    def set(self) -> None:
+        self.stopped.set()

@@ -11,9 +11,12 @@ hooks runs with opus's privileges.
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,15 +76,17 @@ class Worktree:
         path = (state_dir / "worktrees" / f"job-{job_id}").resolve()
         if _is_worktree_on(path, branch):
             return cls(repo, path, branch)
-        _clear(repo, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        new_branch: list[str] = []
         if branch_exists(repo, branch):
-            _git("worktree", "add", "--quiet", str(path), branch, cwd=repo)
+            start = branch
         elif _fetch_wip(repo, remote, job_id):
-            _git("worktree", "add", "--quiet", "-b", branch, str(path), wip_ref(job_id), cwd=repo)
+            new_branch, start = ["-b", branch], wip_ref(job_id)
         else:
-            start = _base_commit(repo, base)
-            _git("worktree", "add", "--quiet", "-b", branch, str(path), start, cwd=repo)
+            new_branch, start = ["-b", branch], _base_commit(repo, base)
+        with _worktrees_lock(repo):
+            _clear(repo, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _git("worktree", "add", "--quiet", *new_branch, str(path), start, cwd=repo)
         return cls(repo, path, branch)
 
     def head(self) -> str:
@@ -141,7 +146,8 @@ class Worktree:
 
     def remove(self) -> None:
         """Delete the worktree (uncommitted edits too); the branch is kept."""
-        _clear(self.repo, self.path)
+        with _worktrees_lock(self.repo):
+            _clear(self.repo, self.path)
 
 
 def _is_worktree_on(path: Path, branch: str) -> bool:
@@ -150,6 +156,25 @@ def _is_worktree_on(path: Path, branch: str) -> bool:
         return False
     top = _git("rev-parse", "--show-toplevel", cwd=path, check=False)
     return bool(top) and Path(top).resolve() == path and current_branch(path) == branch
+
+
+@contextmanager
+def _worktrees_lock(repo: Path) -> Iterator[None]:
+    """Hold `repo`'s worktree lock: one `worktree add/remove/prune` at a time on this host.
+
+    Jobs of one daemon (threads) and of other daemons on this host (processes) share the
+    repository's `.git/worktrees`. Unserialized, one job's `worktree add` can read another
+    job's half-made entry ("failed to read .git/worktrees/job-N/commondir") and fail, and
+    a `worktree prune` can delete it. The lock is a `flock` on a file in the common git dir.
+    """
+    common = Path(_git("rev-parse", "--git-common-dir", cwd=repo))
+    lock_path = (common if common.is_absolute() else repo / common) / "opus-worktrees.lock"
+    with lock_path.open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def _clear(repo: Path, path: Path) -> None:
