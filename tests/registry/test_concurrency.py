@@ -19,6 +19,10 @@ JOBS = 240
 DEADLINE_S = 60.0
 
 
+def _stderr(procs: dict[str, subprocess.Popen[str]]) -> str:
+    return "; ".join(f"{w}: {p.communicate(timeout=5)[1][-2000:]}" for w, p in procs.items())
+
+
 def _race(mode: str, url: str, tmp_path: Path, workers: tuple[str, ...]) -> dict[str, list[int]]:
     """Start one contender per worker, release them together, return each one's ids."""
     go = tmp_path / "go"
@@ -33,7 +37,8 @@ def _race(mode: str, url: str, tmp_path: Path, workers: tuple[str, ...]) -> dict
     deadline = time.monotonic() + DEADLINE_S
     while not all((tmp_path / f"{w}.ready").exists() for w in workers):
         assert time.monotonic() < deadline, "contenders did not start"
-        assert all(p.poll() is None for p in procs.values()), "a contender died early"
+        dead = {w: p for w, p in procs.items() if p.poll() is not None}
+        assert not dead, f"a contender died early: {_stderr(dead)}"
         time.sleep(0.02)
     go.touch()
     for worker, proc in procs.items():

@@ -9,6 +9,7 @@ takes the write lock up front. PostgreSQL needs nothing special.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,20 @@ def _make_parent(database: Path) -> None:
         ) from err
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode = WAL` on a database another process is creating right now
+    can answer "database is locked" at once, without the busy timeout: retry it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Stop pysqlite from issuing its own (deferred) BEGIN; `_sqlite_on_begin` does it.
     dbapi_connection.isolation_level = None
@@ -88,7 +103,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         # With WAL, NORMAL is durable against process crashes and much faster than FULL.
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
