@@ -13,7 +13,6 @@ from typing import Any
 from opus.config import Settings
 from opus.domain import Job, JobState
 from opus.errors import NotFound, UsageError
-from opus.git import git
 from opus.seams import JobStore
 
 PAUSED_FLAG = "paused"
@@ -138,7 +137,6 @@ def cancel(store: JobStore, settings: Settings, fr: str) -> Job:
 
 def remove_worktree(settings: Settings, job: Job) -> None:
     """Remove the job's worktree if there is one; the branch stays."""
-    path = settings.state_dir / "worktrees" / f"job-{job.id}"
-    if path.exists():
-        git("worktree", "remove", "--force", str(path), cwd=job.repo, check=False)
-        git("worktree", "prune", cwd=job.repo, check=False)
+    from opus.pipeline.worktree import remove_worktree_at
+
+    remove_worktree_at(job.repo, settings.state_dir / "worktrees" / f"job-{job.id}")

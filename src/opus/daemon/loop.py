@@ -106,7 +106,7 @@ class Daemon:
             while not self.flags.stop:
                 if self.flags.reload:
                     self._reload()
-                busy = self._tick()
+                busy = self._turn()
                 if self.once and self._once_finished():
                     break
                 self._sleep(self._delay(busy))
@@ -197,6 +197,18 @@ class Daemon:
             self.ctx.notifier.notify(*recovered(resumed))
 
     # ------------------------------------------------------------------ one turn
+
+    def _turn(self) -> bool:
+        """One turn; a failure is logged and the loop goes on.
+
+        A failed turn does not ping the watchdog, so a failure that persists (say the
+        database is gone) ends in a restart by systemd rather than a silent spin.
+        """
+        try:
+            return self._tick()
+        except Exception:
+            log.exception("a loop turn failed; trying again next turn")
+            return len(self.pool) > 0
 
     def _tick(self) -> bool:
         if self.intake is not None:

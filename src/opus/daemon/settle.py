@@ -8,13 +8,17 @@ error counts against a circuit breaker and the job is handed back, up to a limit
 
 from __future__ import annotations
 
+import logging
+
 from opus.control import remove_worktree
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.workers import Finished
 from opus.domain import Job, JobState
-from opus.errors import EngineError
+from opus.errors import EngineError, OpusError
 from opus.notify import breaker_opened, job_failed, pr_opened
 from opus.pipeline.context import PipelineContext
+
+log = logging.getLogger(__name__)
 
 MAX_INFRA_FAILURES = 5
 """Infrastructure errors in a row after which a job fails instead of waiting again."""
@@ -42,7 +46,10 @@ class Settler:
             self._stopped(job, outcome.detail, item)
         if store.get(job.id).state in (JobState.FAILED, JobState.CANCELLED):
             # The job ended: its worktree goes, its branch stays (`opus retry` rebuilds it).
-            remove_worktree(self.ctx.settings, job)
+            try:
+                remove_worktree(self.ctx.settings, job)
+            except OpusError as exc:
+                log.warning("could not remove the worktree of %s: %s", job.fr_id, exc)
 
     def _stopped(self, job: Job, reason: str, item: Finished) -> None:
         if item.error is not None:

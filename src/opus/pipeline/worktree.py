@@ -150,6 +150,16 @@ class Worktree:
             _clear(self.repo, self.path)
 
 
+def remove_worktree_at(repo: Path, path: Path) -> None:
+    """Remove the worktree at `path` of `repo` if there is one (the branch is kept).
+
+    For callers that hold no `Worktree` (cancel, PR closed); takes the same lock.
+    """
+    if path.exists():
+        with _worktrees_lock(repo):
+            _clear(repo, path)
+
+
 def _is_worktree_on(path: Path, branch: str) -> bool:
     """True when `path` is a live worktree (its own top level) with `branch` checked out."""
     if not (path / ".git").exists():
