@@ -62,6 +62,18 @@ def start_once(project: Project, api: MessagesAPI, log_name: str) -> subprocess.
     )
 
 
+def run_once(project: Project, api: MessagesAPI, log_name: str = "run.log") -> str:
+    """Run `opus run --once` to completion (bounded); returns its log, asserting exit 0."""
+    proc = start_once(project, api, log_name)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    log = (project.root / log_name).read_text()
+    assert proc.returncode == 0, log
+    return log
+
+
 def wait_until(
     condition: Callable[[], bool], proc: subprocess.Popen[bytes], *, timeout_s: float
 ) -> None:

@@ -14,18 +14,6 @@ from tests.e2e_pipeline.harness import Project, write_fr
 from tests.standins.messages_api import MessagesAPI
 
 
-def _run_once(project: Project, api: MessagesAPI) -> str:
-    """Run the daemon to completion (bounded); returns its log, asserting exit code 0."""
-    proc = daemon.start_once(project, api, "run.log")
-    try:
-        proc.wait(timeout=60)
-    finally:
-        daemon.stop(proc)
-    log = (project.root / "run.log").read_text()
-    assert proc.returncode == 0, log
-    return log
-
-
 def _note_meta(project: Project, folder: str, name: str) -> dict[str, object]:
     note = project.vault / "10_features" / folder / name
     return dict(frontmatter.loads(note.read_text()).metadata)
@@ -38,7 +26,7 @@ def test_run_once_takes_a_planned_fr_to_a_delivered_branch(
     daemon.write_config(project)
     note = write_fr(project)
 
-    _run_once(project, api)
+    daemon.run_once(project, api)
 
     store = daemon.registry(project)
     (job,) = store.jobs()
@@ -62,7 +50,7 @@ def test_run_once_sends_an_fr_with_a_missing_base_back_without_spending(
     daemon.write_config(project)
     note = write_fr(project, "base: develop")
 
-    _run_once(project, api)
+    daemon.run_once(project, api)
 
     assert api.requests == []
     meta = _note_meta(project, "07_failed", note.name)

@@ -104,8 +104,9 @@ class Intake:
     def _refresh_queued(self, fr: FeatureRequest) -> None:
         """A note edited while its job still waits updates the job (same id, new content)."""
         job = self.ctx.store.latest_for_fr(fr.id)
-        queued = job is not None and job.state is JobState.QUEUED and job.started_at is None
-        if queued and job is not None and job.content_hash != fr.content_hash and fr.repo:
+        if job is None or job.state is not JobState.QUEUED or job.started_at is not None:
+            return
+        if job.content_hash != fr.content_hash and fr.repo is not None:
             self.ctx.store.enqueue(fr, fr.repo)
 
     # ------------------------------------------------------------------ write-back

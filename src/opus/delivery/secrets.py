@@ -137,11 +137,6 @@ def scan_added(
     return sorted(findings, key=lambda f: (f.path, f.line, f.kind))
 
 
-def scan_diff(diff: str, *, texts: Mapping[str, str] | None = None) -> list[Finding]:
-    """Findings in the lines `diff` adds, and in `texts`."""
-    return scan_added(added_lines(diff), texts=texts)
-
-
 def _original(names: Mapping[str, str], scanned: str) -> str:
     for original, stored in names.items():
         if stored == scanned:

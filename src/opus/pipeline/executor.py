@@ -8,9 +8,10 @@ which decides whether the job goes back to the queue or fails.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
@@ -109,7 +110,7 @@ def _check_ready(job: Job, ctx: PipelineContext) -> None:
         ctx.store.update(job.id, base=info.base_branch)
 
 
-def _last_commit(runs: Any) -> str | None:
+def _last_commit(runs: Sequence[StageRun]) -> str | None:
     commits = [run.commit for run in runs if run.ok and run.commit]
     return commits[-1] if commits else None
 
