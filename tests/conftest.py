@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Tests and the `python -m opus` subprocesses they start run this checkout's code, whatever
+# an editable install of opus elsewhere points at.
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    part for part in (str(SRC), os.environ.get("PYTHONPATH")) if part
+)
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test User",

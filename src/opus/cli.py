@@ -17,6 +17,7 @@ from opus import __version__
 from opus.config import Settings, load_settings
 from opus.domain import Job, JobState
 from opus.errors import ConfigError, OpusError, UsageError
+from opus.wake import wake
 
 if TYPE_CHECKING:
     from opus.registry import Registry
@@ -147,7 +148,9 @@ def _active(job: Job) -> bool:
 def _retry(args: argparse.Namespace) -> int:
     from opus.control import retry
 
-    job = retry(_store(args), args.fr)
+    settings = _settings(args)
+    job = retry(_store(args, settings), args.fr)
+    wake(settings.state_dir)
     print(f"{job.fr_id}: re-queued (job {job.id}); it resumes from its last checkpoint")
     return 0
 
@@ -156,6 +159,7 @@ def _cancel(args: argparse.Namespace) -> int:
     from opus.control import cancel
     settings = _settings(args)
     job = cancel(_store(args, settings), settings, args.fr)
+    wake(settings.state_dir)
     print(f"{job.fr_id}: cancelled (job {job.id})")
     return 0
 
@@ -163,7 +167,9 @@ def _cancel(args: argparse.Namespace) -> int:
 def _pause(args: argparse.Namespace) -> int:
     from opus.control import set_paused
 
-    set_paused(_store(args), True)
+    settings = _settings(args)
+    set_paused(_store(args, settings), True)
+    wake(settings.state_dir)
     print("paused: no new work will be claimed; running jobs finish (`opus resume`)")
     return 0
 
@@ -171,7 +177,9 @@ def _pause(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from opus.control import set_paused
 
-    set_paused(_store(args), False)
+    settings = _settings(args)
+    set_paused(_store(args, settings), False)
+    wake(settings.state_dir)
     print("resumed: claiming new work")
     return 0
 

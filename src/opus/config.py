@@ -34,6 +34,24 @@ class _Section(BaseModel):
 class VaultConfig(_Section):
     path: Path = Field(Path("vault"), description="The vault root.")
     move_notes: bool = Field(True, description="Move notes into the folder of their status.")
+    features_dir: Path = Field(
+        Path("10_features"), description="Where FR notes live, relative to the vault root."
+    )
+    id_pattern: str = Field(
+        r"[A-Z][A-Z0-9]*-\d+",
+        description="A regular expression an FR id matches in full (e.g. FR-12, API-7).",
+    )
+    settle_s: float = Field(
+        2, ge=0, description="A changed note is acted on once unchanged for this long."
+    )
+
+    @model_validator(mode="after")
+    def _id_pattern_compiles(self) -> VaultConfig:
+        try:
+            re.compile(self.id_pattern)
+        except re.error as exc:
+            raise ValueError(f"vault.id_pattern is not a regular expression: {exc}") from exc
+        return self
 
 
 class DaemonConfig(_Section):
@@ -45,6 +63,9 @@ class DaemonConfig(_Section):
     heartbeat_s: float = Field(20, gt=0, description="How often a worker renews its leases.")
     breaker_failures: int = Field(3, ge=1, description="Consecutive failures that open a breaker.")
     breaker_cooldown_s: float = Field(600, gt=0, description="How long an open breaker waits.")
+    stop_grace_s: float = Field(
+        10, gt=0, description="A cancelled or stopping stage gets this long before SIGKILL."
+    )
 
     @model_validator(mode="after")
     def _heartbeat_renews_in_time(self) -> DaemonConfig:
@@ -70,6 +91,21 @@ class PipelineConfig(_Section):
     max_stage_tokens: int = Field(2_000_000, ge=1000, description="Tokens per stage (in+out).")
     test_timeout_s: float = Field(900, gt=0, description="Wall time for the test command.")
     output_tail_bytes: int = Field(16_000, ge=1000, description="Test output kept per run.")
+    baseline: Literal["fail", "warn", "skip"] = Field(
+        "fail",
+        description="Run the tests on the untouched base before planning: fail (stop the "
+        "job when they fail), warn (go on, e.g. for FRs that fix failing tests), skip.",
+    )
+    open_questions: Literal["ask", "recommend", "ignore"] = Field(
+        "ask",
+        description="Undecided questions in an FR: ask (wait for answers), recommend (plan "
+        "with each question's recommendation), ignore.",
+    )
+    approve_plan: Literal["never", "always"] | list[str] = Field(
+        "never",
+        description="Plans a human approves before coding: never, always, or a list of "
+        "priorities, e.g. [\"critical\", \"high\"].",
+    )
 
 
 class AgentsConfig(_Section):
@@ -91,6 +127,7 @@ class AgentsConfig(_Section):
         default_factory=dict,
         description="USD per million tokens per model: input, output, cache_read, cache_write.",
     )
+    coder_can_ask: bool = Field(False, description="The coder may ask the human questions too.")
 
     def model_for(self, role: str) -> str:
         """The model a role uses: its own key, else `agents.model`."""
@@ -103,6 +140,13 @@ class SandboxConfig(_Section):
     network: bool = Field(False, description="Network inside the sandbox.")
     command_timeout_s: float = Field(600, gt=0, description="Wall time of one agent command.")
     output_cap_bytes: int = Field(200_000, ge=1000, description="Output kept per command.")
+    setup_network: bool = Field(
+        True, description="Network for the worktree setup command (e.g. pip/npm install)."
+    )
+    max_processes: int = Field(512, ge=16, description="Processes at once inside the sandbox.")
+    max_memory_mb: int = Field(4096, ge=64, description="Memory of one sandboxed command.")
+    max_file_mb: int = Field(1024, ge=1, description="Largest file a sandboxed command writes.")
+    max_cpu_s: int = Field(1800, ge=1, description="CPU seconds of one sandboxed command.")
 
 
 class GitConfig(_Section):
@@ -122,15 +166,37 @@ class PRConfig(_Section):
     token_env: str = Field("GITHUB_TOKEN", description="Env var holding the forge token.")
     repository: str | None = Field(None, description="owner/name when the remote URL hides it.")
     poll_s: float = Field(120, gt=0, description="How often open PRs are checked.")
+    ci: Literal["react", "wait", "ignore"] = Field(
+        "react",
+        description="Failing CI on an open PR: react (a new round), wait (report only), ignore.",
+    )
+    ci_rounds: int = Field(2, ge=0, description="Rounds spent on failing CI before escalating.")
+    ci_timeout_s: float = Field(3600, gt=0, description="How long checks may stay pending.")
+    update_branch: Literal["never", "when-behind"] = Field(
+        "never", description="Merge a moved base into a clean PR branch: never, when-behind."
+    )
 
 
 class NotifyConfig(_Section):
     urls: list[str] = Field(default_factory=list, description="apprise URLs.")
+    remind_after_h: float = Field(
+        24, gt=0, description="One reminder when a question waits this long unanswered."
+    )
 
 
 class BudgetConfig(_Section):
     job_usd: float = Field(5, ge=0, description="A job over this stops.")
     daily_usd: float = Field(50, ge=0, description="Over this per day, claiming pauses.")
+
+
+class DashboardConfig(_Section):
+    listen: str | None = Field(
+        None, description="host:port to serve the web board from `opus run`; unset: off."
+    )
+    token_env: str = Field(
+        "OPUS_DASHBOARD_TOKEN",
+        description="Env var holding the board's action token; else one is generated.",
+    )
 
 
 class Settings(BaseSettings):
@@ -150,6 +216,7 @@ class Settings(BaseSettings):
     pr: PRConfig = PRConfig()
     notify: NotifyConfig = NotifyConfig()
     budget: BudgetConfig = BudgetConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     base_dir: Path = Field(Path("."), exclude=True, description="Where relative paths start.")
     config_path: Path | None = Field(None, exclude=True, description="The file read, if any.")

@@ -36,6 +36,7 @@ def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         **GIT_ENV,
     }
     env.update(extra or {})

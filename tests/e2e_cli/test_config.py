@@ -43,6 +43,15 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "notify.urls": [],
     "budget.job_usd": 5,
     "budget.daily_usd": 50,
+    "vault.features_dir": Path("10_features"),
+    "vault.id_pattern": r"[A-Z][A-Z0-9]*-\d+",
+    "vault.settle_s": 2,
+    "pr.ci": "react",
+    "pr.ci_rounds": 2,
+    "pipeline.baseline": "fail",
+    "pipeline.open_questions": "ask",
+    "pipeline.approve_plan": "never",
+    "daemon.stop_grace_s": 10,
 }
 SPEC_KEYS = [*SPEC_DEFAULTS, "agents.model"]
 
