@@ -130,8 +130,9 @@ class PRFeedback:
 
 
 class Forge(Protocol):
-    def find_pr(self, branch: str) -> PullRequest | None:
-        """The PR whose head is `branch`, open or not."""
+    def find_pr(self, branch: str, base: str | None = None) -> PullRequest | None:
+        """The PR whose head is `branch` (into `base`, when given): the open one if there
+        is one, else the newest, open or not."""
         ...
 
     def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest: ...

@@ -111,10 +111,23 @@ def test_unknown_repository_is_a_404_with_advice(standin: ForgeStandin, git_repo
         forge.find_pr("opus/fr-1-x")
 
 
-def test_validation_errors_carry_the_forges_message(standin: ForgeStandin, git_repo: Path) -> None:
+def test_a_second_open_for_the_same_branch_returns_the_open_pr(
+    standin: ForgeStandin, git_repo: Path
+) -> None:
     forge = _forge(standin, git_repo)
-    forge.open_pr(branch="opus/fr-1-x", base="main", title="FR-1: X", body="b")
-    with pytest.raises(ForgeError, match=r"422.*A pull request already exists"):
+    first = forge.open_pr(branch="opus/fr-1-x", base="main", title="FR-1: X", body="b")
+    again = forge.open_pr(branch="opus/fr-1-x", base="main", title="FR-1: X", body="b")
+    assert again == first and len(standin.prs) == 1
+    # The forge refused the duplicate as it does (GitHub 422, Gitea 409 Conflict).
+    assert [r.status for r in standin.posts("/pulls")] == [
+        201, 422 if standin.flavor == "github" else 409
+    ]
+
+
+def test_refusals_carry_the_forges_message(standin: ForgeStandin, git_repo: Path) -> None:
+    forge = _forge(standin, git_repo)
+    standin.fail_once("POST", "/pulls", status=422)
+    with pytest.raises(ForgeError, match=r"422.*injected fault"):
         forge.open_pr(branch="opus/fr-1-x", base="main", title="FR-1: X", body="b")
 
 

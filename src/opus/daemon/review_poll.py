@@ -43,7 +43,7 @@ def _check(ctx: PipelineContext, job: Job) -> str:
     if not job.branch:
         return "wait"
     forge = ctx.forge_for(job)
-    pr = forge.find_pr(job.branch)
+    pr = forge.find_pr(job.branch, job.base)
     if pr is None:
         return _missing_pr(ctx, job)
     delivered = [r for r in ctx.store.stage_runs(job.id) if r.ok and r.stage is Stage.DELIVER]

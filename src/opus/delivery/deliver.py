@@ -92,6 +92,9 @@ def deliver(
     """Guards, push, then the PR for `job.branch`: the existing one if there is one
     (a restart never opens a second), else a new one. Never merges.
 
+    Only an open PR is reused: after `opus retry` of a job whose PR was closed, the
+    closed PR stays closed and the new round gets a PR of its own.
+
     Raises `DeliveryBlocked` when a guard refuses, `ForgeError`/`GitError` on failures.
     """
     branch = job.branch
@@ -105,9 +108,10 @@ def deliver(
     body = render_pr_body(report)
     check_secrets(worktree, start, pr_body=body)
     push_branch(worktree, branch, remote=settings.git.remote, git_cfg=settings.git)
-    existing = forge.find_pr(branch)
-    if existing is not None:
+    existing = forge.find_pr(branch, base)
+    if existing is not None and existing.state == "open":
         return existing
+    # A closed PR is a decision already taken (`opus retry` after it): open a new one.
     return forge.open_pr(branch=branch, base=base, title=pr_title(job.fr_id, job.title), body=body)
 
 

@@ -2,6 +2,11 @@
 
 The REST forges differ in field names only; they normalise their JSON into `Review` and
 `Remark` records and this module decides what a human asked for since opus last pushed.
+
+A review is new when it reviewed the commit the PR's head is at now (`commit_id`, which
+both GitHub and Gitea return): opus's last push, or a human's after it. Forges stamp
+whole seconds, so time alone cannot tell a review from the push's own second; a reviewer's
+latest verdict is the one with the highest review id.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class Review:
     body: str
     counts: bool = True
     """False for reviews that express no verdict (plain comments, pending, dismissed)."""
+    id: int = 0
+    commit: str | None = None
+    """The commit the review was given on (`commit_id`), when the forge says."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,13 @@ def to_pull_request(item: Any, forge: str) -> PullRequest:
                          "check that `pr.api_url` points at its API") from exc
 
 
+def head_sha(item: Any) -> str | None:
+    """The commit a pull's head is at (`head.sha`), if the JSON says."""
+    head = item.get("head") if isinstance(item, dict) else None
+    sha = head.get("sha") if isinstance(head, dict) else None
+    return str(sha) if sha else None
+
+
 def head_ref(item: Any) -> str | None:
     """The head branch name of a pull's JSON, if it has one."""
     head = item.get("head") if isinstance(item, dict) else None
@@ -83,6 +98,8 @@ def review_from(item: dict[str, Any], *, changes: str, verdicts: frozenset[str])
         at=parse_time(item.get("submitted_at")),
         body=str(item.get("body") or ""),
         counts=state in verdicts,
+        id=int(item.get("id") or 0),
+        commit=str(item["commit_id"]) if item.get("commit_id") else None,
     )
 
 
@@ -103,14 +120,17 @@ def build_feedback(
     reviews: Iterable[Review],
     remarks: Iterable[Remark],
     since: datetime | None,
+    *,
+    head: str | None = None,
 ) -> PRFeedback:
-    """What humans said after `since`: changes requested when a reviewer's latest verdict
-    asks for changes and was given after `since`; comments and review texts after `since`.
+    """What humans said since opus delivered at `since`: changes requested when a
+    reviewer's latest verdict asks for changes and is new (see `is_new`); comments and
+    review texts from the second of `since` on.
     """
     latest: dict[str, Review] = {}
     for review in sorted((r for r in reviews if r.counts), key=_review_order):
         latest[review.reviewer] = review
-    asking = [r for r in latest.values() if r.changes_requested and after(r.at, since)]
+    asking = [r for r in latest.values() if r.changes_requested and is_new(r, since, head)]
     texts = [
         ReviewComment(path=None, line=None, body=r.body.strip())
         for r in asking
@@ -130,6 +150,19 @@ def build_feedback(
     )
 
 
-def _review_order(review: Review) -> datetime:
-    # Undated reviews sort first so that any dated verdict overrides them.
-    return review.at or _EPOCH
+def is_new(review: Review, since: datetime | None, head: str | None) -> bool:
+    """Whether `review` came after the delivery at `since` of the PR now at `head`.
+
+    A review of another commit than the head is older than the head's push; one of the
+    head counts from the push's second on (a same-second review is kept).
+    """
+    if since is None:
+        return True
+    if head is not None and review.commit is not None and review.commit != head:
+        return False
+    return after(review.at, since)
+
+
+def _review_order(review: Review) -> tuple[int, datetime]:
+    # Ids grow with every review; undated ones sort first so any dated verdict overrides.
+    return (review.id, review.at or _EPOCH)

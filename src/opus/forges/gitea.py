@@ -1,18 +1,23 @@
 """Gitea and Forgejo (`/api/v1`) as a `Forge`: find, open, read and comment on PRs.
 
-Gitea's pull listing has no head-branch filter that every version honours, so `find_pr`
-lists the repository's pulls (newest first, bounded) and matches the head branch itself.
+`find_pr` asks the exact `GET /repos/{owner}/{repo}/pulls/{base}/{head}` (Gitea ≥ 1.22).
+That lookup returns *a* pull of the pair, not the newest (models/issues/pull.go
+`GetPullRequestByBaseHeadInfo` has no order), so when it is not open the open pulls are
+listed too: one open pull per pair is all Gitea allows. Issue comments are listed once:
+that endpoint takes only `since`/`before` and answers every comment, whatever `page`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from opus.config import PRConfig
-from opus.errors import ConfigError
-from opus.forges.feedback import build_feedback, remark_from, review_from
-from opus.forges.http import ApiClient, iso_z, require_token
+from opus.errors import ConfigError, ForgeError
+from opus.forges.feedback import build_feedback, head_sha, remark_from, review_from
+from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
@@ -29,20 +34,38 @@ class GiteaForge(RestForge):
 
     label = "Gitea"
 
-    def find_pr(self, branch: str) -> PullRequest | None:
-        """The newest PR whose head is `branch` in this repository, open or not."""
-        found = self.client.get_all(f"{self.repo_path}/pulls", {"state": "all", "sort": "newest"})
-        return self.newest_for(found, branch)
+    def find_pr(self, branch: str, base: str | None = None) -> PullRequest | None:
+        """The open PR whose head is `branch` (into `base`), else the pair's known one."""
+        if base is None or "/" in base:
+            # Only the head is a catch-all segment of the exact route: list instead.
+            return self.pick(self.client.get_all(f"{self.repo_path}/pulls", {"state": "all"}),
+                             branch)
+        path = f"{self.repo_path}/pulls/{quote(base, safe='')}/{quote(branch, safe='/')}"
+        item = self.client.get_optional(path)
+        exact = self.pull(item) if item is not None else None
+        if exact is None or exact.state == "open":
+            return exact
+        # A closed pull of the pair may hide a newer open one.
+        found = self.client.get_all(f"{self.repo_path}/pulls", {"state": "open"})
+        return self.pick(found, branch) or exact
 
     def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
-        """Open a PR from `branch` into `base`."""
+        """Open a PR from `branch` into `base`; when one is open already (Gitea answers
+        409 Conflict) that one is returned."""
         payload = {"title": title, "head": branch, "base": base, "body": body}
-        return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
+        try:
+            return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
+        except ForgeRefused as exc:
+            existing = self.find_pr(branch, base) if exc.status == 409 else None
+            if existing is None or existing.state != "open":
+                raise
+            return existing
 
     def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
-        """The PR's state plus the reviews and comments given after `since`."""
+        """The PR's state plus the reviews and comments given since `since`."""
         pull = f"{self.repo_path}/pulls/{pr.number}"
-        state = self.pull(self.client.get(pull)).state
+        item = self.client.get(pull)
+        state = self.pull(item).state
         found_reviews = self.client.get_all(f"{pull}/reviews")
         reviews = [review_from(r, changes=CHANGES, verdicts=VERDICTS) for r in found_reviews]
         remarks = [
@@ -52,10 +75,19 @@ class GiteaForge(RestForge):
             for c in self.client.get(f"{pull}/reviews/{r['id']}/comments")
         ]
         params = {"since": iso_z(since)} if since is not None else None
-        issue = self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
-        remarks += [remark_from(c) for c in issue]
-        return build_feedback(state, reviews, remarks, since)
+        issue = self.client.get(f"{self.repo_path}/issues/{pr.number}/comments", params)
+        remarks += [remark_from(c) for c in _unique(issue)]
+        return build_feedback(state, reviews, remarks, since, head=head_sha(item))
 
+
+def _unique(found: Any) -> list[Any]:
+    """Comments by id, each once (a listing may repeat what a proxy served twice)."""
+    if not isinstance(found, list):
+        raise ForgeError("Gitea returned no list of issue comments; check `pr.api_url`")
+    seen: dict[Any, Any] = {}
+    for comment in found:
+        seen.setdefault(comment.get("id", id(comment)), comment)
+    return list(seen.values())
 
 
 def make(

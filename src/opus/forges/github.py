@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from opus.config import PRConfig
-from opus.forges.feedback import build_feedback, remark_from, review_from
-from opus.forges.http import ApiClient, iso_z, require_token
+from opus.forges.feedback import build_feedback, head_sha, remark_from, review_from
+from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
 from opus.seams import PRFeedback, PullRequest
@@ -27,30 +27,37 @@ class GitHubForge(RestForge):
 
     label = "GitHub"
 
-    def find_pr(self, branch: str) -> PullRequest | None:
-        """The newest PR whose head is `branch` in this repository, open or not."""
+    def find_pr(self, branch: str, base: str | None = None) -> PullRequest | None:
+        """The open PR whose head is `branch` in this repository, else its newest one."""
+        del base  # the `head` filter names the branch exactly; any base will do
         found = self.client.get_all(
             f"{self.repo_path}/pulls", {"head": f"{self.owner}:{branch}", "state": "all"}
         )
-        return self.newest_for(found, branch)
+        return self.pick(found, branch)
 
     def open_pr(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
-        """Open a (non-draft) PR from `branch` into `base`."""
+        """Open a (non-draft) PR from `branch` into `base`; an open one already there
+        (GitHub answers 422 "A pull request already exists") is returned instead."""
         payload = {"title": title, "head": branch, "base": base, "body": body, "draft": False}
-        return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
+        try:
+            return self.pull(self.client.post(f"{self.repo_path}/pulls", payload))
+        except ForgeRefused as exc:
+            existing = self.find_pr(branch) if exc.status == 422 else None
+            if existing is not None and existing.state == "open" and "already exists" in str(exc):
+                return existing
+            raise
 
     def feedback(self, pr: PullRequest, since: datetime | None) -> PRFeedback:
-        """The PR's state plus the reviews and comments given after `since`."""
-        state = self.pull(self.client.get(f"{self.repo_path}/pulls/{pr.number}")).state
+        """The PR's state plus the reviews and comments given since `since`."""
+        pull = self.client.get(f"{self.repo_path}/pulls/{pr.number}")
+        state = self.pull(pull).state
         found_reviews = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/reviews")
         reviews = [review_from(r, changes=CHANGES, verdicts=VERDICTS) for r in found_reviews]
         params = {"since": iso_z(since)} if since is not None else None
         found = self.client.get_all(f"{self.repo_path}/pulls/{pr.number}/comments", params)
         found += self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
         remarks = [remark_from(c, "line", "original_line") for c in found]
-        return build_feedback(state, reviews, remarks, since)
-
-
+        return build_feedback(state, reviews, remarks, since, head=head_sha(pull))
 
 def make(
     pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None

@@ -49,8 +49,9 @@ class LocalForge:
     def __repr__(self) -> str:
         return f"LocalForge({self.vault_root})"
 
-    def find_pr(self, branch: str) -> PullRequest | None:
+    def find_pr(self, branch: str, base: str | None = None) -> PullRequest | None:
         """The PR note for `branch`, wherever under `10_features/` it was moved."""
+        del base  # one note per branch
         for path in self._notes():
             meta = _read_meta(path, strict=False)
             if meta is not None and str(meta.get("branch", "")) == branch:

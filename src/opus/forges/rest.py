@@ -31,12 +31,14 @@ class RestForge:
             f"{self.repo_path}/issues/{pr.number}/comments", {"body": f"{body}\n\n{OPUS_MARKER}"}
         )
 
-    def newest_for(self, found: Iterable[Any], branch: str) -> PullRequest | None:
-        """The highest-numbered pull in `found` whose head is `branch` in this repo."""
+    def pick(self, found: Iterable[Any], branch: str) -> PullRequest | None:
+        """opus's PR among `found`: the open one whose head is `branch` in this repo, else
+        the highest-numbered such PR (a closed one is history, not the current PR)."""
         mine = [item for item in found if head_ref(item) == branch and self._same_repo(item)]
         if not mine:
             return None
-        return to_pull_request(max(mine, key=lambda item: int(item["number"])), self.label)
+        pulls = [self.pull(item) for item in mine]
+        return max(pulls, key=lambda pr: (pr.state == "open", pr.number))
 
     def pull(self, item: Any) -> PullRequest:
         """A `PullRequest` from this forge's JSON for one pull."""
@@ -46,4 +48,5 @@ class RestForge:
         # A fork's branch of the same name is someone else's PR, not opus's.
         head_repo = (item.get("head") or {}).get("repo") or {}
         full_name = head_repo.get("full_name")
-        return full_name is None or str(full_name).lower() == f"{self.owner}/{self.name}".lower()
+        names = {f"{self.owner}/{self.name}".lower(), (self.client.moved_to or "").lower()}
+        return full_name is None or str(full_name).lower() in names
