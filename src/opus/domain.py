@@ -210,3 +210,12 @@ class Event:
     at: datetime
     kind: str
     message: str
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """What the daemon loop needs to know about the queue each turn, in one query."""
+
+    queued: int = 0
+    running: int = 0
+    most_urgent_queued: Priority | None = None

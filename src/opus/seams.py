@@ -6,13 +6,22 @@ implementations) and has a fake in `opus.testing`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from opus.domain import Event, FeatureRequest, Job, JobState, Role, StageRun, Usage
+from opus.domain import (
+    Event,
+    FeatureRequest,
+    Job,
+    JobState,
+    QueueSummary,
+    Role,
+    StageRun,
+    Usage,
+)
 
 # --------------------------------------------------------------------------- clock
 
@@ -189,6 +198,14 @@ class JobStore(Protocol):
     def get(self, job_id: int) -> Job: ...
 
     def latest_for_fr(self, fr_id: str) -> Job | None: ...
+
+    def latest_for_frs(self, fr_ids: Iterable[str]) -> Mapping[str, Job]:
+        """The most recent job of each FR that has one, in one query."""
+        ...
+
+    def queue_summary(self) -> QueueSummary:
+        """Queued and running counts and the most urgent queued priority, in one query."""
+        ...
 
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]: ...
 

@@ -79,9 +79,10 @@ class Intake:
         plan = schedule(scan.planned, scan.statuses, ages=_ages(scan.planned))
         for fr in plan.ready:
             self._enqueue_one(fr)
-        for fr in scan.valid:
-            if fr.status is FRStatus.IN_PROGRESS:
-                self._refresh_queued(fr)
+        in_progress = [fr for fr in scan.valid if fr.status is FRStatus.IN_PROGRESS]
+        latest = self.ctx.store.latest_for_frs(fr.id for fr in in_progress)
+        for fr in in_progress:
+            self._refresh_queued(fr, latest.get(fr.id))
         return len(plan.ready), len(plan.blocked)
 
     def _enqueue_one(self, fr: FeatureRequest) -> None:
@@ -101,9 +102,8 @@ class Intake:
         store.add_event(job.id, "enqueued", f"{fr.id} from {fr.path}")
         self._sync(fr, job)
 
-    def _refresh_queued(self, fr: FeatureRequest) -> None:
+    def _refresh_queued(self, fr: FeatureRequest, job: Job | None) -> None:
         """A note edited while its job still waits updates the job (same id, new content)."""
-        job = self.ctx.store.latest_for_fr(fr.id)
         if job is None or job.state is not JobState.QUEUED or job.started_at is not None:
             return
         if job.content_hash != fr.content_hash and fr.repo is not None:
@@ -112,11 +112,12 @@ class Intake:
     # ------------------------------------------------------------------ write-back
 
     def _write_back(self, frs: Iterable[FeatureRequest]) -> int:
-        latest = _latest_jobs(self.ctx.store.jobs())
+        tracked = [fr for fr in frs if fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)]
+        latest = self.ctx.store.latest_for_frs(fr.id for fr in tracked)
         written = 0
-        for fr in frs:
+        for fr in tracked:
             job = latest.get(fr.id)
-            if job is not None and fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED):
+            if job is not None:
                 written += self._sync(fr, job)
         return written
 
@@ -155,14 +156,6 @@ class Intake:
             log.error("could not update %s: %s", path, exc)
             return False
         return True
-
-
-def _latest_jobs(jobs: Iterable[Job]) -> dict[str, Job]:
-    latest: dict[str, Job] = {}
-    for job in jobs:
-        if job.fr_id not in latest or job.id > latest[job.fr_id].id:
-            latest[job.fr_id] = job
-    return latest
 
 
 def _ages(frs: Iterable[FeatureRequest]) -> dict[str, float]:

@@ -226,7 +226,7 @@ class Daemon:
         return len(self.pool) > 0
 
     def _status_line(self) -> str:
-        queued = len(self.ctx.store.jobs([JobState.QUEUED]))
+        queued = self.ctx.store.queue_summary().queued
         paused = ", paused" if self._paused() else ""
         return f"{len(self.pool)} running, {queued} queued{paused}"
 
@@ -312,8 +312,7 @@ class Daemon:
         self._preempt(snapshots)
 
     def _preempt(self, running: list[RunningSnapshot]) -> None:
-        queued = self.ctx.store.jobs([JobState.QUEUED])
-        waiting = min((job.priority for job in queued), key=lambda p: p.rank, default=None)
+        waiting = self.ctx.store.queue_summary().most_urgent_queued
         victim = preemption_victim(running, waiting, self.ctx.settings.daemon.max_concurrent)
         control = self.pool.control(victim) if victim is not None else None
         if control is not None and victim is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from opus.clock import SystemClock
 from opus.domain import (
@@ -38,6 +41,8 @@ from opus.domain import (
     FeatureRequest,
     Job,
     JobState,
+    Priority,
+    QueueSummary,
     StageRun,
     can_transition,
 )
@@ -48,6 +53,8 @@ from opus.registry.tables import EVENTS, FLAGS, JOBS, METADATA, STAGE_RUNS, UTCD
 from opus.seams import Clock
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
+# FR ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+IDS_PER_QUERY = 500
 
 
 def open_store(url: str, *, clock: Clock | None = None) -> Registry:
@@ -81,11 +88,18 @@ class Registry:
         return f"Registry({describe(self._url)})"
 
     def create_tables(self) -> None:
-        """Create missing tables and indexes (safe when two processes start together)."""
+        """Create missing tables and indexes (safe when two processes start together).
+
+        `create_all` skips a table that exists, and with it any index added to the table
+        since; `CREATE INDEX IF NOT EXISTS` brings an older database up to date.
+        """
         for attempt in range(2):
             try:
                 with self._tx() as conn:
                     METADATA.create_all(conn, checkfirst=True)
+                    for table in METADATA.sorted_tables:
+                        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                            conn.execute(CreateIndex(index, if_not_exists=True))
                 return
             except StoreError:
                 # Another process created them between our check and our CREATE.
@@ -153,20 +167,10 @@ class Registry:
         Jobs whose repo is in `exclude_repos` (an open circuit breaker) are skipped.
         """
         now = self._clock.now()
-        pick = JOBS.alias("pick")
-        query = (
-            select(pick.c.id)
-            .where(self._claimable(pick.c, now))
-            .order_by(pick.c.priority_rank, pick.c.created_at, pick.c.id)
-            .limit(1)
-        )
-        if exclude_repos:
-            query = query.where(pick.c.repo.not_in([str(r) for r in exclude_repos]))
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
+        pick = self._claim_pick(now, [str(r) for r in exclude_repos])
         statement = (
             update(JOBS)
-            .where(JOBS.c.id == query.scalar_subquery(), self._claimable(JOBS.c, now))
+            .where(JOBS.c.id == pick, self._claimable(JOBS.c, now))
             .values(
                 state=RUNNING,
                 worker=worker,
@@ -179,6 +183,41 @@ class Registry:
         with self._tx() as conn:
             row = conn.execute(statement).one_or_none()
         return None if row is None else records.job_from_row(row._mapping)
+
+    def _claim_pick(self, now: datetime, excluded: list[str]) -> ScalarSelect[Any]:
+        """The id of the most urgent claimable job, as a subquery.
+
+        Two legs, each the first entry of one `state` range of `ix_jobs_claim` (already in
+        priority, age, id order), then the better of the two: no sort of the queue, so
+        a claim costs the same with 10 or 100,000 jobs waiting. An `OR` of the two states
+        would make both databases collect and sort every queued job.
+        """
+        legs = []
+        for name in ("queued", "expired"):
+            pick = JOBS.alias(f"pick_{name}")
+            where = (
+                pick.c.state == QUEUED
+                if name == "queued"
+                else and_(pick.c.state == RUNNING, pick.c.lease_until < now)
+            )
+            leg = (
+                select(pick.c.id, pick.c.priority_rank, pick.c.created_at)
+                .where(where)
+                .order_by(pick.c.priority_rank, pick.c.created_at, pick.c.id)
+                .limit(1)
+            )
+            if excluded:
+                leg = leg.where(pick.c.repo.not_in(excluded))
+            if self._postgres:
+                leg = leg.with_for_update(skip_locked=True)
+            legs.append(select(leg.subquery(f"leg_{name}")))
+        both = union_all(*legs).subquery("candidates")
+        return (
+            select(both.c.id)
+            .order_by(both.c.priority_rank, both.c.created_at, both.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
 
     @staticmethod
     def _claimable(columns: Any, now: datetime) -> ColumnElement[bool]:
@@ -284,10 +323,32 @@ class Registry:
             return self._latest(conn, fr_id)
 
     def _latest(self, conn: Connection, fr_id: str) -> Job | None:
-        row = conn.execute(
-            select(JOBS).where(JOBS.c.fr_id == fr_id).order_by(JOBS.c.id.desc()).limit(1)
-        ).one_or_none()
+        row = conn.execute(_latest_query(fr_id)).one_or_none()
         return None if row is None else records.job_from_row(row._mapping)
+
+    def latest_for_frs(self, fr_ids: Iterable[str]) -> Mapping[str, Job]:
+        """The most recent job of each FR in `fr_ids` that has one, in one query (per
+        500 ids); FRs without a job are left out."""
+        wanted = sorted(set(fr_ids))
+        found: dict[str, Job] = {}
+        with self._tx() as conn:
+            for start in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = wanted[start:start + IDS_PER_QUERY]
+                for row in conn.execute(_latest_many_query(chunk)):
+                    job = records.job_from_row(row._mapping)
+                    found[job.fr_id] = job
+        return found
+
+    def queue_summary(self) -> QueueSummary:
+        """How many jobs are queued and running, and the most urgent queued priority."""
+        with self._tx() as conn:
+            rows = {state: (n, rank) for state, n, rank in conn.execute(_summary_query())}
+        queued, rank = rows.get(QUEUED, (0, None))
+        return QueueSummary(
+            queued=queued,
+            running=rows.get(RUNNING, (0, None))[0],
+            most_urgent_queued=None if rank is None else list(Priority)[rank],
+        )
 
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
         """Every job (in `states`, when given), oldest first."""
@@ -352,9 +413,8 @@ class Registry:
         return self._cost(STAGE_RUNS.c.finished_at >= since)
 
     def _cost(self, where: ColumnElement[bool]) -> float:
-        query = select(func.coalesce(func.sum(STAGE_RUNS.c.cost_usd), 0.0)).where(where)
         with self._tx() as conn:
-            return float(conn.execute(query).scalar_one())
+            return float(conn.execute(_cost_query(where)).scalar_one())
 
     # ------------------------------------------------------------------ events, flags
 
@@ -393,6 +453,53 @@ class Registry:
                     index_elements=[FLAGS.c.name], set_={"value": value}
                 )
             )
+
+
+    # ------------------------------------------------------------------ query plans
+
+    def hot_queries(self) -> dict[str, Select[Any]]:
+        """The reads the daemon runs every loop turn, with sample parameters: each must
+        use an index (tests/registry/test_query_plans.py), or a turn grows with the
+        number of jobs."""
+        now = self._clock.now()
+        return {
+            "claim": select(self._claim_pick(now, [])),
+            "claim, a repo excluded": select(self._claim_pick(now, ["/srv/repos/api"])),
+            "latest_for_fr": _latest_query("FR-1"),
+            "latest_for_frs": _latest_many_query(["FR-1", "FR-2", "FR-3"]),
+            "queue_summary": _summary_query(),
+            "cost_since": _cost_query(STAGE_RUNS.c.finished_at >= now),
+        }
+
+    def query_plan(self, statement: Select[Any]) -> list[str]:
+        """What the database says it will do for `statement` (`EXPLAIN QUERY PLAN` on
+        SQLite, `EXPLAIN` on PostgreSQL), one line per step."""
+        with self._tx() as conn:
+            sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            prefix = "EXPLAIN" if self._postgres else "EXPLAIN QUERY PLAN"
+            rows = conn.exec_driver_sql(f"{prefix} {sql}").all()
+        return [str(row[0]) if self._postgres else str(row[-1]) for row in rows]
+
+
+def _latest_query(fr_id: str) -> Select[Any]:
+    return select(JOBS).where(JOBS.c.fr_id == fr_id).order_by(JOBS.c.id.desc()).limit(1)
+
+
+def _latest_many_query(fr_ids: Sequence[str]) -> Select[Any]:
+    newest = select(func.max(JOBS.c.id)).where(JOBS.c.fr_id.in_(fr_ids)).group_by(JOBS.c.fr_id)
+    return select(JOBS).where(JOBS.c.id.in_(newest))
+
+
+def _summary_query() -> Select[Any]:
+    return (
+        select(JOBS.c.state, func.count(), func.min(JOBS.c.priority_rank))
+        .where(JOBS.c.state.in_([QUEUED, RUNNING]))
+        .group_by(JOBS.c.state)
+    )
+
+
+def _cost_query(where: ColumnElement[bool]) -> Select[Any]:
+    return select(func.coalesce(func.sum(STAGE_RUNS.c.cost_usd), 0.0)).where(where)
 
 
 def _allowed(state: JobState) -> str:

@@ -1,13 +1,17 @@
-"""The registry's tables (SQLModel). Nothing outside `opus.registry` imports this module.
+"""The registry's tables (SQLAlchemy Core). Nothing outside `opus.registry` imports this.
 
 Times are stored as naive UTC (`UTCDateTime`) so that SQLite, which has no time zone
 type, and PostgreSQL compare them the same way; they come back aware.
+
+Plain Core `Table`s, not ORM models: the registry only ever runs statements, and the ORM
+layer would cost every `opus` command a third of a second of imports for nothing.
+Every index here is also created on open when missing (`Registry.create_tables`), so a
+database made by an older opus gets the indexes the hot queries need.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -18,13 +22,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
     text,
 )
-from sqlmodel import Field, SQLModel
 
 # The states in which a job counts as "active": at most one per FR (see `uq_jobs_active_fr`).
 ACTIVE_STATES = ("queued", "running", "awaiting_review")
@@ -47,120 +51,100 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _when(*, nullable: bool = True, index: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+def _when(name: str, *, nullable: bool = True) -> Column[datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
 
 
-def _text(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(Text, nullable=nullable))
+METADATA = MetaData()
 
+# One job per attempt at an FR; `spec` holds the FR fields the pipeline needs (JSON).
+JOBS = Table(
+    "jobs",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("fr_id", String(200), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("priority_rank", Integer, nullable=False),
+    Column("content_hash", String(128), nullable=False),
+    Column("fr_path", Text, nullable=False),
+    Column("repo", Text, nullable=False),
+    Column("base", Text),
+    _when("created_at", nullable=False),
+    _when("updated_at", nullable=False),
+    Column("stage", String(32)),
+    Column("iteration", Integer, nullable=False, default=0),
+    Column("branch", Text),
+    Column("pr_url", Text),
+    Column("error", Text),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("worker", String(200)),
+    _when("lease_until"),
+    _when("started_at"),
+    _when("finished_at"),
+    Column("spec", Text, nullable=False, default="{}"),
+    # The claim: the most urgent queued job is the first entry of the `queued` range.
+    Index("ix_jobs_claim", "state", "priority_rank", "created_at", "id"),
+    # The latest job of an FR (`latest_for_fr`, `latest_for_frs`): max(id) per fr_id.
+    # (Databases made before it also have `ix_jobs_fr_id` on fr_id alone; harmless.)
+    Index("ix_jobs_fr_latest", "fr_id", "id"),
+    # Two intake processes racing on the same note cannot both create a job.
+    Index(
+        "uq_jobs_active_fr",
+        "fr_id",
+        unique=True,
+        sqlite_where=text(f"state IN {ACTIVE_STATES!r}"),
+        postgresql_where=text(f"state IN {ACTIVE_STATES!r}"),
+    ),
+)
 
-class JobRow(SQLModel, table=True):
-    """One job per attempt at an FR; `spec` holds the FR fields the pipeline needs (JSON)."""
-
-    __tablename__ = "jobs"
-    __table_args__ = (
-        Index("ix_jobs_claim", "state", "priority_rank", "created_at", "id"),
-        # Two intake processes racing on the same note cannot both create a job.
-        Index(
-            "uq_jobs_active_fr",
-            "fr_id",
-            unique=True,
-            sqlite_where=text(f"state IN {ACTIVE_STATES!r}"),
-            postgresql_where=text(f"state IN {ACTIVE_STATES!r}"),
-        ),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    fr_id: str = Field(sa_column=Column(String(200), nullable=False, index=True))
-    title: str = Field(sa_column=Column(Text, nullable=False))
-    state: str = Field(sa_column=Column(String(32), nullable=False))
-    priority: str = Field(sa_column=Column(String(16), nullable=False))
-    priority_rank: int = Field(sa_column=Column(Integer, nullable=False))
-    content_hash: str = Field(sa_column=Column(String(128), nullable=False))
-    fr_path: str = Field(sa_column=Column(Text, nullable=False))
-    repo: str = Field(sa_column=Column(Text, nullable=False))
-    base: str | None = _text()
-    created_at: datetime = _when(nullable=False)
-    updated_at: datetime = _when(nullable=False)
-    stage: str | None = Field(default=None, sa_column=Column(String(32)))
-    iteration: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
-    branch: str | None = _text()
-    pr_url: str | None = _text()
-    error: str | None = _text()
-    cost_usd: float = Field(default=0.0, sa_column=Column(Float, nullable=False, default=0.0))
-    worker: str | None = Field(default=None, sa_column=Column(String(200)))
-    lease_until: datetime | None = _when()
-    started_at: datetime | None = _when()
-    finished_at: datetime | None = _when()
-    spec: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
-
-
-class StageRunRow(SQLModel, table=True):
-    """A checkpoint. An ok run of (job, stage, iteration) exists at most once."""
-
-    __tablename__ = "stage_runs"
-    __table_args__ = (
-        Index(
-            "uq_stage_runs_ok",
-            "job_id",
-            "stage",
-            "iteration",
-            unique=True,
-            sqlite_where=text("ok"),
-            postgresql_where=text("ok"),
-        ),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("jobs.id"), nullable=False, index=True)
-    )
-    stage: str = Field(sa_column=Column(String(32), nullable=False))
-    iteration: int = Field(sa_column=Column(Integer, nullable=False))
-    ok: bool = Field(sa_column=Column(Boolean, nullable=False))
-    output: str = Field(sa_column=Column(Text, nullable=False))
-    input_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
-    output_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
-    cache_read_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
-    cache_write_tokens: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
-    cost_usd: float = Field(default=0.0, sa_column=Column(Float, nullable=False, default=0.0))
-    prompt_sha256: str | None = Field(default=None, sa_column=Column(String(64)))
+# A checkpoint. An ok run of (job, stage, iteration) exists at most once.
+STAGE_RUNS = Table(
+    "stage_runs",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("stage", String(32), nullable=False),
+    Column("iteration", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cache_read_tokens", Integer, nullable=False, default=0),
+    Column("cache_write_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("prompt_sha256", String(64)),
     # "commit" is an SQL keyword; the column says what it holds instead.
-    commit_sha: str | None = Field(default=None, sa_column=Column(String(64)))
-    started_at: datetime | None = _when()
-    finished_at: datetime | None = _when(index=True)
+    Column("commit_sha", String(64)),
+    _when("started_at"),
+    Column("finished_at", UTCDateTime(), index=True),
+    Index(
+        "uq_stage_runs_ok",
+        "job_id",
+        "stage",
+        "iteration",
+        unique=True,
+        sqlite_where=text("ok"),
+        postgresql_where=text("ok"),
+    ),
+)
 
+# The append-only log: what happened to a job (or to the daemon, job_id NULL).
+EVENTS = Table(
+    "events",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), index=True),
+    _when("at", nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+)
 
-class EventRow(SQLModel, table=True):
-    """The append-only log: what happened to a job (or to the daemon, job_id NULL)."""
-
-    __tablename__ = "events"
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: int | None = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("jobs.id"), index=True)
-    )
-    at: datetime = _when(nullable=False)
-    kind: str = Field(sa_column=Column(String(64), nullable=False))
-    message: str = Field(sa_column=Column(Text, nullable=False))
-
-
-class FlagRow(SQLModel, table=True):
-    """Global switches shared by every daemon on the database (`paused`, ...)."""
-
-    __tablename__ = "flags"
-
-    name: str = Field(sa_column=Column(String(100), primary_key=True))
-    value: str = Field(sa_column=Column(Text, nullable=False))
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
-JOBS = _table(JobRow)
-STAGE_RUNS = _table(StageRunRow)
-EVENTS = _table(EventRow)
-FLAGS = _table(FlagRow)
-METADATA = SQLModel.metadata
+# Global switches shared by every daemon on the database (`paused`, ...).
+FLAGS = Table(
+    "flags",
+    METADATA,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,550 @@
+"""Figures for issue 12 (a lean daemon); run `python3 bench/lean.py --quick`.
+
+For each vault size (`--notes 1000,10000,50000`) it builds a workspace shaped like a
+real one (a git repo with a bare remote, a vault of done FRs, drafts, ideas and other
+notes) and measures, with real `opus` subprocesses (`--src` picks the checkout):
+
+- pickup: a planned note saved (atomic rename) → its job in the registry, with the
+  daemon idle in its long poll sleep (only the watcher can make this short);
+- daemon start → READY (NOTIFY_SOCKET), idle CPU (% of a core, from /proc/PID/stat,
+  children included, with the unit's 120 s watchdog) and idle RSS (VmRSS);
+- SIGKILL mid-stage (the coder waiting on the model) → restart → the next model call
+  reaching the Messages-API stand-in (tests/standins/messages_api.py);
+- `opus status` wall time (the registry holding the pickup jobs);
+- `opus run --once` on one FR, total wall time ÷ the same raw git + test work done by
+  plain subprocesses (worktree, write two files, run the test twice, commit, push).
+
+Each figure is printed as min / median / max over `--repeat` runs, then the ratio
+pickup(largest) ÷ pickup(smallest). Nothing is asserted: tests prove behaviour, this
+measures it. The bench process itself never imports opus, so one script measures any
+checkout (`--src /path/to/src`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e_pipeline import conversations as talk  # noqa: E402
+from tests.standins.messages_api import API_KEY, MessagesAPI, reply, text  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WATCHDOG_USEC = "120000000"  # systemd/opus.service: WatchdogSec=120
+FR_ID = "FR-7"
+FR_BODY = "# Summary\n\nAdd `sub(a, b)` to calc.py, returning a - b, with a test.\n"
+CONFIG = """\
+[vault]
+path = "vault"
+[daemon]
+state_dir = "{state}"
+[agents]
+engine = "anthropic"
+max_retries = 0
+[sandbox]
+kind = "{sandbox}"
+[git]
+default_repo = "{repo}"
+[pr]
+provider = "local"
+"""
+WORDS = ("cache", "login", "export", "queue", "retry", "search", "upload", "billing",
+         "report", "webhook", "theme", "locale", "audit", "quota", "backup", "sync")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        if not self.values:
+            return f"{self.name:<52} (no samples)"
+        v = self.values
+        return (f"{self.name:<52} min {min(v):8.3f}  median {statistics.median(v):8.3f}  "
+                f"max {max(v):8.3f} {self.unit}  (n={len(v)})")
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+
+# --------------------------------------------------------------------------- workspace
+
+
+def _git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=bench", "-c", "user.email=bench@opus.invalid"]
+    done = subprocess.run(["git", *identity, *args], cwd=cwd, check=True,
+                          capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def make_repo(root: Path, name: str) -> Path:
+    """A repo with calc.py on `main`, pushed to a bare `NAME.git` as origin."""
+    repo = root / name
+    repo.mkdir(parents=True)
+    for path, body in talk.REPO_FILES.items():
+        (repo / path).write_text(body)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "initial")
+    remote = root / f"{name}.git"
+    _git(root, "init", "-q", "--bare", "-b", "main", str(remote))
+    _git(repo, "remote", "add", "origin", str(remote))
+    _git(repo, "push", "-q", "origin", "main")
+    return repo
+
+
+def make_vault(vault: Path, notes: int, seed: int = 12) -> None:
+    """`notes` notes as a long-lived vault has them: mostly done FRs, then ideas without
+    frontmatter ids, drafts, a few failed/cancelled FRs and meeting notes."""
+    rng = random.Random(seed)
+    features = vault / "10_features"
+    for folder in ("01_ideas", "02_drafts", "03_planned", "04_in_progress", "05_review",
+                   "06_done", "07_failed", "meetings"):
+        (features / folder).mkdir(parents=True, exist_ok=True)
+    for n in range(notes):
+        kind = rng.random()
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
+        body = "\n\n".join(
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40)))
+            for _ in range(rng.randint(1, 6))
+        )
+        if kind < 0.6:
+            deps = f"depends_on: [OLD-{rng.randrange(max(n, 1))}]\n" if n and kind < 0.1 else ""
+            text_ = (f"---\nid: OLD-{n}\ntitle: {words.capitalize()}\nstatus: done\n"
+                     f"priority: {rng.choice(['low', 'medium', 'high'])}\n{deps}"
+                     f"job: {n + 1}\nbranch: opus/old-{n}\n---\n# Summary\n\n{body}\n")
+            path = features / "06_done" / f"OLD-{n}.md"
+        elif kind < 0.75:
+            text_ = f"# {words}\n\n{body}\n"
+            path = features / "01_ideas" / f"idea {n}.md"
+        elif kind < 0.9:
+            text_ = (f"---\nid: DRAFT-{n}\ntitle: {words.capitalize()}\nstatus: draft\n---\n"
+                     f"# Summary\n\n{body}\n")
+            path = features / "02_drafts" / f"DRAFT-{n}.md"
+        elif kind < 0.95:
+            text_ = (f"---\nid: GONE-{n}\ntitle: {words.capitalize()}\nstatus: cancelled\n"
+                     f"---\n{body}\n")
+            path = features / "07_failed" / f"GONE-{n}.md"
+        else:
+            text_ = f"---\ntags: [meeting]\nattendees: 4\n---\n# Meeting {n}\n\n{body}\n"
+            path = features / "meetings" / f"meeting {n}.md"
+        path.write_text(text_)
+
+
+def fr_note(fr_id: str, title: str = "Add subtraction") -> str:
+    return (f"---\nid: {fr_id}\ntitle: {title}\nstatus: planned\n"
+            f"test_command: {talk.TEST_COMMAND}\n---\n{FR_BODY}")
+
+
+def save(path: Path, body: str) -> None:
+    """Save as editors do: write a temporary file, then rename it over the note."""
+    temp = path.parent / f".{path.name}.tmp"
+    temp.write_text(body)
+    temp.rename(path)
+
+
+def sandbox_kind() -> str:
+    if shutil.which("bwrap") is None:
+        return "none"
+    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "true"],
+                           check=False, capture_output=True)
+    return "bwrap" if probe.returncode == 0 else "none"
+
+
+@dataclass
+class Workspace:
+    root: Path
+    src: Path
+    sandbox: str
+
+    def config(self, state: str = ".opus", repo: str = "repo") -> Path:
+        path = self.root / f"opus-{state.strip('.')}.toml"
+        path.write_text(CONFIG.format(state=state, sandbox=self.sandbox, repo=repo))
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OPUS_", "NOTIFY_", "WATCHDOG_", "ANTHROPIC_"))}
+        env.update(PYTHONPATH=str(self.src), ANTHROPIC_API_KEY=API_KEY, **extra)
+        return env
+
+    def opus(self, config: Path, *args: str) -> float:
+        """Run one opus command to completion; its wall time in seconds."""
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "opus", "--config", str(config), *args],
+                              cwd=self.root, env=self.env(), capture_output=True, text=True,
+                              timeout=600, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"opus {' '.join(args)} exited {done.returncode}: "
+                               f"{done.stderr[-2000:]}")
+        return elapsed
+
+
+# --------------------------------------------------------------------------- a daemon
+
+
+class NotifySocket:
+    """Stands in for systemd's NOTIFY_SOCKET; remembers when READY=1 arrived."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "notify"
+        self.ready_at: list[float] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self.path))
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            if "READY=1" in data.splitlines():
+                self.ready_at.append(time.monotonic())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+class Daemon:
+    """`opus run` as systemd starts it, in its own process group."""
+
+    def __init__(self, ws: Workspace, config: Path, notify: NotifySocket,
+                 api: MessagesAPI | None = None) -> None:
+        self.notify = notify
+        seen = len(notify.ready_at)
+        extra = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": WATCHDOG_USEC}
+        if api is not None:
+            extra["ANTHROPIC_BASE_URL"] = api.base_url
+        self.log = (ws.root / "daemon.log").open("ab")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opus", "--config", str(config), "run"],
+            cwd=ws.root, env=ws.env(**extra), stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.ready_s = wait(lambda: len(notify.ready_at) > seen, 600, self.proc) and (
+            notify.ready_at[seen] - self.started)
+
+    def cpu_s(self) -> float:
+        """CPU seconds used by the daemon and its reaped children."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        return (utime + stime + cutime + cstime) / CLK_TCK
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def wait_quiet(self, still_s: float = 1.0, timeout_s: float = 600) -> None:
+        """Until the daemon used no CPU for `still_s` (its first scan and writes done)."""
+        deadline = time.monotonic() + timeout_s
+        last = self.cpu_s()
+        while time.monotonic() < deadline:
+            time.sleep(still_s)
+            now = self.cpu_s()
+            if now == last:
+                return
+            last = now
+        raise TimeoutError("the daemon never went quiet")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def wait(check: Callable[[], object], timeout_s: float,
+         proc: subprocess.Popen[bytes] | None = None, poll_s: float = 0.005) -> float:
+    """Seconds until `check()` is true (bounded; fails if `proc` exits first)."""
+    start = time.monotonic()
+    while not check():
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}; see daemon.log")
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"nothing happened within {timeout_s}s")
+        time.sleep(poll_s)
+    return time.monotonic() - start
+
+
+def job_exists(database: Path, fr_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        if not database.exists():
+            return False
+        with contextlib_closing(sqlite3.connect(database, timeout=30)) as conn:
+            try:
+                row = conn.execute("SELECT 1 FROM jobs WHERE fr_id = ?", (fr_id,)).fetchone()
+            except sqlite3.OperationalError:
+                return False
+            return row is not None
+
+    return check
+
+
+@contextmanager
+def contextlib_closing(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def idle_phase(ws: Workspace, notes: int, args: argparse.Namespace,
+               figures: dict[str, Figure]) -> None:
+    """Start (paused, so picked-up jobs stay queued), go idle, measure; then pickups
+    and `opus status`."""
+    config = ws.config()
+    ws.opus(config, "pause")
+    planned = ws.root / "vault" / "10_features" / "03_planned"
+    with notify_socket() as notify:
+        daemon = Daemon(ws, config, notify)
+        try:
+            figures["ready"].values.append(daemon.ready_s)
+            daemon.wait_quiet()
+            window = args.idle_s / args.repeat
+            for _ in range(args.repeat):
+                before, start = daemon.cpu_s(), time.monotonic()
+                time.sleep(window)
+                used = daemon.cpu_s() - before
+                figures["idle_cpu"].values.append(100 * used / (time.monotonic() - start))
+                figures["idle_rss"].values.append(daemon.rss_mb())
+            database = ws.root / ".opus" / "opus.db"
+            for n in range(args.repeat):
+                fr_id = f"BENCH-{n}"
+                daemon.wait_quiet(0.5)
+                time.sleep(0.5)
+                start = time.monotonic()
+                save(planned / f"{fr_id}.md", fr_note(fr_id, f"Bench note {n}"))
+                wait(job_exists(database, fr_id), 120, daemon.proc)
+                figures["pickup"].values.append(time.monotonic() - start)
+            daemon.wait_quiet()
+            figures["busy_rss"].values.append(daemon.rss_mb())
+        finally:
+            daemon.stop()
+    for _ in range(args.repeat):
+        figures["status"].values.append(ws.opus(config, "status"))
+    for note in (ws.root / "vault").rglob("BENCH-*.md"):
+        note.unlink()
+
+
+@contextmanager
+def notify_socket() -> Iterator[NotifySocket]:
+    directory = Path(tempfile.mkdtemp(prefix="opus-sd-", dir="/tmp"))
+    sock = NotifySocket(directory)
+    try:
+        yield sock
+    finally:
+        sock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def quiet(api: MessagesAPI) -> MessagesAPI:
+    """The stand-in, minus the tracebacks of replies to a client that was killed."""
+    api._server.handle_error = lambda *_args: None  # type: ignore[method-assign]
+    return api
+
+
+class Blocker:
+    """Scripted replies that hold the model call open until released, noting arrivals."""
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        self.release = threading.Event()
+
+    def reply(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def play(_body: dict[str, Any]) -> dict[str, Any]:
+            self.arrived.append(time.monotonic())
+            self.release.wait(timeout=120)
+            return reply(text("too late: the daemon is gone"))
+
+        return play
+
+
+def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure]) -> None:
+    """Kill the daemon while the coder waits on the model; time restart → next call."""
+    make_repo(ws.root, "repo-restart")
+    config = ws.config(".opus-restart", "repo-restart")
+    save(ws.root / "vault" / "10_features" / "03_planned" / f"{FR_ID}.md", fr_note(FR_ID))
+    blocker = Blocker()
+    with quiet(MessagesAPI(talk.planner())) as api, notify_socket() as notify:
+        api.add(*(blocker.reply() for _ in range(args.repeat + 1)))
+        daemon = Daemon(ws, config, notify, api)
+        try:
+            wait(lambda: len(blocker.arrived) == 1, 300, daemon.proc)
+            for n in range(args.repeat):
+                daemon.stop(signal.SIGKILL)
+                killed = time.monotonic()
+                blocker.release.set()
+                blocker.release = threading.Event()
+                daemon = Daemon(ws, config, notify, api)
+                wait(lambda n=n: len(blocker.arrived) == n + 2, 300, daemon.proc)
+                figures["restart"].values.append(blocker.arrived[-1] - killed)
+                figures["restart_ready"].values.append(daemon.ready_s)
+        finally:
+            daemon.stop(signal.SIGKILL)
+            blocker.release.set()
+    for note in (ws.root / "vault").rglob(f"{FR_ID}.md"):
+        note.unlink()
+
+
+def raw_work(root: Path, repo: Path, n: int) -> float:
+    """The git and test work of one FR, done directly: what opus adds is the rest."""
+    start = time.perf_counter()
+    tree = root / f"raw-{n}"
+    _git(repo, "worktree", "add", "-q", "-b", f"raw/{n}", str(tree), "main")
+    subprocess.run(["ls"], cwd=tree, check=True, capture_output=True)
+    (tree / "calc.py").write_text(talk.CALC_WITH_SUB)
+    (tree / "test_sub.py").write_text(talk.TEST_SUB)
+    for _ in range(2):  # the coder runs the test, then the test stage does
+        subprocess.run(talk.TEST_COMMAND.split(), cwd=tree, check=True, capture_output=True)
+    _git(tree, "add", "-A")
+    _git(tree, "commit", "-q", "-m", "Add sub")
+    _git(tree, "push", "-q", "origin", f"raw/{n}")
+    _git(repo, "worktree", "remove", "--force", str(tree))
+    return time.perf_counter() - start
+
+
+def once_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure]) -> None:
+    """`opus run --once` on one planned FR (fresh repo and state each run) vs raw work."""
+    planned = ws.root / "vault" / "10_features" / "03_planned"
+    for n in range(args.repeat):
+        repo_name = f"repo-once-{n}"
+        make_repo(ws.root, repo_name)
+        config = ws.config(f".opus-once-{n}", repo_name)
+        fr_id = f"ONCE-{n}"
+        save(planned / f"{fr_id}.md", fr_note(fr_id))
+        with MessagesAPI([*talk.planner(), *talk.good_coder(), *talk.approve()]) as api:
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "opus", "--config", str(config), "run", "--once"],
+                cwd=ws.root, env=ws.env(ANTHROPIC_BASE_URL=api.base_url),
+                capture_output=True, text=True, timeout=900, check=False,
+            )
+            total = time.perf_counter() - start
+            if done.returncode != 0 or api.script:
+                raise RuntimeError(f"run --once failed ({done.returncode}): {done.stderr[-3000:]}")
+        raw = raw_work(ws.root, ws.root / repo_name, n)
+        figures["once_total"].values.append(total)
+        figures["once_raw"].values.append(raw)
+        figures["once_ratio"].values.append(total / raw)
+        figures["once_overhead"].values.append(total - raw)
+        for note in (ws.root / "vault").rglob(f"{fr_id}.md"):
+            note.unlink()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def new_figures(notes: int) -> dict[str, Figure]:
+    at = f"{notes:,} notes"
+    return {
+        "pickup": Figure(f"pickup: note saved → job in registry ({at})", "s"),
+        "ready": Figure(f"daemon start → READY ({at})", "s"),
+        "idle_cpu": Figure(f"daemon idle CPU ({at})", "% core"),
+        "idle_rss": Figure(f"daemon idle RSS, before any job ({at})", "MB"),
+        "busy_rss": Figure(f"daemon RSS after the pickups ({at})", "MB"),
+        "status": Figure(f"`opus status` wall time ({at})", "s"),
+        "restart": Figure(f"SIGKILL mid-stage → restart → model call ({at})", "s"),
+        "restart_ready": Figure(f"  of which restart → READY ({at})", "s"),
+        "once_total": Figure(f"`run --once`, one FR, total ({at})", "s"),
+        "once_raw": Figure(f"  the same raw git + test work ({at})", "s"),
+        "once_ratio": Figure(f"  total ÷ raw ({at})", "x"),
+        "once_overhead": Figure(f"  total - raw ({at})", "s"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notes", default="1000,10000,50000",
+                        help="vault sizes, comma-separated (default 1000,10000,50000)")
+    parser.add_argument("--repeat", type=int, default=10, help="runs per figure")
+    parser.add_argument("--idle-s", type=float, default=30.0,
+                        help="idle CPU is measured over this long, in --repeat windows")
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="the opus source tree to measure (default: this checkout's)")
+    parser.add_argument("--skip", default="", help="phases to skip: idle,restart,once")
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 and 10,000 notes, 3 runs, 9 s idle (a few minutes)")
+    args = parser.parse_args()
+    if args.quick:
+        args.notes, args.repeat, args.idle_s = "1000,10000", 3, 9.0
+    sizes = [int(n) for n in args.notes.split(",")]
+    skip = set(filter(None, args.skip.split(",")))
+    sandbox = sandbox_kind()
+    print(f"opus from {args.src.resolve()} ({_describe(args.src)}); sandbox {sandbox}; "
+          f"{os.cpu_count()} cpus; repeat {args.repeat}", flush=True)
+    pickups: dict[int, float] = {}
+    for notes in sizes:
+        figures = new_figures(notes)
+        with tempfile.TemporaryDirectory(prefix="opus-lean-") as tmp:
+            ws = Workspace(Path(tmp), args.src.resolve(), sandbox)
+            make_repo(ws.root, "repo")
+            made = time.perf_counter()
+            make_vault(ws.root / "vault", notes)
+            print(f"\n== {notes:,} notes (vault written in "
+                  f"{time.perf_counter() - made:.1f} s)", flush=True)
+            if "idle" not in skip:
+                idle_phase(ws, notes, args, figures)
+            if "restart" not in skip:
+                restart_phase(ws, args, figures)
+            if "once" not in skip:
+                once_phase(ws, args, figures)
+        for figure in figures.values():
+            if figure.values:
+                print(figure.line(), flush=True)
+        pickups[notes] = figures["pickup"].median
+    if len(sizes) > 1 and "idle" not in skip:
+        small, large = min(sizes), max(sizes)
+        print(f"\npickup({large:,}) ÷ pickup({small:,}) = "
+              f"{pickups[large] / pickups[small]:.2f} (medians)")
+
+
+def _describe(src: Path) -> str:
+    try:
+        return _git(src, "log", "-1", "--format=%h %s")[:70]
+    except (subprocess.CalledProcessError, OSError):
+        return "not a git checkout"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The reads the daemon runs every turn use an index, on SQLite and on PostgreSQL.
+
+The registry is filled the way a long-lived one looks (thousands of finished jobs, a
+queue, a few running) and analysed, so each database's planner chooses as it would in
+service; a plan that scans or sorts the jobs table makes a loop turn grow with history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, text
+
+from opus.domain import JobState, Priority
+from opus.registry import Registry, open_store
+from opus.registry.tables import JOBS, STAGE_RUNS
+from opus.testing.clock import FakeClock
+
+PRIORITIES = list(Priority)
+DONE, QUEUED_JOBS, RUNNING_JOBS = 4000, 300, 3
+# Which index each hot read must go through.
+EXPECTED = {
+    "claim": "ix_jobs_claim",
+    "claim, a repo excluded": "ix_jobs_claim",
+    "latest_for_fr": "ix_jobs_fr_latest",
+    "latest_for_frs": "ix_jobs_fr_latest",
+    "queue_summary": "ix_jobs_claim",
+    "cost_since": "ix_stage_runs_finished_at",
+}
+
+
+def _fill(store: Registry, clock: FakeClock) -> None:
+    start = clock.now() - timedelta(days=400)
+    rows = []
+    for n in range(DONE + QUEUED_JOBS + RUNNING_JOBS):
+        state = (JobState.DONE if n < DONE else
+                 JobState.QUEUED if n < DONE + QUEUED_JOBS else JobState.RUNNING)
+        at = start + timedelta(hours=n)
+        priority = PRIORITIES[n % len(PRIORITIES)]
+        rows.append({
+            "fr_id": f"FR-{n}", "title": f"Feature {n}", "state": state.value,
+            "priority": priority.value, "priority_rank": priority.rank,
+            "content_hash": f"{n:064x}", "fr_path": f"/vault/FR-{n}.md",
+            "repo": f"/srv/repos/r{n % 7}", "created_at": at, "updated_at": at,
+            "worker": "host:1:w" if state is JobState.RUNNING else None,
+            "lease_until": clock.now() + timedelta(minutes=5)
+            if state is JobState.RUNNING else None,
+        })
+    runs = [{
+        "job_id": n + 1, "stage": "plan", "iteration": 0, "ok": True, "output": "{}",
+        "cost_usd": 0.1, "started_at": start + timedelta(hours=n),
+        "finished_at": start + timedelta(hours=n, minutes=3),
+    } for n in range(DONE)]
+    with store._tx() as conn:
+        conn.execute(insert(JOBS), rows)
+        conn.execute(insert(STAGE_RUNS), runs)
+    with store._tx() as conn:
+        conn.execute(text("ANALYZE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    clock = FakeClock()
+    url = (f"sqlite:///{tmp_path / 'opus.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("pg_schema_url"))
+    store = open_store(url, clock=clock)
+    _fill(store, clock)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_every_hot_read_uses_its_index_and_never_scans_or_sorts_the_jobs(
+    filled: Registry,
+) -> None:
+    queries = filled.hot_queries()
+    assert set(queries) == set(EXPECTED)
+    for name, statement in queries.items():
+        plan = filled.query_plan(statement)
+        print(f"{name}:", *plan, sep="\n    ")
+        joined = "\n".join(plan)
+        assert EXPECTED[name] in joined, (name, plan)
+        # SQLite: "SCAN jobs" is a full table scan; PostgreSQL: "Seq Scan on jobs".
+        assert not any(line.startswith("SCAN jobs") or line.startswith("SCAN pick")
+                       for line in plan), (name, plan)
+        assert "Seq Scan on jobs" not in joined and "Seq Scan on stage_runs" not in joined, (
+            name, plan)
+
+
+def test_the_claim_reads_one_entry_per_state_instead_of_sorting_the_queue(
+    filled: Registry,
+) -> None:
+    plan = filled.query_plan(filled.hot_queries()["claim"])
+    print(*plan, sep="\n")
+    joined = "\n".join(plan)
+    # Whatever is sorted is the two candidates (one per leg), never the queue itself.
+    assert "MULTI-INDEX OR" not in joined, plan
+    assert all("leg_" in line for line in plan if "Sort Key:" in line), plan
+    job = filled.claim("host:2:w", 60)
+    # The oldest critical queued job; DONE is a multiple of 4, so it is job DONE + 1.
+    assert job is not None and job.priority is Priority.CRITICAL
+    assert job.fr_id == f"FR-{DONE}"
