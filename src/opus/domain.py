@@ -1,6 +1,6 @@
 """Frozen domain records and the enums with their written transition tables.
 
-Everything outside the registry sees these, never the SQLModel tables.
+Everything outside the registry sees these, never the registry's tables.
 """
 
 from __future__ import annotations

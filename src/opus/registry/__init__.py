@@ -2,7 +2,7 @@
 
 `open_store(url)` gives a `Registry`, which implements `opus.seams.JobStore` on SQLite
 (WAL, `BEGIN IMMEDIATE`) or PostgreSQL (`FOR UPDATE SKIP LOCKED`). Only this package
-touches SQLModel; everything it returns is a frozen `opus.domain` record.
+touches SQLAlchemy; everything it returns is a frozen `opus.domain` record.
 """
 
 from opus.registry.store import Registry, open_store
