@@ -147,6 +147,11 @@ class SandboxConfig(_Section):
     max_memory_mb: int = Field(4096, ge=64, description="Memory of one sandboxed command.")
     max_file_mb: int = Field(1024, ge=1, description="Largest file a sandboxed command writes.")
     max_cpu_s: int = Field(1800, ge=1, description="CPU seconds of one sandboxed command.")
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Environment variables (names or patterns like \"DJANGO_*\") passed to "
+        "sandboxed commands besides the built-in allowlist; secret-looking names never pass.",
+    )
 
 
 class GitConfig(_Section):

@@ -24,7 +24,7 @@ class Check:
 def run_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """Run every check; none raises."""
     checks: list[Callable[[Settings, Mapping[str, str]], Check]] = [
-        _config, _vault, _git, _repo, _sandbox, _engine, _forge, _notify, _database,
+        _config, _vault, _git, _repo, _sandbox, _limits, _engine, _forge, _notify, _database,
     ]
     return [_safely(check, settings, environ) for check in checks]
 
@@ -79,6 +79,13 @@ def _sandbox(settings: Settings, _env: Mapping[str, str]) -> Check:
     if line.startswith("WARNING:"):
         return Check("sandbox", "warn", line.removeprefix("WARNING:").strip())
     return Check("sandbox", "ok", line)
+
+
+def _limits(settings: Settings, _env: Mapping[str, str]) -> Check:
+    from opus.sandbox import limits_in_force
+
+    complete, line = limits_in_force(settings.sandbox)
+    return Check("limits", "ok" if complete else "warn", line)
 
 
 def _engine(settings: Settings, env: Mapping[str, str]) -> Check:

@@ -11,7 +11,9 @@ from opus.cli import main
 from tests.conftest import make_repo
 from tests.e2e_cli.helpers import clean_env, run_opus
 
-CHECKS = ["config", "vault", "git", "repo", "sandbox", "engine", "forge", "notify", "database"]
+CHECKS = [
+    "config", "vault", "git", "repo", "sandbox", "limits", "engine", "forge", "notify", "database",
+]  # fmt: skip
 LINE = re.compile(r"^\[(ok  |WARN|FAIL)\] (\w+)\s+(.*)$")
 
 

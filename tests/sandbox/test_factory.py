@@ -15,6 +15,7 @@ from opus.sandbox import (
     UnsandboxedRunner,
     bwrap_available,
     check_sandbox,
+    limits_in_force,
     sandbox_for,
     unsafe,
 )
@@ -72,7 +73,7 @@ def test_none_kind_still_scrubs_the_environment(
 
 def test_explicit_environ_is_used(worktree: Path) -> None:
     environ = {"PATH": "/usr/bin:/bin", "HOME": str(worktree), "GREETING": "hi", "X_TOKEN": "t"}
-    sandbox = sandbox_for(SandboxConfig(kind="none"), environ=environ)
+    sandbox = sandbox_for(SandboxConfig(kind="none", pass_env=["GREETING"]), environ=environ)
     result = sandbox.run("echo $GREETING-$X_TOKEN-$HOME", worktree=worktree, timeout_s=10)
     assert result.output.strip() == f"hi--{worktree}"
 
@@ -92,3 +93,17 @@ def test_doctor_check_of_none_is_a_warning(fresh_warning: None) -> None:
 def test_doctor_check_without_bwrap_raises(no_bwrap_on_path: None) -> None:
     with pytest.raises(SandboxError, match="apt-get install bubblewrap"):
         check_sandbox(SandboxConfig(kind="bwrap"))
+
+
+def test_limits_in_force_names_the_mechanisms() -> None:
+    complete, line = limits_in_force(SandboxConfig(max_processes=99, max_memory_mb=300))
+    assert line.startswith("99 processes, 300 MB memory, 1024 MB files, 1800 s CPU per command")
+    assert "rlimits" in line  # prlimit is installed wherever the tests run
+    if not complete:
+        assert "NOT enforced" in line
+
+
+def test_limits_of_the_none_kind_are_a_warning(fresh_warning: None) -> None:
+    complete, line = limits_in_force(SandboxConfig(kind="none"))
+    assert not complete
+    assert "without limits" in line

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -10,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from opus.config import SandboxConfig
 from opus.pipeline.worktree import Worktree
+from opus.sandbox import sandbox_for
 from opus.sandbox.bwrap import HIDDEN_IN_HOME
 from tests.conftest import make_repo, run_git
 from tests.sandbox.conftest import bwrap_sandbox, needs_bwrap
@@ -126,10 +132,9 @@ def test_state_dir_is_hidden_but_the_jobs_worktree_is_not(tmp_path: Path, outsid
     assert (own / "mine.txt").read_text() == "mine\n"
 
 
-@pytest.fixture
-def listener() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that accepts connections until the test ends."""
-    server = socket.create_server(("127.0.0.1", 0))
+@contextlib.contextmanager
+def serving(server: socket.socket, reply: bytes) -> Iterator[None]:
+    """Accept connections on `server`, answer `reply`, until the block ends (bounded)."""
     server.settimeout(0.2)
     stop = threading.Event()
 
@@ -139,14 +144,25 @@ def listener() -> Iterator[int]:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
+            conn.sendall(reply)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(timeout=2)
-    server.close()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        server.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts connections until the test ends."""
+    server = socket.create_server(("127.0.0.1", 0))
+    with serving(server, b""):
+        yield server.getsockname()[1]
 
 
 CONNECT = (
@@ -169,15 +185,28 @@ def test_network_when_enabled(worktree: Path, listener: int) -> None:
     assert "connected" in result.output
 
 
-def test_secret_environment_is_not_passed(worktree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_allowed_environment_is_passed(
+    worktree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unlisted = f"HOST_ONLY_{secrets.token_hex(4).upper()}"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-parent-secret")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_parent_secret")
-    monkeypatch.setenv("HARMLESS_SETTING", "kept")
+    monkeypatch.setenv(unlisted, "host-value")
+    monkeypatch.setenv("LC_MESSAGES", "C.UTF-8")
     result = bwrap_sandbox().run("env", worktree=worktree, timeout_s=20)
     assert "sk-ant-parent-secret" not in result.output
     assert "ghp_parent_secret" not in result.output
-    assert "HARMLESS_SETTING=kept" in result.output
+    assert unlisted not in result.output
+    assert "host-value" not in result.output
+    assert "LC_MESSAGES=C.UTF-8" in result.output
     assert "TMPDIR=/tmp" in result.output
+
+
+def test_pass_env_reaches_the_command(worktree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_DATABASE_URL", "postgresql://127.0.0.1/app")
+    cfg = SandboxConfig(kind="bwrap", pass_env=["APP_*"])
+    result = sandbox_for(cfg).run("echo $APP_DATABASE_URL", worktree=worktree, timeout_s=20)
+    assert result.output.strip() == "postgresql://127.0.0.1/app"
 
 
 def test_git_dir_of_a_linked_worktree_is_read_only(tmp_path: Path) -> None:
@@ -256,3 +285,76 @@ def test_host_processes_and_sockets_are_invisible(worktree: Path) -> None:
     lines = result.output.split()
     assert int(lines[0]) < 10  # only the sandbox's own processes
     assert lines[1:] == []
+
+
+@pytest.fixture
+def unix_server(outside: Path) -> Iterator[Path]:
+    """A unix socket server in a project dir outside /run and /tmp, answering `pong`."""
+    path = outside / "project" / "service.sock"
+    path.parent.mkdir()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    with serving(server, b"pong"):
+        yield path
+
+
+UNIX_CONNECT = (
+    "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
+    "s.connect('{path}'); print('reply', s.recv(4))\""
+)
+
+
+def test_unix_sockets_outside_run_and_tmp_are_unreachable(
+    worktree: Path, unix_server: Path
+) -> None:
+    with socket.socket(socket.AF_UNIX) as probe:  # the server really answers on the host
+        probe.settimeout(3)
+        probe.connect(str(unix_server))
+        assert probe.recv(4) == b"pong"
+    result = bwrap_sandbox(network=True).run(
+        UNIX_CONNECT.format(path=unix_server) + f"; ls {unix_server.parent}",
+        worktree=worktree,
+        timeout_s=20,
+    )
+    assert "pong" not in result.output
+    assert "ConnectionRefusedError" in result.output, result.output
+    assert "service.sock" in result.output  # the directory itself stays readable
+
+
+def test_a_socket_made_inside_the_sandbox_still_works(worktree: Path) -> None:
+    script = (
+        "import socket, threading\n"
+        "s = socket.socket(socket.AF_UNIX); s.bind('/tmp/own.sock'); s.listen()\n"
+        "threading.Thread(target=lambda: s.accept()[0].sendall(b'own')).start()\n"
+        "c = socket.socket(socket.AF_UNIX); c.connect('/tmp/own.sock'); print(c.recv(3))\n"
+    )
+    (worktree / "serve.py").write_text(script)
+    result = bwrap_sandbox().run("python3 serve.py", worktree=worktree, timeout_s=20)
+    assert result.exit_code == 0, result.output
+    assert "b'own'" in result.output
+
+
+def test_a_virtualenv_under_home_runs_next_to_a_hidden_socket(
+    worktree: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = outside / "home" / "alice"
+    venv = home / ".local" / "share" / "venvs" / "app"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sock_path = home / ".local" / "share" / "agent.sock"
+    agent = socket.socket(socket.AF_UNIX)
+    agent.bind(str(sock_path))
+    agent.listen()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}:{os.environ['PATH']}")
+    try:
+        result = bwrap_sandbox().run(
+            "python -c 'import sys; print(sys.prefix)'; " + UNIX_CONNECT.format(path=sock_path),
+            worktree=worktree,
+            timeout_s=30,
+        )
+    finally:
+        agent.close()
+    assert result.output.splitlines()[0] == str(venv), result.output
+    assert "ConnectionRefusedError" in result.output

@@ -7,6 +7,7 @@ control only, with a loud warning). `check_sandbox(cfg)` is what `opus doctor` r
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -15,7 +16,9 @@ from pathlib import Path
 from opus.config import SandboxConfig
 from opus.errors import SandboxError
 from opus.sandbox.bwrap import BwrapSandbox, find_bwrap
+from opus.sandbox.cgroups import find_cgroup_host
 from opus.sandbox.environment import scrubbed_env
+from opus.sandbox.limits import Limits, find_prlimit
 from opus.sandbox.unsafe import UNSAFE_WARNING, UnsandboxedRunner
 from opus.seams import Sandbox
 
@@ -24,6 +27,7 @@ __all__ = [
     "UnsandboxedRunner",
     "bwrap_available",
     "check_sandbox",
+    "limits_in_force",
     "sandbox_for",
     "scrubbed_env",
 ]
@@ -53,7 +57,9 @@ def sandbox_for(
     Raises `SandboxError` when bwrap is configured but not installed.
     """
     if cfg.kind == "none":
-        return UnsandboxedRunner(output_cap_bytes=cfg.output_cap_bytes, environ=environ)
+        return UnsandboxedRunner(
+            output_cap_bytes=cfg.output_cap_bytes, environ=environ, pass_env=cfg.pass_env
+        )
     bwrap = find_bwrap()
     if bwrap is None:
         raise SandboxError(f'sandbox.kind is "bwrap" but bwrap is not on PATH; {INSTALL_HINT}')
@@ -63,7 +69,34 @@ def sandbox_for(
         output_cap_bytes=cfg.output_cap_bytes,
         state_dir=state_dir,
         environ=environ,
+        pass_env=cfg.pass_env,
+        limits=Limits.from_config(cfg),
+        cgroup_host=find_cgroup_host(),
     )
+
+
+def limits_in_force(cfg: SandboxConfig) -> tuple[bool, str]:
+    """Which resource limits hold for sandboxed commands: (complete?, one line).
+
+    Incomplete when prlimit is missing, or when opus runs as root without a cgroup
+    (the kernel does not enforce the process limit for root).
+    """
+    limits = Limits.from_config(cfg)
+    if cfg.kind == "none":
+        return False, 'none: sandbox.kind = "none" runs commands without limits'
+    host = find_cgroup_host()
+    prlimit = find_prlimit()
+    kinds = [*(["rlimits"] if prlimit else []), *([host.describe()] if host else [])]
+    line = f"{limits.describe()} per command via {' + '.join(kinds) or 'nothing'}"
+    if prlimit is None:
+        return False, f"{line}; prlimit is missing: apt-get install util-linux"
+    if host is None and os.geteuid() == 0:
+        return False, (
+            f"{line}; running as root without a writable cgroup, so "
+            "sandbox.max_processes is NOT enforced: run opus as a normal user, or give it "
+            "a delegated cgroup (systemd Delegate=yes)"
+        )
+    return True, line
 
 
 def check_sandbox(cfg: SandboxConfig) -> str:

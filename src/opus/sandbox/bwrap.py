@@ -10,12 +10,16 @@ the per-path mounts by depth so a parent is always mounted before its children
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from opus.sandbox.cgroups import CgroupHost, CommandCgroup
 from opus.sandbox.environment import SANDBOX_TMPDIR
-from opus.sandbox.process import ShellRunner, shell
+from opus.sandbox.limits import Limits, diagnose, find_prlimit, rlimit_argv, with_limit_note
+from opus.sandbox.process import ShellRunner, run_in_group, shell
+from opus.seams import CommandResult
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
 # agent tools. Directories get an empty tmpfs over them, files get /dev/null.
@@ -43,6 +47,10 @@ HIDDEN_IN_HOME: tuple[str, ...] = (
     ".claude",
     ".claude.json",
 )
+
+
+SMALL_TMPFS_BYTES = 1024 * 1024
+"""Size of the tmpfs over hidden places and /run: nothing needs to write there."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,54 @@ def git_dirs(worktree: Path) -> list[Path]:
     return [dot_git, common] if common.is_dir() else [dot_git]
 
 
+PROC_NET_UNIX = Path("/proc/net/unix")
+# Inside the sandbox these are empty tmpfs: a host socket there is out of reach already.
+PRIVATE_DIRS: tuple[Path, ...] = (Path(SANDBOX_TMPDIR), Path("/run"))
+
+
+def socket_paths(proc_net_unix: str) -> list[Path]:
+    """The filesystem paths of the unix sockets in a /proc/net/unix text (no abstract ones)."""
+    found: dict[Path, None] = {}
+    for line in proc_net_unix.splitlines()[1:]:
+        fields = line.split(maxsplit=7)
+        if len(fields) == 8 and fields[7].startswith("/"):
+            found[Path(fields[7])] = None
+    return list(found)
+
+
+def reachable_sockets(paths: list[Path], worktree: Path) -> list[Path]:
+    """Which of `paths` a sandboxed command could connect to, were they not masked.
+
+    Unix sockets ignore read-only mounts, so every live socket that stays visible
+    (outside the private /tmp and /run, or inside the bound worktree) must be covered.
+    """
+    visible = []
+    for listed in paths:
+        try:
+            # /var/run/x.sock is /run/x.sock: decide (and mount) on the real place.
+            path = listed.parent.resolve() / listed.name
+        except OSError:
+            continue
+        private = any(path.is_relative_to(d) for d in PRIVATE_DIRS)
+        if private and not path.is_relative_to(worktree):
+            continue
+        try:
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                visible.append(path)
+        except OSError:
+            continue  # gone, or in a place opus cannot see either
+    return visible
+
+
+def host_sockets(worktree: Path) -> list[Path]:
+    """The sockets bound in opus's network namespace that a command would otherwise reach."""
+    try:
+        text = PROC_NET_UNIX.read_text(errors="replace")
+    except OSError:
+        return []
+    return reachable_sockets(socket_paths(text), worktree)
+
+
 def _resolv_conf_target() -> Path | None:
     """Where /etc/resolv.conf really lives when that is under /run (systemd-resolved)."""
     target = Path("/etc/resolv.conf").resolve()
@@ -108,23 +164,31 @@ def mount_plan(
     writable: bool,
     home: Path | None,
     state_dir: Path | None,
+    sockets: Sequence[Path] = (),
+    tmp_mb: int | None = None,
 ) -> list[str]:
-    """The bwrap filesystem options for a command in `worktree` (pure but for `exists`)."""
+    """The bwrap filesystem options for a command in `worktree` (pure but for `exists`).
+
+    `sockets` are host unix sockets to cover with /dev/null; `tmp_mb` caps the private
+    /tmp, which lives in memory.
+    """
+    tmp_size = [] if tmp_mb is None else ["--size", str(tmp_mb * 1024 * 1024)]
     base = [
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", SANDBOX_TMPDIR,
+        *tmp_size, "--tmpfs", SANDBOX_TMPDIR,
         # Unix sockets in /run (docker, dbus, agents) ignore read-only mounts.
-        "--tmpfs", "/run",
+        "--size", str(SMALL_TMPFS_BYTES), "--tmpfs", "/run",
     ]  # fmt: skip
     mounts: list[Mount] = []
+    mounts.extend(Mount("--ro-bind", ("/dev/null", str(sock))) for sock in sockets)
     resolv = _resolv_conf_target()
     if resolv is not None:
         mounts.append(Mount("--ro-bind", (str(resolv), str(resolv))))
     for path in hidden_paths(home, state_dir):
         if path.is_dir():
-            mounts.append(Mount("--tmpfs", (str(path),)))
+            mounts.append(Mount("--size", (str(SMALL_TMPFS_BYTES), "--tmpfs", str(path))))
         else:
             mounts.append(Mount("--ro-bind", ("/dev/null", str(path))))
     wt = str(worktree)
@@ -144,8 +208,16 @@ def bwrap_argv(
     network: bool,
     home: Path | None,
     state_dir: Path | None,
+    limits: Limits | None = None,
+    prlimit: str | None = None,
+    sockets: Sequence[Path] = (),
 ) -> list[str]:
-    """The whole bwrap command line that runs `command` in a shell in `worktree`."""
+    """The whole bwrap command line that runs `command` in a shell in `worktree`.
+
+    With `limits` and a `prlimit`, the shell starts under the rlimits; they are set
+    inside the sandbox, after bwrap made its user namespace, so the process count is
+    this sandbox's alone and not the opus user's across the host.
+    """
     isolation = [
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         *([] if network else ["--unshare-net"]),
@@ -154,12 +226,16 @@ def bwrap_argv(
         "--new-session", "--die-with-parent",
         "--chdir", str(worktree),
     ]  # fmt: skip
-    plan = mount_plan(worktree, writable=writable, home=home, state_dir=state_dir)
-    return [bwrap, *plan, *isolation, "--", shell(), "-c", command]
+    tmp_mb = limits.max_memory_mb if limits is not None else None
+    plan = mount_plan(
+        worktree, writable=writable, home=home, state_dir=state_dir, sockets=sockets, tmp_mb=tmp_mb
+    )
+    rlimits = rlimit_argv(prlimit, limits) if limits is not None and prlimit else []
+    return [bwrap, *plan, *isolation, "--", *rlimits, shell(), "-c", command]
 
 
 class BwrapSandbox(ShellRunner):
-    """`Sandbox` on bubblewrap: the worktree is the only writable place."""
+    """`Sandbox` on bubblewrap: the worktree is the only writable place, resources capped."""
 
     def __init__(
         self,
@@ -169,13 +245,19 @@ class BwrapSandbox(ShellRunner):
         output_cap_bytes: int,
         state_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
+        limits: Limits | None = None,
+        cgroup_host: CgroupHost | None = None,
     ) -> None:
-        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ)
+        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ, pass_env=pass_env)
         self.bwrap = bwrap
         self.network = network
         self.state_dir = state_dir.resolve() if state_dir is not None else None
         home = self.env.get("HOME")
         self.home = Path(home) if home else None
+        self.limits = limits
+        self.prlimit = find_prlimit()
+        self.cgroup_host = cgroup_host
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
@@ -190,4 +272,41 @@ class BwrapSandbox(ShellRunner):
             network=self.network,
             home=self.home,
             state_dir=self.state_dir,
+            limits=self.limits,
+            prlimit=self.prlimit,
+            sockets=host_sockets(worktree),
         )
+
+    def run(
+        self,
+        command: str,
+        *,
+        worktree: Path,
+        timeout_s: float,
+        writable: bool = True,
+    ) -> CommandResult:
+        """Run `command` in the sandbox, in its own cgroup when the host allows one.
+
+        A command that ran into a limit gets a last output line naming it.
+        """
+        group = None
+        if self.cgroup_host is not None and self.limits is not None:
+            group = CommandCgroup.create(self.cgroup_host, self.limits)
+        prefix = group.enter_argv() if group is not None else []
+        worktree = worktree.resolve()
+        try:
+            result = run_in_group(
+                [*prefix, *self.argv(command, worktree=worktree, writable=writable)],
+                cwd=worktree,
+                env=self.env,
+                timeout_s=timeout_s,
+                cap_bytes=self.output_cap_bytes,
+            )
+            counters = group.counters() if group is not None else None
+        finally:
+            if group is not None:
+                group.remove()
+        if self.limits is None:
+            return result
+        note = diagnose(result.exit_code, result.output, self.limits, counters)
+        return with_limit_note(result, note)

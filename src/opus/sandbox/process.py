@@ -45,9 +45,15 @@ class ShellRunner:
     Satisfies `Sandbox` without any isolation; `BwrapSandbox` wraps the command line.
     """
 
-    def __init__(self, *, output_cap_bytes: int, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        output_cap_bytes: int,
+        environ: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
+    ) -> None:
         self.output_cap_bytes = output_cap_bytes
-        self.env = scrubbed_env(parent_environ() if environ is None else environ)
+        self.env = scrubbed_env(parent_environ() if environ is None else environ, pass_env)
 
     def argv(self, command: str, *, worktree: Path, writable: bool) -> list[str]:
         """The command line that runs `command`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opus.sandbox.process import ShellRunner
 
@@ -37,8 +37,14 @@ class UnsandboxedRunner(ShellRunner):
     `writable=False` cannot be enforced here.
     """
 
-    def __init__(self, *, output_cap_bytes: int, environ: Mapping[str, str] | None = None) -> None:
-        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ)
+    def __init__(
+        self,
+        *,
+        output_cap_bytes: int,
+        environ: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
+    ) -> None:
+        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ, pass_env=pass_env)
         warn_unsafe_once()
 
     def __repr__(self) -> str:
