@@ -24,12 +24,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import apprise
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opus.clock import SystemClock
 from opus.seams import Clock, NotifyKind
+
+if TYPE_CHECKING:
+    # apprise loads ~100 plugins (~0.4 s): imported only where a URL is configured.
+    import apprise
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,10 @@ def breaker_opened(key: str, failures: int, cooldown_s: float) -> Message:
 
 def check_urls(urls: Sequence[str]) -> list[str]:
     """Problems with the apprise URLs in `notify.urls`, one line each (empty: all good)."""
+    if not urls:
+        return []
+    import apprise
+
     problems = []
     for index, url in enumerate(urls):
         if not apprise.Apprise().add(url):
@@ -232,6 +238,10 @@ class AppriseNotifier:
         for problem in check_urls(urls):
             log.error("%s; notifications skip it", problem)
         targets: dict[str, apprise.Apprise] = {}
+        if not urls:
+            return targets
+        import apprise
+
         for url in urls:
             target = apprise.Apprise()
             if target.add(url):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from opus.clock import SystemClock
 from opus.config import Settings
 from opus.domain import Job
-from opus.engines import engine_for
+from opus.engines import engine_at_first_use
 from opus.forges import forge_for
 from opus.notify import AppriseNotifier
 from opus.pipeline.context import PipelineContext
@@ -35,7 +35,7 @@ def build_runtime(
     ctx = PipelineContext(
         settings=settings,
         store=store,
-        engine=engine or engine_for(settings.agents, settings.sandbox),
+        engine=engine or engine_at_first_use(settings.agents, settings.sandbox),
         sandbox=sandbox,
         notifier=notifier,
         clock=clock,
