@@ -21,6 +21,7 @@ from opus.wake import wake
 
 if TYPE_CHECKING:
     from opus.registry import Registry
+    from opus.seams import JobReader
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -77,6 +78,18 @@ def _store(args: argparse.Namespace, settings: Settings | None = None) -> Regist
     """The registry of an existing project; never creates one by accident."""
     from opus.registry import open_store
 
+    return open_store(_project(args, settings).database_url)
+
+
+def _reader(args: argparse.Namespace) -> JobReader:
+    """A read-only view of the project's registry, without SQLAlchemy's import cost."""
+    from opus.registry.reader import open_reader
+
+    return open_reader(_project(args).database_url)
+
+
+def _project(args: argparse.Namespace, settings: Settings | None = None) -> Settings:
+    """The settings of an existing project (opus.toml or state found), else UsageError."""
     settings = settings or _settings(args)
     fresh = settings.config_path is None and settings.database.url is None
     if fresh and not settings.state_dir.exists():
@@ -84,7 +97,7 @@ def _store(args: argparse.Namespace, settings: Settings | None = None) -> Regist
             f"no opus.toml in {settings.base_dir} and no state in {settings.state_dir}: run "
             "this in your project directory (where `opus init` wrote opus.toml) or pass --config"
         )
-    return open_store(settings.database_url)
+    return settings
 
 
 # --------------------------------------------------------------------------- commands
@@ -114,7 +127,7 @@ def _status(args: argparse.Namespace) -> int:
     from opus.clock import SystemClock
     from opus.control import is_paused, render_status, status_rows
 
-    store = _store(args)
+    store = _reader(args)
     rows = status_rows(store, SystemClock().now())
     if args.json:
         print(json.dumps({"paused": is_paused(store), "jobs": [r.as_dict() for r in rows]},

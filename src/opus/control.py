@@ -13,7 +13,7 @@ from typing import Any
 from opus.config import Settings
 from opus.domain import Job, JobState
 from opus.errors import NotFound, UsageError
-from opus.seams import JobStore
+from opus.seams import JobReader, JobStore
 
 PAUSED_FLAG = "paused"
 
@@ -35,7 +35,7 @@ class StatusRow:
         return asdict(self)
 
 
-def status_rows(store: JobStore, now: datetime) -> list[StatusRow]:
+def status_rows(store: JobReader, now: datetime) -> list[StatusRow]:
     """One row per job, newest first."""
     jobs = sorted(store.jobs(), key=lambda job: job.id, reverse=True)
     return [_row(job, now) for job in jobs]
@@ -92,7 +92,7 @@ def set_paused(store: JobStore, paused: bool) -> None:
     store.set_flag(PAUSED_FLAG, "1" if paused else None)
 
 
-def is_paused(store: JobStore) -> bool:
+def is_paused(store: JobReader) -> bool:
     return store.get_flag(PAUSED_FLAG) == "1"
 
 

@@ -168,6 +168,15 @@ class Notifier(Protocol):
 # --------------------------------------------------------------------------- store
 
 
+class JobReader(Protocol):
+    """What a command that only looks needs of the registry (`opus.registry.reader`);
+    every `JobStore` is one too."""
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]: ...
+
+    def get_flag(self, name: str) -> str | None: ...
+
+
 class JobStore(Protocol):
     """The registry of jobs, checkpoints and events (see `opus.registry`)."""
 

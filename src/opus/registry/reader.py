@@ -1,0 +1,155 @@
+"""A read-only view of the registry for commands that only look (`opus status`).
+
+It speaks to the database with the driver alone (sqlite3, or psycopg for PostgreSQL),
+not through SQLAlchemy, whose import is most of what such a command would otherwise
+cost (see designs/lean.md). It never creates anything: a registry that does not exist
+yet simply has no jobs. Rows become the same frozen records `Registry` returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from opus.domain import Job, JobState
+from opus.errors import StoreError
+from opus.registry.records import job_from_row
+from opus.seams import JobReader
+
+TIME_COLUMNS = ("created_at", "updated_at", "lease_until", "started_at", "finished_at")
+
+
+def open_reader(url: str) -> JobReader:
+    """A reader for `database.url` (`sqlite:///PATH` or `postgresql[+psycopg]://…`)."""
+    scheme = url.split(":", 1)[0]
+    if scheme == "sqlite":
+        return SQLiteReader(_sqlite_path(url))
+    if scheme.split("+")[0] in ("postgresql", "postgres"):
+        return PostgresReader("postgresql:" + url.split(":", 1)[1])
+    raise StoreError(
+        f"database.url {scheme}:…: unsupported database; use sqlite:///PATH or "
+        "postgresql+psycopg://..."
+    )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` URL; None for an in-memory database."""
+    path = unquote(urlsplit(url).path)
+    # sqlite:///relative.db → "/relative.db"; sqlite:////abs.db → "//abs.db".
+    path = path[1:] if path.startswith("/") else path
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _aware(row: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(row)
+    for name in TIME_COLUMNS:
+        value = values.get(name)
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # stored as naive UTC (tables.UTCDateTime)
+        values[name] = value
+    return values
+
+
+def _jobs_sql(states: Iterable[JobState] | None, placeholder: str) -> tuple[str, list[str]]:
+    if states is None:
+        return "SELECT * FROM jobs ORDER BY id", []
+    values = [JobState(state).value for state in states]
+    marks = ", ".join([placeholder] * len(values)) or "NULL"
+    return f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", values
+
+
+class SQLiteReader:
+    """Implements `JobReader` on a SQLite file, opened read-only."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"SQLiteReader({self.path})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection | None]:
+        if self.path is None or not self.path.exists():
+            yield None  # nothing was ever stored there
+            return
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot read sqlite database {self.path}: {err}") from err
+        conn.row_factory = sqlite3.Row
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _rows(self, sql: str, params: Sequence[str]) -> list[sqlite3.Row]:
+        with self._connect() as conn:
+            if conn is None:
+                return []
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as err:
+                if "no such table" in str(err):
+                    return []  # created, but no opus process has opened it yet
+                raise StoreError(f"cannot read sqlite database {self.path}: {err}") from err
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
+        sql, params = _jobs_sql(states, "?")
+        return [job_from_row(_aware(dict(row))) for row in self._rows(sql, params)]
+
+    def get_flag(self, name: str) -> str | None:
+        rows = self._rows("SELECT value FROM flags WHERE name = ?", [name])
+        return str(rows[0][0]) if rows else None
+
+
+class PostgresReader:
+    """Implements `JobReader` on PostgreSQL through psycopg."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        parts = urlsplit(conninfo)
+        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        self._database = parts.path.lstrip("/")
+
+    def __repr__(self) -> str:
+        return "PostgresReader()"  # the URL may hold a password
+
+    def _rows(self, sql: str, params: Sequence[str]) -> list[dict[str, Any]]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            with psycopg.connect(self._conninfo, row_factory=dict_row) as conn:
+                return conn.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+        except psycopg.OperationalError as err:
+            raise StoreError(
+                f"cannot reach postgresql at {self._where} (database {self._database!r}): "
+                f"{_first_line(err)}; is the server running? check database.url"
+            ) from err
+        except psycopg.Error as err:
+            raise StoreError(
+                f"database error on postgresql at {self._where}: {_first_line(err)}; check "
+                "database.url and that the schema belongs to this version of opus"
+            ) from err
+
+    def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
+        sql, params = _jobs_sql(states, "%s")
+        return [job_from_row(_aware(row)) for row in self._rows(sql, params)]
+
+    def get_flag(self, name: str) -> str | None:
+        rows = self._rows("SELECT value FROM flags WHERE name = %s", [name])
+        return str(rows[0]["value"]) if rows else None
