@@ -7,8 +7,14 @@ due, so the daemon calls it at startup (to send what it owed when it died) and f
 loop. Nothing here raises into the pipeline: a broken URL is logged and skipped.
 
 The outbox never stores the URLs themselves (they often carry tokens); it stores a short
-hash of each URL a notification already reached, so a restart with more URLs still
-delivers to the new ones and never twice to an old one.
+hash of each URL a notification already reached, written after each URL that took it, so
+a restart with more URLs still delivers to the new ones and never twice to an old one,
+not even when the process dies between two URLs. Why a URL failed is apprise's own log
+line (captured with `apprise.LogCapture`), kept in the entry and logged.
+
+The daemon calls `start()`: from then on `notify()` only stores and a thread of the
+notifier's own sends, so a hung URL (apprise waits up to 4 s to connect and 4 s to read)
+never holds the daemon's loop.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 APPRISE_WIKI = "https://github.com/caronc/apprise/wiki"
+SEND_TIMEOUT_S = 30.0
+"""An upper bound for one apprise send to one URL (its own timeouts are 4 s + 4 s)."""
+SENDER_TICK_S = 5.0
+"""How often the sending thread looks for retries that came due."""
 
 _NOTIFY_TYPE: dict[str, str] = {
     "pr_opened": "success",
@@ -91,6 +101,17 @@ def stage_stuck(fr_id: str, stage: str, minutes: float, reason: str | None = Non
         f"opus: {fr_id} stuck in {stage}",
         f"{what}; opus stops it and retries it once from its last checkpoint.\n"
         f"Check `opus logs {fr_id} -f`; `opus cancel {fr_id}` stops it for good.",
+    )
+
+
+def pr_unreadable(fr_id: str, reason: str) -> Message:
+    """The forge keeps refusing to show a job's PR, so opus stopped checking it."""
+    return Message(
+        "stuck",
+        f"opus: cannot check the PR of {fr_id}",
+        f"The forge refused every check of {fr_id}'s pull request: {reason}\n"
+        "opus no longer checks it. Fix the token or `pr.repository`, then restart or "
+        "reload opus (`systemctl reload opus`) to check it again.",
     )
 
 
@@ -228,6 +249,9 @@ class AppriseNotifier:
         self._give_up_after_s = give_up_after_s
         self._lock = threading.Lock()
         self._targets = self._build_targets(urls)
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+        self._sender: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"AppriseNotifier(urls={len(self._targets)}, pending={len(self.pending())})"
@@ -258,17 +282,53 @@ class AppriseNotifier:
         except OSError as exc:
             log.error("cannot write notification outbox %s: %s", self.outbox_dir, exc)
             return
-        self.flush()
+        if self._sender is not None:
+            self._kick.set()
+        else:
+            self.flush()
 
-    def flush(self) -> int:
-        """Send every due notification in the outbox; returns how many were completed."""
+    def start(self) -> None:
+        """Send from a thread of the notifier's own: `notify()` then only stores."""
+        if self._sender is not None or not self._targets:
+            return
+        self._stopping.clear()
+        self._sender = threading.Thread(target=self._send_loop, name="opus-notify", daemon=True)
+        self._sender.start()
+        self._kick.set()  # what the outbox held at start goes out now
+
+    def stop(self, timeout_s: float = SEND_TIMEOUT_S) -> None:
+        """Stop the sending thread (after the send under way, at most `timeout_s`)."""
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return
+        self._stopping.set()
+        self._kick.set()
+        sender.join(timeout=timeout_s)
+
+    def flush(self, before_send: Callable[[], object] | None = None) -> int:
+        """Send every due notification in the outbox; returns how many were completed.
+
+        `before_send` is called before each send to one URL (the daemon extends systemd's
+        start or stop timeout there, as each may take up to `SEND_TIMEOUT_S`).
+        """
         with self._lock:
             done = 0
             for path in sorted(self.outbox_dir.glob("*.json")):
                 entry = _read_entry(path)
                 if entry is not None and self._due(entry):
-                    done += self._attempt(path, entry)
+                    done += self._attempt(path, entry, before_send)
             return done
+
+    def _send_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._kick.wait(timeout=SENDER_TICK_S)
+            self._kick.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.flush()
+            except Exception:  # the sender must outlive any one bad entry
+                log.exception("sending notifications failed; trying again later")
 
     def pending(self) -> list[OutboxEntry]:
         """What the outbox still holds, oldest first."""
@@ -294,22 +354,37 @@ class AppriseNotifier:
     def _due(self, entry: OutboxEntry) -> bool:
         return datetime.fromisoformat(entry.next_attempt_at) <= self._clock.now()
 
-    def _attempt(self, path: Path, entry: OutboxEntry) -> int:
-        """Send `entry` to the URLs it has not reached; 1 when it is finished with."""
-        sent = list(entry.sent_to)
+    def _attempt(
+        self, path: Path, entry: OutboxEntry, before_send: Callable[[], object] | None = None
+    ) -> int:
+        """Send `entry` to the URLs it has not reached; 1 when it is finished with.
+
+        Each URL that takes it is written down at once, so no later failure or crash
+        sends it there twice.
+        """
         errors = []
-        for url_id, target in self._targets.items():
-            if url_id in sent:
+        for number, (url_id, target) in enumerate(self._targets.items(), start=1):
+            if url_id in entry.sent_to:
                 continue
+            if before_send is not None:
+                before_send()
             error = _send(target, entry)
             if error is None:
-                sent.append(url_id)
+                entry = replace(entry, sent_to=(*entry.sent_to, url_id))
+                self._save(path, entry)
             else:
-                errors.append(error)
+                errors.append(f"notify.urls #{number}: {error}")
         if not errors:
             path.unlink(missing_ok=True)
             return 1
-        return self._reschedule(path, replace(entry, sent_to=tuple(sent)), "; ".join(errors))
+        return self._reschedule(path, entry, "; ".join(errors))
+
+    @staticmethod
+    def _save(path: Path, entry: OutboxEntry) -> None:
+        try:
+            _write_atomic(path, asdict(entry))
+        except OSError as exc:
+            log.error("cannot update notification outbox %s: %s", path, exc)
 
     def _reschedule(self, path: Path, entry: OutboxEntry, error: str) -> int:
         now = self._clock.now()
@@ -341,12 +416,21 @@ class AppriseNotifier:
 
 
 def _send(target: apprise.Apprise, entry: OutboxEntry) -> str | None:
-    """None when apprise reports success, else why not."""
+    """None when apprise reports success, else why not (apprise's own words)."""
+    import apprise  # loaded already: `target` is one of its objects
+
     try:
-        ok = target.notify(
-            body=entry.body, title=entry.title, notify_type=_NOTIFY_TYPE.get(entry.kind, "info")
-        )
+        with apprise.LogCapture(  # type: ignore[no-untyped-call]
+            level=logging.WARNING, fmt="%(message)s"
+        ) as said:
+            ok = target.notify(
+                body=entry.body, title=entry.title,
+                notify_type=_NOTIFY_TYPE.get(entry.kind, "info"),
+            )  # fmt: skip
     except Exception as exc:  # apprise plugins raise anything; none may reach the pipeline
         return f"{type(exc).__name__}: {exc}"
-    # apprise reports a failed delivery by its return value, not by raising.
-    return None if ok else "apprise reported a failed delivery"
+    # apprise reports a failed delivery by its return value and its log, not by raising.
+    if ok:
+        return None
+    reason = " ".join(line.strip() for line in str(said.getvalue()).splitlines() if line.strip())
+    return reason[:300] or "apprise reported a failed delivery"

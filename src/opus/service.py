@@ -42,6 +42,12 @@ _HARDENING = (
 )
 
 
+NETWORK_ONLINE = ("After=network-online.target", "Wants=network-online.target")
+"""System units only: the per-user manager has no network-online.target (systemd.special(7)
+lists it among the system manager's units); a user unit naming it waits for nothing. opus
+needs no network to start: the forge and the model API are retried when they fail."""
+
+
 def default_exec_start(python: str | None = None) -> list[str]:
     """`opus run` as the service runs it: the `opus` script beside the interpreter, if
     installed there, else `<interpreter> -m opus run`; both absolute paths."""
@@ -118,8 +124,7 @@ def render_unit(
         [
             "[Unit]",
             "Description=opus: feature requests in a notes vault become reviewed pull requests",
-            "After=network-online.target",
-            "Wants=network-online.target",
+            *([] if user_mode else NETWORK_ONLINE),
             "",
             "[Service]",
             *service,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
@@ -207,3 +208,70 @@ def test_recording_notifier_records_in_order() -> None:
     recorder.notify(*notify.job_failed("FR-1", "x"))
     assert recorder.kinds() == ["recovered", "failed"]
     assert recorder.sent[1][1] == "opus: FR-1 failed"
+
+
+class _Died(Exception):
+    """The process died between two URLs."""
+
+
+def test_a_url_reached_before_a_crash_is_not_sent_again(sink: Sink, tmp_path: Path) -> None:
+    clock = FakeClock()
+    with http_sink() as second:
+        urls = [sink.url, second.url]
+        calls = []
+
+        def die_before_the_second(limit: int = 2) -> None:
+            calls.append(1)
+            if len(calls) == limit:
+                raise _Died
+
+        dying = AppriseNotifier(urls, tmp_path / "outbox", clock=clock)
+        dying._store("failed", "opus: FR-3 failed", "why")
+        with pytest.raises(_Died):
+            dying.flush(before_send=die_before_the_second)
+        assert (len(sink.received), len(second.received)) == (1, 0)
+
+        restarted = AppriseNotifier(urls, tmp_path / "outbox", clock=clock)
+        assert restarted.flush() == 1
+        assert (len(sink.received), len(second.received)) == (1, 1)
+
+
+def test_the_failure_reason_is_apprises_own(
+    sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink.status = 500
+    notifier = AppriseNotifier([sink.url], tmp_path / "outbox", clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="opus.notify"):
+        notifier.notify(*notify.job_failed("FR-4", "x"))
+    [entry] = notifier.pending()
+    assert entry.last_error is not None
+    assert "notify.urls #1" in entry.last_error and "500" in entry.last_error
+    assert any("500" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def hung_url() -> Iterator[str]:
+    """A port that accepts connections and never answers (apprise waits 4 s to read)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"json://127.0.0.1:{sock.getsockname()[1]}/hook"
+
+
+def test_started_notify_only_stores_and_a_thread_sends(
+    sink: Sink, hung_url: str, tmp_path: Path
+) -> None:
+    notifier = AppriseNotifier([hung_url, sink.url], tmp_path / "outbox", clock=FakeClock())
+    notifier.start()
+    try:
+        started = time.monotonic()
+        notifier.notify(*notify.recovered(1))
+        took = time.monotonic() - started
+        print(f"notify() with a hung URL took {took:.3f} s")
+        assert took < 1.0  # the hung URL alone holds a send for 4 s
+        deadline = time.monotonic() + 15
+        while not sink.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [m["title"] for m in sink.received] == ["opus: recovered 1 job after a restart"]
+    finally:
+        notifier.stop()

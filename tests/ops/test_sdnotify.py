@@ -46,6 +46,8 @@ def test_messages_reach_the_socket(listener: tuple[socket.socket, str]) -> None:
     assert _receive(sock) == "READY=1\nSTATUS=reloaded"
     assert sd.stopping()
     assert _receive(sock) == "STOPPING=1"
+    assert sd.extend_timeout(30)
+    assert _receive(sock) == "EXTEND_TIMEOUT_USEC=30000000"
 
 
 def test_reloading_uses_the_monotonic_clock(listener: tuple[socket.socket, str]) -> None:

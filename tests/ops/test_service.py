@@ -67,6 +67,8 @@ def test_user_unit_has_no_user_and_wants_default_target(tmp_path: Path) -> None:
     text = _render(tmp_path, user_mode=True, run_as="opus")
     assert "WantedBy=default.target" in text
     assert "User=" not in text
+    assert "network-online.target" not in text  # the user manager has no such unit
+    assert "Wants=network-online.target" in _render(tmp_path, user_mode=False)
 
 
 def test_awkward_paths_are_quoted(tmp_path: Path) -> None:
@@ -119,6 +121,23 @@ def test_rendered_user_unit_passes_verify(tmp_path: Path) -> None:
     # The user manager needs a runtime dir; a container has no login session to give one.
     result = _verify("--user", "verify", str(unit), env={"XDG_RUNTIME_DIR": str(runtime)})
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+@needs_analyze
+@pytest.mark.parametrize("user_mode", [False, True], ids=["system", "user"])
+def test_every_unit_named_exists_for_its_manager(tmp_path: Path, user_mode: bool) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    scope = ["--user"] if user_mode else []
+    paths = _verify(*scope, "unit-paths", env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert paths.returncode == 0, paths.stderr
+    known = {unit.name for folder in paths.stdout.split() if Path(folder).is_dir()
+             for unit in Path(folder).iterdir()}  # fmt: skip
+    text = _render(tmp_path, user_mode=user_mode)
+    named = {word for line in text.splitlines()
+             if line.split("=")[0] in ("After", "Wants", "Requires", "WantedBy")
+             for word in line.split("=", 1)[1].split()}  # fmt: skip
+    assert named and named <= known, named - known
 
 
 @needs_analyze

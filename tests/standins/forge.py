@@ -22,6 +22,7 @@ said; anything the stand-in refuses as malformed is listed in `unexpected`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -138,6 +139,8 @@ class ForgeStandin:
         self.remaining = GITHUB_LIMIT
         self.lock = threading.Lock()
         self._hang_until = 0.0
+        self.held = 0
+        """Requests that arrived while the stand-in hung (counted before any answer)."""
         self._released = threading.Event()
         self._next_id = 1000
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -349,6 +352,8 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.server.standin
         wait = standin._hang_until - time.monotonic()
         if wait > 0:
+            with standin.lock:
+                standin.held += 1
             standin._released.wait(timeout=wait)
         parts = urlsplit(self.path)
         multi = parse_qs(parts.query)
@@ -395,7 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in reply.headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(raw)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(raw)  # a client that gave up on a hung reply is gone
 
     def _body(self, method: str) -> Any:
         length = int(self.headers.get("Content-Length") or 0)

@@ -2,9 +2,10 @@
 
 Each turn of the loop: intake (scan the vault, enqueue, write notes back), settle the
 jobs that finished, supervise the running ones (leases, stuck stages, preemption),
-claim new work while slots are free, poll open PRs, flush notifications, and only
-then — the loop having shown itself healthy — ping the systemd watchdog. It sleeps
-until a file event or the adaptive poll delay, whichever comes first.
+claim new work while slots are free, and only then — the loop having shown itself
+healthy — ping the systemd watchdog. It sleeps until a file event or the adaptive poll
+delay, whichever comes first. The loop never waits on the network: open PRs are polled
+by a `ReviewPoller` thread and notifications sent by the notifier's own thread.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Literal
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.intake import Intake
 from opus.daemon.logs import JobLog
-from opus.daemon.polling import Backoff, PollDelay
-from opus.daemon.review_poll import poll_reviews
+from opus.daemon.polling import PollDelay
+from opus.daemon.review_poll import ReviewPoller
 from opus.daemon.runtime import Runtime
 from opus.daemon.sdnotify import SystemdNotifier, WatchdogGate
 from opus.daemon.settle import Settler
@@ -34,6 +35,7 @@ from opus.daemon.watch import VaultWatcher
 from opus.daemon.workers import Finished, WorkerPool
 from opus.domain import Job, JobState
 from opus.notify import (
+    SEND_TIMEOUT_S,
     budget_hit,
     recovered,
     stage_stuck,
@@ -82,9 +84,9 @@ class Daemon:
             clock=ctx.clock,
         )
         self.poll = PollDelay(settings.daemon.poll_active_s, settings.daemon.poll_idle_s)
-        self.pr_backoff = Backoff(settings.pr.poll_s, settings.pr.poll_s * 8)
-        self._next_pr_poll = 0.0
         self.wake = threading.Event()
+        self.reviews = ReviewPoller(lambda: self.ctx, poll_s=settings.pr.poll_s,
+                                    on_change=self.wake.set)
         self.pool = WorkerPool(ctx, job_log=self._job_log, on_finish=self.wake.set)
         self.intake = Intake(ctx) if role in ("all", "intake") else None
         self.flags = _Flags()
@@ -98,9 +100,12 @@ class Daemon:
         """Serve until stopped; returns the process exit code."""
         self._install_signals()
         self._recover()
-        self.runtime.notifier.flush()
+        self._flush_notifications()  # what it owed when it died, before serving
         watcher = self._start_watcher()
         self.sd.ready(self._status_line())
+        self.runtime.notifier.start()
+        if self.intake is not None and not self.once:
+            self.reviews.start()
         log.info("opus serving as %s (%s)", self.role, self.worker_id)
         try:
             while not self.flags.stop:
@@ -157,7 +162,10 @@ class Daemon:
         self.sd.reloading()
         try:
             if self._rebuild is not None:
+                self.runtime.notifier.stop()
                 self.runtime = self._rebuild()
+                self.runtime.notifier.start()
+                self.reviews.refusals.clear()
                 self.ctx = self.runtime.ctx
                 self.pool.ctx = self.ctx
                 if self.intake is not None:
@@ -171,6 +179,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.sd.stopping()
+        self.reviews.stop()
         self.pool.stop_all("shutdown")
         if not self.pool.wait(STOP_GRACE_S):
             log.warning("some jobs did not reach a checkpoint in %.0fs", STOP_GRACE_S)
@@ -180,8 +189,16 @@ class Daemon:
             self.ctx.store.release(job.id, self.worker_id)
         if self.intake is not None:
             self.intake.tick()  # the notes show the states jobs ended in, not the last tick's
-        self.runtime.notifier.flush()
+        self.runtime.notifier.stop()
+        self._flush_notifications()
         log.info("opus stopped")
+
+    def _flush_notifications(self) -> None:
+        """Send what is due now; each send first extends systemd's start/stop timeout
+        (a hung URL takes seconds, and the outbox may hold many)."""
+        self.runtime.notifier.flush(
+            before_send=lambda: self.sd.extend_timeout(SEND_TIMEOUT_S)
+        )
 
     def _recover(self) -> None:
         """Requeue jobs left running by a dead process of this host."""
@@ -217,9 +234,6 @@ class Daemon:
         if self.role != "intake":
             self._supervise()
             self._claim()
-        if self.intake is not None and not self.once:
-            self._poll_prs()
-        self.runtime.notifier.flush()
         if self.gate.due(self.ctx.clock.monotonic()):
             self.sd.watchdog()
         self.sd.status(self._status_line())
@@ -337,14 +351,7 @@ class Daemon:
         self.ctx.notifier.notify(*stage_stuck(job.fr_id, stage, minutes, f"{job.fr_id}: {reason}"))
         self.ctx.store.add_event(job.id, "stuck", reason)
 
-    # ------------------------------------------------------------------ PRs
-
-    def _poll_prs(self) -> None:
-        now = self.ctx.clock.monotonic()
-        if now < self._next_pr_poll:
-            return
-        changed = poll_reviews(self.ctx, lambda job, what: log.info("%s: %s", job.fr_id, what))
-        self._next_pr_poll = now + self.pr_backoff.next_delay(changed > 0)
+    # ------------------------------------------------------------------ logs
 
     def _job_log(self, job_id: int) -> Callable[[str], None]:
         write = JobLog.for_job(self.ctx.settings.state_dir, job_id).write

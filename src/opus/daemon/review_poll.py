@@ -4,39 +4,148 @@ merged → job done, worktree, local branch and WIP ref removed; closed → canc
 branch stays, the work may still be wanted); changes requested → the job
 goes back to the queue with the comments, for a new code → test → review round on the
 same branch (the round cap still holds).
+
+`ReviewPoller` runs the polling on a thread of its own, so the daemon's loop never
+waits on the forge (see designs/services.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, MutableMapping
 
 from opus.control import remove_worktree
+from opus.daemon.polling import Backoff
 from opus.delivery.guards import remote_head
 from opus.delivery.review_loop import decide
 from opus.domain import Job, JobState, Stage
 from opus.errors import OpusError
+from opus.forges.http import ForgeRefused, RateLimited, rate_waits
 from opus.git import git
+from opus.notify import pr_unreadable
 from opus.pipeline.context import PipelineContext
 from opus.pipeline.worktree import wip_ref
 from opus.seams import PRFeedback
 
 log = logging.getLogger(__name__)
 
+MAX_REFUSALS = 3
+"""A job whose PR the forge refuses (4xx) this many times in a row is no longer polled."""
+STOP_WAIT_S = 2.0
 
-def poll_reviews(ctx: PipelineContext, on_change: Callable[[Job, str], None]) -> int:
-    """Check every job awaiting review once; returns how many changed state."""
+
+class ReviewPoller:
+    """Polls the PRs of jobs awaiting review on a thread of its own.
+
+    A hung or slow forge holds only this thread (each request is bounded by the HTTP
+    client's timeouts), so the loop's watchdog pings keep their interval. Passes back off
+    from `poll_s` to 8 times that while nothing changes; a rate limit pauses every poll until it
+    lifts; a PR the forge keeps refusing is left alone (see `MAX_REFUSALS`).
+    """
+
+    def __init__(
+        self,
+        ctx: Callable[[], PipelineContext],
+        *,
+        poll_s: float,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._ctx = ctx
+        self._backoff = Backoff(poll_s, poll_s * 8)
+        self._on_change = on_change
+        self.refusals: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"ReviewPoller(next_s={self._backoff.current_s}, refused={len(self.refusals)})"
+
+    def start(self) -> None:
+        """Poll now and then on, until `stop()`."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="opus-reviews", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Stop polling; a request under way is not waited for longer than `timeout_s`."""
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout=timeout_s)
+
+    def poll_once(self) -> float:
+        """One pass over the jobs awaiting review; returns the seconds until the next."""
+        try:
+            with rate_waits(0):  # a limit pauses every poll, not one request
+                changed = poll_reviews(self._ctx(), self._changed, refusals=self.refusals)
+        except RateLimited as exc:
+            log.warning("PR polling paused for %.0f s: %s", exc.wait_s, exc)
+            return max(exc.wait_s, self._backoff.base_s)
+        except Exception:  # a bad pass must not end the polling for good
+            log.exception("PR polling failed; trying again later")
+            changed = 0
+        return self._backoff.next_delay(changed > 0)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while not self._stop.wait(delay):
+            delay = self.poll_once()
+
+    def _changed(self, job: Job, what: str) -> None:
+        log.info("%s: %s", job.fr_id, what)
+        self._on_change()
+
+
+def poll_reviews(
+    ctx: PipelineContext,
+    on_change: Callable[[Job, str], None],
+    *,
+    refusals: MutableMapping[int, int] | None = None,
+) -> int:
+    """Check every job awaiting review once; returns how many changed state.
+
+    `refusals` counts, per job, the forge's 4xx answers in a row; a job at
+    `MAX_REFUSALS` is skipped. A rate limit ends the pass (`RateLimited` propagates):
+    every other job would meet the same limit.
+    """
     changed = 0
+    refused = refusals if refusals is not None else {}
     for job in ctx.store.jobs([JobState.AWAITING_REVIEW]):
+        if refused.get(job.id, 0) >= MAX_REFUSALS:
+            continue
         try:
             decision = _check(ctx, job)
+        except RateLimited:
+            raise
+        except ForgeRefused as exc:
+            if 400 <= exc.status < 500:
+                _refused(ctx, job, exc, refused)
+            else:
+                log.warning("cannot check the PR of %s: %s", job.fr_id, exc)
+            continue
         except OpusError as exc:
             log.warning("cannot check the PR of %s: %s", job.fr_id, exc)
             continue
+        refused.pop(job.id, None)
         if decision != "wait":
             changed += 1
             on_change(ctx.store.get(job.id), decision)
     return changed
+
+
+def _refused(
+    ctx: PipelineContext, job: Job, exc: ForgeRefused, refused: MutableMapping[int, int]
+) -> None:
+    count = refused[job.id] = refused.get(job.id, 0) + 1
+    if count < MAX_REFUSALS:
+        log.warning("the forge refused the PR check of %s (%d/%d): %s",
+                    job.fr_id, count, MAX_REFUSALS, exc)
+        return
+    log.error("no longer checking the PR of %s: %s", job.fr_id, exc)
+    ctx.store.add_event(job.id, "forge_refused", f"PR checks stopped: {exc}")
+    ctx.notifier.notify(*pr_unreadable(job.fr_id, str(exc)))
 
 
 def _check(ctx: PipelineContext, job: Job) -> str:

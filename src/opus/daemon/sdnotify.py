@@ -89,6 +89,14 @@ class SystemdNotifier:
         """Shutdown started (SIGTERM): systemd waits up to `TimeoutStopSec=`."""
         return self.send("STOPPING=1")
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for `seconds` more before the start (or stop) timeout kills the service.
+
+        sd_notify(3): the service must send a new message within that time; each slow
+        step (a notification send) extends again before it starts.
+        """
+        return self.send(f"EXTEND_TIMEOUT_USEC={max(1, round(seconds * 1_000_000))}")
+
     def watchdog_interval_s(self) -> float | None:
         """How often to ping: half of `WATCHDOG_USEC`, or None when no watchdog is set.
 

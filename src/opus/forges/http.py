@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +33,8 @@ RATE_WAIT_MAX_S = 480.0
 silence limit (`pipeline.stage_idle_s`, 600 s by default), so a wait is not "stuck"."""
 RATE_RETRIES = 3
 
+_WAIT_CAP_S: ContextVar[float | None] = ContextVar("opus_forge_wait_cap_s", default=None)
+
 OPUS_MARKER = "<!-- opus -->"
 """Hidden in every comment opus posts, so its own words are never read back as feedback."""
 
@@ -51,6 +55,18 @@ class RateLimited(ForgeError):
     def __init__(self, message: str, wait_s: float) -> None:
         super().__init__(message)
         self.wait_s = wait_s
+
+
+@contextmanager
+def rate_waits(max_s: float) -> Iterator[None]:
+    """Inside this block (in this thread only), a rate limit is waited out for at most
+    `max_s` per call; 0 raises `RateLimited` at once. The PR poller uses it: it pauses
+    all its polling instead of sleeping inside one request."""
+    token = _WAIT_CAP_S.set(max_s)
+    try:
+        yield
+    finally:
+        _WAIT_CAP_S.reset(token)
 
 
 class ApiClient:
@@ -159,7 +175,8 @@ class ApiClient:
             if wait is None:
                 break
             what = f"{method} {resp.request.url} hit the forge's rate limit"
-            budget = self.max_wait_s - waited
+            cap = _WAIT_CAP_S.get()
+            budget = (self.max_wait_s if cap is None else min(cap, self.max_wait_s)) - waited
             if attempt == RATE_RETRIES or budget <= 0:
                 raise RateLimited(f"{what}; it lifts in {wait:.0f} s. opus tries again "
                                   "then; a token of its own raises the limit", wait)

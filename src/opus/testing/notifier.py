@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from opus.seams import NotifyKind
 
@@ -23,6 +24,13 @@ class RecordingNotifier:
         with self._lock:
             return [kind for kind, _title, _body in self.sent]
 
-    def flush(self) -> int:
+    def flush(self, before_send: Callable[[], object] | None = None) -> int:
         """Nothing is ever pending here."""
+        del before_send
         return 0
+
+    def start(self) -> None:
+        """Nothing to send in the background."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
