@@ -6,6 +6,7 @@ implementations) and has a fake in `opus.testing`.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,17 @@ class Sandbox(Protocol):
         """Run a shell command with `worktree` as cwd and the only writable place.
 
         `writable=False` mounts the worktree read-only too (planner, reviewer).
+        """
+        ...
+
+    def start(
+        self, command: str, *, worktree: Path, writable: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` like `run` does, but leave it running and return the process.
+
+        Its stdin and stdout are pipes (stderr goes to stdout) and it leads its own process
+        group; the caller owns it and must end it (`opus.sandbox.process.kill_group`).
+        Used for the agents' persistent bash session.
         """
         ...
 

@@ -7,10 +7,20 @@ from opus.domain import JobState, Stage
 from tests.conftest import run_git
 from tests.e2e_pipeline import conversations as talk
 from tests.e2e_pipeline.harness import Project, run_fr, write_fr
-from tests.standins.messages_api import MessagesAPI, reply, tool_use
+from tests.standins.messages_api import MessagesAPI, Reply, reply, tool_use
 
-# At the built-in claude-sonnet-4-6 prices, each stand-in reply (100 in, 20 out) costs:
+# The budget tests script each reply's usage (100 in, 20 out: possible for any of these
+# requests) so that, at the built-in claude-sonnet-4-6 prices, each one costs:
 REPLY_USD = (100 * 3.0 + 20 * 15.0) / 1_000_000
+REPLY_USAGE = {"input_tokens": 100, "output_tokens": 20}
+
+
+def priced(*replies: Reply) -> list[Reply]:
+    """`replies` with the usage above scripted into each one."""
+    for one in replies:
+        assert isinstance(one, dict)
+        one["usage"] = dict(REPLY_USAGE)
+    return list(replies)
 
 
 def test_a_missing_base_branch_fails_before_any_model_call(
@@ -36,7 +46,7 @@ def test_a_tiny_budget_stops_the_job_after_the_first_priced_stage(
     api: MessagesAPI, project: Project
 ) -> None:
     plan_in_one_call = [reply(tool_use("submit_plan", talk.PLAN))]
-    api.add(*plan_in_one_call, *talk.good_coder(), *talk.approve())
+    api.add(*priced(*plan_in_one_call, *talk.good_coder(), *talk.approve()))
     write_fr(project, "budget: {usd: 0.0001}")
 
     run = run_fr(project, project.settings())
@@ -55,7 +65,7 @@ def test_a_tiny_budget_stops_the_job_after_the_first_priced_stage(
 def test_budget_running_out_inside_a_stage_is_a_budget_error_and_is_accounted(
     api: MessagesAPI, project: Project
 ) -> None:
-    api.add(*talk.planner(), *talk.good_coder(), *talk.approve())
+    api.add(*priced(*talk.planner(), *talk.good_coder(), *talk.approve()))
     write_fr(project, "budget: {usd: 0.0001}")
 
     run = run_fr(project, project.settings())
@@ -72,7 +82,7 @@ def test_the_coders_work_is_kept_on_the_branch_when_the_budget_runs_out(
     api: MessagesAPI, project: Project
 ) -> None:
     plan_in_one_call = [reply(tool_use("submit_plan", talk.PLAN))]
-    api.add(*plan_in_one_call, *talk.good_coder(), *talk.approve())
+    api.add(*priced(*plan_in_one_call, *talk.good_coder(), *talk.approve()))
     # Enough for the plan and one coder reply, not for the coder's second reply.
     write_fr(project, f"budget: {{usd: {REPLY_USD * 1.5}}}")
 

@@ -100,24 +100,6 @@ def test_binary_and_missing_files_are_error_results(editor: Editor, repo: Path) 
     assert editor({"command": "view"}).is_error
 
 
-def test_bash_runs_in_worktree_root(repo: Path, sandbox: Sandbox) -> None:
-    coder = Toolbox(Role.CODER, repo, sandbox, command_timeout_s=10)
-    result = coder.execute("bash", {"command": "pwd && ls && exit 3"}).result
-    assert result.content.startswith("exit code: 3")
-    assert str(repo) in result.content and "README.md" in result.content
-    assert not coder.execute("bash", {"command": "cd src"}).result.is_error
-    pwd = coder.execute("bash", {"command": "pwd"}).result.content
-    assert pwd.split("\n")[1] == str(repo), "each call starts again in the worktree root"
-    assert "restarted" in coder.execute("bash", {"restart": True}).result.content
-    assert coder.execute("bash", {}).result.is_error
-
-
-def test_bash_timeout_is_reported(repo: Path, sandbox: Sandbox) -> None:
-    quick = Toolbox(Role.CODER, repo, sandbox, command_timeout_s=0.5)
-    result = quick.execute("bash", {"command": "sleep 5"}).result
-    assert "killed after" in result.content
-
-
 def test_submit_validation(repo: Path, sandbox: Sandbox) -> None:
     planner = Toolbox(Role.PLANNER, repo, sandbox, command_timeout_s=10)
     bad = planner.execute("submit_plan", {"summary": "x", "steps": []})

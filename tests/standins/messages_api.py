@@ -3,14 +3,25 @@
 It is a real HTTP server on 127.0.0.1 (ephemeral port) that answers `POST /v1/messages`
 in the shapes the API uses, so the SDK's parsing, headers and retries all run for real.
 
-It checks what a real API would reject: the key (`x-api-key`, or `authorization: Bearer`
-as newer SDKs send it) and the `anthropic-version` header,
-the body (`model`, `max_tokens`, `messages` alternating and starting with `user`, every
-`tool_use` answered by a `tool_result` in the next user turn) and, unless told otherwise,
-that `tools` are present. It records every request and plays a script: each entry is a
-response dict, an `ApiError`, or a callable `(request_json) -> response | ApiError` (so
-a test can assert on the tool_result it received). An `AssertionError` raised inside a
-callable is kept in `.failures` and re-raised by `close()`, so it fails the test.
+It rejects what the real API rejects, with the API's status, error type and wording
+(`messages_rules.py`): a bad key or missing `anthropic-version`; an unknown model (404);
+`max_tokens` above the model's output limit; tool types the model does not support, or
+given the wrong name; more than 4 `cache_control` breakpoints; an empty message other than
+a final assistant one, whitespace-only text, a final assistant text ending in whitespace;
+a `tool_use` not answered by `tool_result` blocks at the start of the next user message,
+and a `tool_result` answering no `tool_use` of the previous assistant message. Unless
+told otherwise it also requires `tools` in every request (opus always sends them).
+
+It records every request and plays a script: each entry is a response dict, an
+`ApiError`, or a callable `(request_json) -> response | ApiError` (so a test can assert
+on the tool_result it received). Usage is what the real API would report: input and
+prompt-cache tokens are computed from the request (`PromptCache`: nothing is cached below
+the model's minimum cacheable prefix, and a later request reads what an earlier one
+wrote), output tokens never exceed `max_tokens` (a `max_tokens` stop uses all of them).
+A script may set usage fields itself, but not impossible ones (more output than
+`max_tokens`, cache tokens on a prefix too short to cache). An `AssertionError` raised
+inside a callable, or an impossible scripted reply, is kept in `.failures` and re-raised
+by `close()`, so it fails the test.
 
 Usage::
 
@@ -25,20 +36,22 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.standins.messages_rules import (
+    PromptCache,
+    check_body,
+    model_of,
+    prefix_of,
+    tokens_of,
+)
+
 API_KEY = "test-key"
 """The key the stand-in accepts (pass it as `api_key=` or `ANTHROPIC_API_KEY`)."""
-
-DEFAULT_USAGE = {
-    "input_tokens": 100,
-    "output_tokens": 20,
-    "cache_creation_input_tokens": 0,
-    "cache_read_input_tokens": 0,
-}
 
 
 @dataclass(frozen=True)
@@ -51,21 +64,30 @@ class ApiError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def rate_limited() -> ApiError:
-    """429 with `retry-after: 0` (and a tiny `retry-after-ms`, so the SDK retries at once)."""
+def rate_limited(retry_after_s: int = 1) -> ApiError:
+    """429 `rate_limit_error` with the headers the API sends (`retry-after` in seconds)."""
     return ApiError(
-        429, "rate_limit_error", "rate limited", {"retry-after": "0", "retry-after-ms": "5"}
+        429,
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization of 50 requests per "
+        "minute. For details, refer to: https://docs.claude.com/en/api/rate-limits. You can "
+        "see the response headers for current usage.",
+        {
+            "retry-after": str(retry_after_s),
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+        },
     )
 
 
 def overloaded() -> ApiError:
-    """529 `overloaded_error`, as the API sends when it is busy."""
-    return ApiError(529, "overloaded_error", "Overloaded", {"retry-after-ms": "5"})
+    """529 `overloaded_error`, as the API sends when it is busy (the SDK backs off itself)."""
+    return ApiError(529, "overloaded_error", "Overloaded")
 
 
 def server_error() -> ApiError:
     """500 `api_error`."""
-    return ApiError(500, "api_error", "Internal server error", {"retry-after-ms": "5"})
+    return ApiError(500, "api_error", "Internal server error")
 
 
 Reply = dict[str, Any] | ApiError | Callable[[dict[str, Any]], "dict[str, Any] | ApiError"]
@@ -95,9 +117,11 @@ def reply(
     *content: dict[str, Any],
     stop_reason: str | None = None,
     usage: dict[str, int] | None = None,
-    model: str = "claude-sonnet-4-5",
 ) -> dict[str, Any]:
-    """A message object; stop_reason defaults to tool_use when a tool is used, else end_turn."""
+    """A message object; stop_reason defaults to tool_use when a tool is used, else end_turn.
+
+    `usage` sets only the fields given; the stand-in computes the rest from the request.
+    """
     if stop_reason is None:
         uses_tool = any(block["type"] == "tool_use" for block in content)
         stop_reason = "tool_use" if uses_tool else "end_turn"
@@ -105,12 +129,38 @@ def reply(
         "id": f"msg_{next(_ids):06d}",
         "type": "message",
         "role": "assistant",
-        "model": model,
         "content": list(content),
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {**DEFAULT_USAGE, **(usage or {})},
+        "usage": dict(usage or {}),
     }
+
+
+def empty_reply() -> dict[str, Any]:
+    """An `end_turn` with no content at all, as models sometimes send after tool results."""
+    return reply(stop_reason="end_turn")
+
+
+def refusal(said: str = "I can't help with that.") -> dict[str, Any]:
+    """The model declined (`stop_reason: refusal`)."""
+    return reply(text(said), stop_reason="refusal")
+
+
+def paused(*content: dict[str, Any]) -> dict[str, Any]:
+    """`pause_turn`: the turn is unfinished; the client sends it back to continue."""
+    return reply(*content, stop_reason="pause_turn")
+
+
+def cut_tool_call(
+    name: str, partial_input: dict[str, Any], *said: dict[str, Any]
+) -> dict[str, Any]:
+    """`max_tokens` in the middle of a tool call: the last block is an incomplete tool_use."""
+    return reply(*said, tool_use(name, partial_input), stop_reason="max_tokens")
+
+
+def context_window_exceeded(said: str = "Let me look at the next") -> dict[str, Any]:
+    """`model_context_window_exceeded`: the reply filled the model's context window."""
+    return reply(text(said), stop_reason="model_context_window_exceeded")
 
 
 def last_tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -136,7 +186,10 @@ class MessagesAPI:
         self.script: list[Reply] = list(script)
         self.require_tools = require_tools
         self.requests: list[dict[str, Any]] = []
-        """Every request: {"headers": {...lower-case...}, "body": {...}}."""
+        """Every request: {"headers": {...lower-case...}, "body": {...}, "at": monotonic}."""
+        self.replies: list[dict[str, Any]] = []
+        """Every successful reply as sent, with the usage the stand-in reported."""
+        self.cache = PromptCache()
         self.failures: list[BaseException] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -191,19 +244,12 @@ class MessagesAPI:
         except json.JSONDecodeError as exc:
             return _error(ApiError(400, "invalid_request_error", f"body is not JSON: {exc}"))
         with self._lock:
-            self.requests.append({"headers": headers, "body": body})
-            problem = _check_body(body, require_tools=self.require_tools)
-            if problem is not None:
-                return _error(ApiError(400, "invalid_request_error", problem))
+            self.requests.append({"headers": headers, "body": body, "at": time.monotonic()})
+            rejected = check_body(body, require_tools=self.require_tools)
+            if rejected is not None:
+                return _error(ApiError(rejected.status, rejected.type, rejected.message))
             if not self.script:
-                return _error(
-                    ApiError(
-                        500,
-                        "api_error",
-                        "the stand-in's script is exhausted",
-                        {"x-should-retry": "false"},
-                    )
-                )
+                return self._broken("the stand-in's script is exhausted")
             step = self.script.pop(0)
         return self._play(step, body)
 
@@ -213,17 +259,47 @@ class MessagesAPI:
                 step = step(body)
             except AssertionError as exc:
                 self.failures.append(exc)
-                return _error(
-                    ApiError(
-                        500,
-                        "api_error",
-                        f"stand-in assertion failed: {exc}",
-                        {"x-should-retry": "false"},
-                    )
-                )
+                return self._broken(f"stand-in assertion failed: {exc}")
         if isinstance(step, ApiError):
             return _error(step)
-        return 200, step, {"request-id": f"req_{next(_ids):06d}"}
+        try:
+            message = self._complete(step, body)
+        except AssertionError as exc:
+            self.failures.append(exc)
+            return self._broken(f"impossible scripted reply: {exc}")
+        with self._lock:
+            self.replies.append(message)
+        return 200, message, {"request-id": f"req_{next(_ids):06d}"}
+
+    def _complete(self, step: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The scripted message with the model and the usage the real API would report."""
+        model = model_of(body["model"])
+        assert model is not None
+        scripted = dict(step.get("usage") or {})
+        with self._lock:
+            usage = self.cache.usage(body, model)
+        if step["stop_reason"] == "max_tokens":
+            usage["output_tokens"] = body["max_tokens"]
+        else:
+            usage["output_tokens"] = min(tokens_of(step["content"]), body["max_tokens"])
+        output = scripted.get("output_tokens", usage["output_tokens"])
+        assert output <= body["max_tokens"], (
+            f"a reply of {output} output tokens, but the request's max_tokens is "
+            f"{body['max_tokens']}"
+        )
+        caches = scripted.get("cache_creation_input_tokens", 0) + scripted.get(
+            "cache_read_input_tokens", 0
+        )
+        cacheable = prefix_of(body).cacheable(model)
+        assert caches <= cacheable, (
+            f"{caches} cache tokens, but only {cacheable} tokens of this request can be "
+            f"cached ({body['model']} caches nothing below {model.min_cache_tokens})"
+        )
+        return {**step, "model": step.get("model", body["model"]), "usage": {**usage, **scripted}}
+
+    def _broken(self, message: str) -> Response:
+        """A 500 the SDK will not retry: the test itself is wrong."""
+        return _error(ApiError(500, "api_error", message, {"x-should-retry": "false"}))
 
     @staticmethod
     def _check_headers(headers: dict[str, str]) -> ApiError | None:
@@ -239,39 +315,6 @@ class MessagesAPI:
 def _error(err: ApiError) -> Response:
     payload = {"type": "error", "error": {"type": err.type, "message": err.message}}
     return err.status, payload, dict(err.headers)
-
-
-def _check_body(body: Any, *, require_tools: bool) -> str | None:
-    if not isinstance(body, dict):
-        return "body must be a JSON object"
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: field required"
-    if not isinstance(body.get("max_tokens"), int):
-        return "max_tokens: field required"
-    if body.get("stream"):
-        return "the stand-in does not stream; call messages.create without stream=True"
-    if require_tools and not body.get("tools"):
-        return "tools: expected the agent's tools in every request"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "messages: at least one message is required"
-    return _check_turns(messages)
-
-
-def _check_turns(messages: list[Any]) -> str | None:
-    expected = "user"
-    pending: set[str] = set()
-    for index, message in enumerate(messages):
-        if message.get("role") != expected:
-            return f"messages.{index}: expected role {expected!r} (roles must alternate)"
-        blocks = message["content"] if isinstance(message["content"], list) else []
-        answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
-        if pending - answered:
-            missing = sorted(pending - answered)
-            return f"messages.{index}: tool_use ids {missing} have no tool_result"
-        pending = {b["id"] for b in blocks if b.get("type") == "tool_use"}
-        expected = "assistant" if expected == "user" else "user"
-    return None
 
 
 def _handler_for(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:

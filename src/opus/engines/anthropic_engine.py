@@ -5,6 +5,12 @@ worktree and answers with their results, until the role's end condition (the pla
 and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
 budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
 (`agents.max_retries`); what is left after them becomes an `EngineError`.
+
+Each `stop_reason` is handled as Anthropic's "Handling stop reasons" page describes:
+`refusal` and `model_context_window_exceeded` fail the stage; a tool call cut by
+`max_tokens` is never executed but asked again with a larger `max_tokens`; `pause_turn`
+is continued by sending the paused assistant turn back as it is; an empty reply is never
+sent back as an empty assistant message (the API rejects those).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role, Usage
 from opus.engines.base import AgentFailed, one_line, stopped
 from opus.engines.loop_guard import LoopGuard
+from opus.engines.models import check_models, max_output_tokens, tools_for
 from opus.engines.pricing import cost_usd
 from opus.engines.tools import CACHE_CONTROL, Toolbox
 from opus.errors import EngineError
@@ -30,6 +37,11 @@ MAX_NUDGES = 2
 # The smallest per-request timeout handed to the SDK, so a nearly spent stage can still
 # make one short call instead of failing instantly.
 MIN_REQUEST_TIMEOUT_S = 5.0
+CUT_OFF = "Your reply was cut off by the output limit. Continue exactly where you stopped."
+CONTINUE_CODER = (
+    "Continue with the task. When it is done, end your turn with a short summary of what "
+    "changed, in which files, and how it was tested."
+)
 
 
 class AnthropicEngine:
@@ -43,6 +55,7 @@ class AnthropicEngine:
         client: anthropic.Anthropic | None = None,
         clock: Clock | None = None,
     ) -> None:
+        check_models(agents)  # a model without opus's tools is a config error at start
         self.agents = agents
         self.sandbox_cfg = sandbox_cfg
         self.clock: Clock = clock or SystemClock()
@@ -79,7 +92,10 @@ class _Run:
             task.worktree,
             task.sandbox,
             command_timeout_s=engine.sandbox_cfg.command_timeout_s,
+            versions=tools_for(task.model),
         )
+        self.max_output = max_output_tokens(task.model)
+        self.call_max_tokens = min(engine.agents.max_tokens, self.max_output)
         self.tools = self.toolbox.definitions()
         self.system = [
             {"type": "text", "text": task.system_prompt, "cache_control": dict(CACHE_CONTROL)}
@@ -95,6 +111,12 @@ class _Run:
     # ------------------------------------------------------------------ the loop
 
     def execute(self) -> AgentResult:
+        try:
+            return self._loop()
+        finally:
+            self.toolbox.close()
+
+    def _loop(self) -> AgentResult:
         while True:
             cap = self._cap_reached()
             if cap is not None:
@@ -109,8 +131,8 @@ class _Run:
     def _handle(self, reply: anthropic.types.Message) -> AgentResult | None:
         self.turns += 1
         self.usage += _usage_of(reply)
-        self.messages.append({"role": "assistant", "content": _assistant_blocks(reply)})
-        texts = [b.text for b in reply.content if b.type == "text" and b.text.strip()]
+        blocks = _assistant_blocks(reply)
+        texts = [b["text"] for b in blocks if b["type"] == "text"]
         if texts:
             self.last_text = texts[-1]
         uses = [b for b in reply.content if b.type == "tool_use"]
@@ -119,12 +141,72 @@ class _Run:
             f"{self.task.role} turn {self.turns}: {reply.stop_reason} ({names})"
             + (f": {one_line(self.last_text, 80)}" if texts else "")
         )
+        stop = reply.stop_reason
+        if stop in ("refusal", "model_context_window_exceeded"):
+            raise AgentFailed(self._failure(stop), self._result("end_turn", {}))
+        if stop == "max_tokens" and uses:
+            return self._grow_output(uses)
+        self._add_assistant(blocks)
+        if stop == "pause_turn":
+            return None  # resend as it is: the API continues the paused turn
         if uses:
             return self._run_tools(uses)
-        if reply.stop_reason in ("max_tokens", "pause_turn"):
-            self.messages.append(_user_text("Your reply was cut off. Continue where you stopped."))
+        if stop == "max_tokens":
+            self._say(CUT_OFF)
             return None
-        return self._turn_ended()
+        return self._turn_ended(empty=not blocks)
+
+    def _failure(self, stop: str) -> str:
+        role, model = self.task.role, self.task.model
+        said = f" Its last words: {one_line(self.last_text, 200)}" if self.last_text else ""
+        if stop == "refusal":
+            return (
+                f"the {role} model {model} declined to continue (stop_reason refusal), so "
+                f"the stage has no result.{said} Rephrase the feature request or choose "
+                f"another model (agents.{role}_model), then `opus retry`"
+            )
+        return (
+            f"the {role}'s conversation filled the context window of {model} after "
+            f"{self.turns} turns (stop_reason model_context_window_exceeded), so its last "
+            "reply was cut off. Split the feature request into smaller ones, lower "
+            "pipeline.max_turns, or use a model with a larger context window, then `opus retry`"
+        )
+
+    def _grow_output(self, uses: list[anthropic.types.ToolUseBlock]) -> AgentResult | None:
+        """A tool call cut by max_tokens has partial input: ask again with a larger limit."""
+        names = ", ".join(use.name for use in uses)
+        if self.call_max_tokens >= self.max_output:
+            raise AgentFailed(
+                f"the {self.task.role}'s call of {names} did not fit in {self.call_max_tokens} "
+                f"output tokens, the most {self.task.model} can write in one reply, so it was "
+                "not executed; ask for smaller steps in the feature request (for example "
+                "several smaller files), then `opus retry`",
+                self._result("end_turn", {}),
+            )
+        self.call_max_tokens = min(self.call_max_tokens * 2, self.max_output)
+        self.task.on_activity(
+            f"{names} was cut off by max_tokens and not executed; asking again with "
+            f"max_tokens {self.call_max_tokens}"
+        )
+        return None
+
+    def _add_assistant(self, blocks: list[dict[str, Any]]) -> None:
+        """Record the model's turn; an empty one is not recorded (the API rejects it)."""
+        if not blocks:
+            return
+        last = self.messages[-1]
+        if last["role"] == "assistant":  # continuing a paused turn: one assistant message
+            last["content"].extend(blocks)
+        else:
+            self.messages.append({"role": "assistant", "content": blocks})
+
+    def _say(self, text: str) -> None:
+        """Add `text` as opus's next user turn (after tool results, if the turn has some)."""
+        last = self.messages[-1]
+        if last["role"] == "user":
+            last["content"].append({"type": "text", "text": text})
+        else:
+            self.messages.append(_user_text(text))
 
     def _run_tools(self, uses: list[anthropic.types.ToolUseBlock]) -> AgentResult | None:
         results: list[dict[str, Any]] = []
@@ -150,8 +232,13 @@ class _Run:
         self.messages.append({"role": "user", "content": results})
         return None
 
-    def _turn_ended(self) -> AgentResult | None:
+    def _turn_ended(self, *, empty: bool) -> AgentResult | None:
         if self.task.role is Role.CODER:
+            if empty and self.nudges < MAX_NUDGES:
+                # An empty end_turn is not a summary: the docs' remedy is a continue prompt.
+                self.nudges += 1
+                self._say(CONTINUE_CODER)
+                return None
             return self._result("end_turn", {"summary": self.last_text or "(no summary given)"})
         submit = self.toolbox.submit_name
         if self.nudges >= MAX_NUDGES:
@@ -163,9 +250,7 @@ class _Run:
                 partial,
             )
         self.nudges += 1
-        self.messages.append(
-            _user_text(f"You ended your turn without calling {submit}. Call {submit} now.")
-        )
+        self._say(f"You ended your turn without calling {submit}. Call {submit} now.")
         return None
 
     # ------------------------------------------------------------------ caps
@@ -223,7 +308,7 @@ class _Run:
         try:
             return self.engine.client.messages.create(
                 model=self.task.model,
-                max_tokens=self.engine.agents.max_tokens,
+                max_tokens=self.call_max_tokens,
                 system=self.system,  # type: ignore[arg-type]
                 tools=self.tools,  # type: ignore[arg-type]
                 messages=_with_breakpoint(self.messages),  # type: ignore[arg-type]
@@ -269,19 +354,23 @@ def _user_text(text: str) -> dict[str, Any]:
 def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages with a cache breakpoint on the latest user turn only.
 
-    Older breakpoints are dropped: the API allows four, and system + tools use two.
+    Older breakpoints are dropped: the API allows four, and system + tools use two. The
+    latest user turn is the last message except while a paused assistant turn is resent.
     """
-    last = messages[-1]
-    blocks = [dict(block) for block in last["content"]]
+    index = max(i for i, message in enumerate(messages) if message["role"] == "user")
+    blocks = [dict(block) for block in messages[index]["content"]]
     blocks[-1]["cache_control"] = dict(CACHE_CONTROL)
-    return [*messages[:-1], {**last, "content": blocks}]
+    return [*messages[:index], {**messages[index], "content": blocks}, *messages[index + 1 :]]
 
 
 def _assistant_blocks(reply: anthropic.types.Message) -> list[dict[str, Any]]:
+    """The reply's content as request blocks; whitespace-only text is dropped (the API
+    rejects text blocks without non-whitespace text)."""
     blocks: list[dict[str, Any]] = []
     for block in reply.content:
         if block.type == "text":
-            blocks.append({"type": "text", "text": block.text})
+            if block.text.strip():
+                blocks.append({"type": "text", "text": block.text})
         elif block.type == "tool_use":
             blocks.append(
                 {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}

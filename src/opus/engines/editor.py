@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opus.engines.models import CURRENT_TOOLS
 from opus.errors import OpusError
 
+# The current version; older models get theirs from `engines.models.tools_for`.
 EDITOR_TOOL: dict[str, Any] = {
-    "type": "text_editor_20250728",
-    "name": "str_replace_based_edit_tool",
+    "type": CURRENT_TOOLS.editor_type,
+    "name": CURRENT_TOOLS.editor_name,
 }
 # A view larger than this would crowd the model's context; it is cut and says how to page.
 MAX_VIEW_CHARS = 40_000

@@ -6,8 +6,9 @@
 | coder    | editor (all commands), bash (worktree writable)         |
 | reviewer | editor (`view` only), bash (read-only), `submit_review` |
 
-`bash` runs every command in a fresh shell through the job's `Sandbox`, starting in the
-worktree root: state such as `cd` or exported variables does not carry over between calls.
+`bash` is one persistent shell per stage inside the job's `Sandbox`, starting in the
+worktree root: `cd`, variables and functions carry over between calls, as Anthropic's bash
+tool documents. The editor and bash tool versions follow the model (`engines.models`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from opus.domain import Role
+from opus.engines.bash_session import BashSession, SessionResult
 from opus.engines.editor import EDITOR_TOOL, Editor, ToolResult
+from opus.engines.models import CURRENT_TOOLS, ToolVersions
 from opus.engines.submit import (
     SUBMIT_PLAN_TOOL,
     SUBMIT_REVIEW_TOOL,
@@ -32,44 +35,59 @@ from opus.seams import Sandbox
 
 __all__ = ["BASH_TOOL", "EDITOR_TOOL", "BashTool", "Editor", "ToolOutcome", "ToolResult", "Toolbox"]
 
-BASH_TOOL: dict[str, Any] = {"type": "bash_20250124", "name": "bash"}
+BASH_TOOL: dict[str, Any] = {"type": CURRENT_TOOLS.bash_type, "name": CURRENT_TOOLS.bash_name}
 # The sandbox already caps output; this smaller cap keeps one reply from flooding the context.
 MAX_BASH_CHARS = 30_000
 CACHE_CONTROL: dict[str, str] = {"type": "ephemeral"}
 
 
 class BashTool:
-    """Runs `{command}` through the sandbox in `worktree`; `{restart: true}` is a no-op."""
+    """The `bash` tool: `{command}` runs in the stage's persistent session, `{restart: true}`
+    starts a new one (see `opus.engines.bash_session`)."""
 
     def __init__(
         self, sandbox: Sandbox, worktree: Path, *, writable: bool, timeout_s: float
     ) -> None:
-        self.sandbox = sandbox
-        self.worktree = worktree
+        self.session = BashSession(sandbox, worktree, writable=writable)
         self.writable = writable
         self.timeout_s = timeout_s
 
     def __call__(self, tool_input: Mapping[str, Any]) -> ToolResult:
         """Run one command; failures of the command or the sandbox become error results."""
         if tool_input.get("restart"):
-            return ToolResult("The shell was restarted (every command starts a fresh shell).")
+            self.session.restart()
+            return ToolResult(
+                "The bash session was restarted: a new shell in the worktree root, with no "
+                "variables, functions or directory changes from before."
+            )
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             return ToolResult("Error: `command` is required and must be a string.", is_error=True)
         try:
-            result = self.sandbox.run(
-                command, worktree=self.worktree, timeout_s=self.timeout_s, writable=self.writable
-            )
+            result = self.session.run(command, timeout_s=self.timeout_s)
         except SandboxError as exc:
             return ToolResult(f"Error: the sandbox could not run the command: {exc}", is_error=True)
-        return ToolResult(self._format(result.exit_code, result.output, result.timed_out))
+        return ToolResult(self._format(result))
 
-    def _format(self, exit_code: int, output: str, timed_out: bool) -> str:
-        header = f"exit code: {exit_code}"
-        if timed_out:
-            header += f" (killed after the {self.timeout_s:.0f}s command timeout)"
+    def close(self) -> None:
+        """End the session (at the end of the stage)."""
+        self.session.close()
+
+    def _format(self, result: SessionResult) -> str:
+        header = f"exit code: {result.exit_code}"
+        if result.timed_out:
+            header += (
+                f" (killed after the {self.timeout_s:.0f}s command timeout; the bash session "
+                "was restarted, so directory changes, variables and functions are gone)"
+            )
+        elif result.shell_exited:
+            header += (
+                " (the shell exited; the next command starts a new bash session in the "
+                "worktree root)"
+            )
         if not self.writable:
             header += " [read-only worktree]"
+        output = result.output
         if len(output) > MAX_BASH_CHARS:
             cut = len(output) - MAX_BASH_CHARS
             output = f"[first {cut} characters cut]\n" + output[-MAX_BASH_CHARS:]
@@ -85,12 +103,23 @@ class ToolOutcome:
 
 
 class Toolbox:
-    """The tools of one role over one worktree: their definitions and their execution."""
+    """The tools of one role over one worktree: their definitions and their execution.
+
+    `versions` are the Anthropic-defined tool versions the model accepts; call `close()`
+    when the stage ends, to end its bash session.
+    """
 
     def __init__(
-        self, role: Role, worktree: Path, sandbox: Sandbox, *, command_timeout_s: float
+        self,
+        role: Role,
+        worktree: Path,
+        sandbox: Sandbox,
+        *,
+        command_timeout_s: float,
+        versions: ToolVersions = CURRENT_TOOLS,
     ) -> None:
         self.role = role
+        self.versions = versions
         writable = role is Role.CODER
         self.editor = Editor(worktree, read_only=not writable)
         self.bash = BashTool(sandbox, worktree, writable=writable, timeout_s=command_timeout_s)
@@ -98,7 +127,10 @@ class Toolbox:
 
     def definitions(self) -> list[dict[str, Any]]:
         """Tool definitions for the request; the last one carries the cache breakpoint."""
-        tools = [copy.deepcopy(EDITOR_TOOL), copy.deepcopy(BASH_TOOL)]
+        tools: list[dict[str, Any]] = [
+            {"type": self.versions.editor_type, "name": self.versions.editor_name},
+            {"type": self.versions.bash_type, "name": self.versions.bash_name},
+        ]
         if self.role is Role.PLANNER:
             tools.append(copy.deepcopy(SUBMIT_PLAN_TOOL))
         elif self.role is Role.REVIEWER:
@@ -112,15 +144,19 @@ class Toolbox:
         if not isinstance(tool_input, Mapping):
             error = ToolResult("Error: tool input must be a JSON object.", is_error=True)
             return ToolOutcome(error)
-        if name == EDITOR_TOOL["name"]:
+        if name == self.versions.editor_name:
             return ToolOutcome(self.editor(tool_input))
-        if name == BASH_TOOL["name"]:
+        if name == self.versions.bash_name:
             return ToolOutcome(self.bash(tool_input))
         if name == self.submit_name:
             return self._submit(tool_input)
         offered = ", ".join(t["name"] for t in self.definitions())
         message = f"Error: no tool named {name!r}; use one of {offered}."
         return ToolOutcome(ToolResult(message, is_error=True))
+
+    def close(self) -> None:
+        """End the stage's bash session and everything it started."""
+        self.bash.close()
 
     def _submit(self, tool_input: Mapping[str, Any]) -> ToolOutcome:
         try:

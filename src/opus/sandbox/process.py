@@ -77,6 +77,14 @@ class ShellRunner:
             cap_bytes=self.output_cap_bytes,
         )
 
+    def start(
+        self, command: str, *, worktree: Path, writable: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` and leave it running; see `opus.seams.Sandbox.start`."""
+        worktree = worktree.resolve()
+        argv = self.argv(command, worktree=worktree, writable=writable)
+        return start_in_group(argv, cwd=worktree, env=self.env)
+
 
 class CappedOutput:
     """Bytes kept up to `cap`: the first half as a head, the latest half as a tail."""
@@ -114,6 +122,26 @@ class CappedOutput:
         return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
 
 
+def start_in_group(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: int = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session (its own process group), output piped, stderr merged."""
+    if not cwd.is_dir():
+        raise SandboxError(f"worktree {cwd} is not a directory; recreate the job's worktree")
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
+
+
 def run_in_group(
     argv: Sequence[str],
     *,
@@ -123,26 +151,13 @@ def run_in_group(
     cap_bytes: int,
 ) -> CommandResult:
     """Run `argv` in a new session; kill its whole group on timeout; capture capped output."""
-    if not cwd.is_dir():
-        raise SandboxError(f"worktree {cwd} is not a directory; recreate the job's worktree")
     started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
+    proc = start_in_group(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
     output = CappedOutput(cap_bytes)
     try:
         timed_out = _pump(proc, output, deadline=started + timeout_s)
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     exit_code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
     return CommandResult(
         exit_code=exit_code,
@@ -197,15 +212,19 @@ def _read_into(fd: int, output: CappedOutput) -> bool:
     return True
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the child's group, then SIGKILL whatever is left after a short grace."""
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's group, then SIGKILL whatever is left after a short grace.
+
+    Closes the child's pipes too."""
     _signal_group(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=TERM_GRACE_S if proc.poll() is None else 0.05)
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -78,12 +78,15 @@ class ScriptedEngine:
         toolbox = Toolbox(
             task.role, task.worktree, task.sandbox, command_timeout_s=self.command_timeout_s
         )
-        for turn, step in enumerate(steps, 1):
-            if task.should_stop():
-                return stopped(task, "timeout", "opus asked it to stop.", turns=turn - 1)
-            if isinstance(step, Submit):
-                return _finish(task, step.output, turn)
-            self._act(task, toolbox, step)
+        try:
+            for turn, step in enumerate(steps, 1):
+                if task.should_stop():
+                    return stopped(task, "timeout", "opus asked it to stop.", turns=turn - 1)
+                if isinstance(step, Submit):
+                    return _finish(task, step.output, turn)
+                self._act(task, toolbox, step)
+        finally:
+            toolbox.close()
         if task.role is Role.CODER:
             return _finish(task, {"summary": "done"}, len(steps))
         raise AgentFailed(

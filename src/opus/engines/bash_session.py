@@ -1,0 +1,159 @@
+"""One persistent bash process per stage, inside the sandbox: the `bash` tool's session.
+
+Anthropic's bash tool documents a session that keeps its state between calls: the working
+directory, variables and functions a command sets are there for the next command, and
+`restart: true` starts a fresh one. opus keeps one `bash --noprofile --norc` per stage,
+started through `Sandbox.start` (so it sees exactly what a `Sandbox.run` command sees: the
+worktree the only writable place, secrets removed, no network), reading commands on stdin.
+
+Each command is sent as one line, `eval $'<command, escaped>' </dev/null`, followed by a
+line printing a marker with a random per-session token and `$?`; output is read up to
+that marker. `eval` runs in the session's own shell, so `cd`, `export` and functions
+persist; stdin is /dev/null, so a command that reads stdin cannot eat the next one. A
+command that outlives its timeout has the whole session killed (its process group, and
+with bwrap its PID namespace); so does one that makes the shell exit. The next command
+then starts a new session in the worktree root, and the result says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import selectors
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from opus.errors import SandboxError
+from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput, kill_group
+from opus.seams import Sandbox
+
+SHELL_COMMAND = "exec bash --noprofile --norc"
+# Bytes kept from the end of the stream to find the marker even when split across reads.
+_WINDOW = 256
+# Characters bash's $'...' quoting can carry unescaped.
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-./,:=+@%")
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What one command did in the session."""
+
+    exit_code: int
+    output: str
+    timed_out: bool = False
+    shell_exited: bool = False
+    """The shell itself ended (`exit`, `exec`, a crash): the next command gets a new one."""
+
+
+def quote(command: str) -> str:
+    """`command` as a bash `$'...'` word: every byte that is not plainly safe is `\\xHH`."""
+    data = command.encode("utf-8")
+    return "$'" + "".join(chr(b) if b in _PLAIN else f"\\x{b:02x}" for b in data) + "'"
+
+
+class BashSession:
+    """A lazily started, restartable bash process in `worktree` through `sandbox`."""
+
+    def __init__(
+        self, sandbox: Sandbox, worktree: Path, *, writable: bool, output_cap_bytes: int = 200_000
+    ) -> None:
+        self.sandbox = sandbox
+        self.worktree = worktree
+        self.writable = writable
+        self.output_cap_bytes = output_cap_bytes
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._token = ""
+
+    @property
+    def running(self) -> bool:
+        """True while a shell process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def run(self, command: str, *, timeout_s: float) -> SessionResult:
+        """Run `command` in the session; a new session is started if none is alive."""
+        if "\0" in command:
+            raise SandboxError("the command contains a NUL byte, which bash cannot run")
+        proc = self._ensure()
+        assert proc.stdin is not None
+        script = f"eval {quote(command)} </dev/null\nprintf '\\n{self._token} %s\\n' \"$?\"\n"
+        try:
+            proc.stdin.write(script.encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the shell is gone; reading below sees EOF and reports it
+        return self._collect(proc, deadline=time.monotonic() + timeout_s)
+
+    def restart(self) -> None:
+        """End the current shell (if any); the next command starts a fresh one."""
+        self.close()
+
+    def close(self) -> None:
+        """Kill the shell and everything it started."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            kill_group(proc)
+
+    # ------------------------------------------------------------------ internals
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self.close()
+        self._token = f"__OPUS_DONE_{secrets.token_hex(8)}__"
+        self._proc = self.sandbox.start(
+            SHELL_COMMAND, worktree=self.worktree, writable=self.writable
+        )
+        return self._proc
+
+    def _collect(self, proc: subprocess.Popen[bytes], *, deadline: float) -> SessionResult:
+        assert proc.stdout is not None
+        output = CappedOutput(self.output_cap_bytes)
+        window = bytearray()
+        marker = re.compile(rb"\n" + re.escape(self._token.encode()) + rb" (\d+)\n")
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.close()
+                    return SessionResult(TIMEOUT_EXIT_CODE, output.text(), timed_out=True)
+                if not selector.select(timeout=min(remaining, 0.5)):
+                    continue
+                chunk = _read(fd)
+                if chunk is None:
+                    continue
+                if not chunk:  # EOF: the shell is gone
+                    return self._exited(proc, output)
+                output.add(chunk)
+                window = (window + chunk)[-_WINDOW:]
+                found = marker.search(window)
+                if found:
+                    return SessionResult(int(found.group(1)), _strip_marker(output, self._token))
+
+    def _exited(self, proc: subprocess.Popen[bytes], output: CappedOutput) -> SessionResult:
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = -1
+        self.close()
+        return SessionResult(code, output.text(), shell_exited=True)
+
+
+def _read(fd: int) -> bytes | None:
+    """Available bytes, b"" at EOF, None when nothing was ready after all."""
+    try:
+        return os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return None
+
+
+def _strip_marker(output: CappedOutput, token: str) -> str:
+    """The command's own output: without the newline and marker line the session added."""
+    text = output.text()
+    cut = text.rfind("\n" + token)
+    return text[:cut] if cut >= 0 else text
