@@ -9,6 +9,7 @@ import pytest
 
 from opus.config import AgentsConfig
 from opus.domain import Role
+from opus.engines import engine_at_first_use
 from opus.engines.anthropic_engine import AnthropicEngine
 from opus.engines.models import max_output_tokens, tools_for
 from opus.errors import ConfigError
@@ -63,3 +64,6 @@ def test_a_model_without_the_tools_is_refused_at_start(settings: dict[str, str],
     with pytest.raises(ConfigError, match=f"config key `{key}`: model claude-3") as caught:
         AnthropicEngine(AgentsConfig(**settings), SANDBOX_CFG)
     assert "claude-sonnet-4-6" in str(caught.value)
+    # The daemon builds the engine lazily, but checks the models when it starts.
+    with pytest.raises(ConfigError, match=f"config key `{key}`"):
+        engine_at_first_use(AgentsConfig(**settings), SANDBOX_CFG)

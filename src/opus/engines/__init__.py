@@ -10,6 +10,7 @@ import importlib
 import threading
 
 from opus.config import AgentsConfig, SandboxConfig
+from opus.engines.models import check_models
 from opus.errors import ConfigError
 from opus.seams import AgentResult, AgentTask, Engine
 
@@ -43,6 +44,9 @@ def engine_at_first_use(agents: AgentsConfig, sandbox_cfg: SandboxConfig) -> Eng
     made when its first stage runs (the name is still checked now)."""
     if agents.engine not in LOADED_AT_FIRST_USE:
         return engine_for(agents, sandbox_cfg)
+    # A model without opus's tools is a config error at start, not at the first stage
+    # (this check needs no SDK).
+    check_models(agents)
     return _AtFirstUse(agents, sandbox_cfg)
 
 
