@@ -137,6 +137,17 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from opus.vault.dryrun import render_scan, scan_plan
+
+    lines = scan_plan(_settings(args))
+    if args.json:
+        print(json.dumps([line.as_dict() for line in lines], indent=2, ensure_ascii=False))
+    else:
+        print(render_scan(lines))
+    return 0
+
+
 def _logs(args: argparse.Namespace) -> int:
     from opus.control import find_job
     from opus.daemon.logs import follow, log_path, read_log
@@ -290,6 +301,7 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("init", "create a vault skeleton, opus.toml and an example FR", _args_init, _init),
     ("run", "run the daemon (or --once)", _args_run, _run),
     ("status", "jobs with FR, state, stage, round, elapsed, cost, PR", _args_json, _status),
+    ("scan", "what opus would do with every note (dry run: writes nothing)", _args_json, _scan),
     ("logs", "a job's log", _args_logs, _logs),
     ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),
     ("cancel", "stop a job and clean its worktree", _args_fr, _cancel),

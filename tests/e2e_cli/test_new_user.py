@@ -120,8 +120,9 @@ def test_run_once_completes_valid_frs_and_flags_broken_ones(tmp_path: Path) -> N
     assert notes["FR-100.md"]["status"] == "review"
     delivered = project / "vault" / "10_features" / "05_review" / "FR-100.md"
     assert delivered.read_text().endswith("---\n# Summary\n\nDo add a marker.\n")
-    failed = project / "vault" / "10_features" / "07_failed"
-    assert failed.joinpath("bad-yaml.md").read_text().endswith("---\nbody\n"), "body kept"
+    # An invalid note is never moved: it stays where the user is editing it.
+    assert planned.joinpath("bad-yaml.md").read_text().endswith("---\nbody\n"), "body kept"
+    assert not (project / "vault" / "10_features" / "07_failed" / "bad-yaml.md").exists()
 
 
 def test_paused_run_once_claims_nothing_and_exits(tmp_path: Path) -> None:

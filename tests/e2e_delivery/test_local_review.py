@@ -8,12 +8,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import frontmatter
-
 from opus.domain import JobState, Role
 from opus.pipeline.executor import Outcome
+from opus.vault.text import load_frontmatter, split_note
 from tests.conftest import run_git
 from tests.e2e_delivery.harness import GREET_V1, GREET_V2, Bench, make_bench
+
+
+def _meta(text: str) -> dict[str, object]:
+    meta = load_frontmatter(split_note(text))
+    assert isinstance(meta, dict)
+    return meta
 
 ASK = "Please greet by name."
 
@@ -31,7 +36,7 @@ def _decide(bench: Bench, pr_note: Path, decision: str, review: str = "") -> Non
         r"^decision:.*$", f"decision: {decision}", pr_note.read_text(), count=1, flags=re.MULTILINE
     )
     if review:
-        text = text.replace("## Review\n", f"## Review\n\n{review}\n", 1)
+        text = text.replace("## Your review\n", f"## Your review\n\n{review}\n", 1)
     pr_note.write_text(text)
 
 
@@ -44,8 +49,8 @@ def test_local_pr_note_round_trip(tmp_path: Path) -> None:
     job = bench.store.get(job.id)
     pr_note = Path(job.pr_url or "")
     assert pr_note.parent == bench.vault / "10_features" / "05_review"
-    meta = frontmatter.load(str(pr_note)).metadata
-    assert (meta["pr_for"], meta["branch"], meta["state"]) == ("FR-1", job.branch, "open")
+    meta = _meta(pr_note.read_text())
+    assert (meta["pr_for"], meta["branch"], meta["state"]) == ("[[FR-1]]", job.branch, "open")
     assert bench.remote_head(job.branch or "") is not None
     pr_text = pr_note.read_text()
     bench.intake.tick()
@@ -60,12 +65,14 @@ def test_local_pr_note_round_trip(tmp_path: Path) -> None:
 
     coder = [task for task in bench.engine.tasks if task.role is Role.CODER]
     assert len(coder) == 2 and ASK in coder[1].user_message
+    agent_review = _agent_review(pr_text)
+    assert agent_review and agent_review not in coder[1].user_message  # only the human's words
     new_head = bench.remote_head(job.branch or "")
     assert new_head != first_head
     run_git(bench.remote, "merge-base", "--is-ancestor", first_head or "", new_head or "")
     answered = pr_note.read_text()
     assert "### opus — round 2" in answered and "takes a name" in answered
-    assert frontmatter.loads(answered).metadata["decision"] is None  # reset for the next look
+    assert _meta(answered)["decision"] is None  # reset for the next look
     assert bench.poll() == []
 
     _decide(bench, pr_note, "approve")
@@ -75,6 +82,12 @@ def test_local_pr_note_round_trip(tmp_path: Path) -> None:
     path, fr = bench.note()
     assert (path.parent.name, fr["status"]) == ("06_done", "done")
     assert not (bench.ctx.settings.state_dir / "worktrees" / f"job-{job.id}").exists()
+
+
+def _agent_review(text: str) -> str:
+    found = re.search(r"^## Agent review\n\n(.+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return found[1].strip()
 
 
 def test_local_reject_cancels(tmp_path: Path) -> None:
@@ -87,6 +100,25 @@ def test_local_reject_cancels(tmp_path: Path) -> None:
     assert bench.poll() == ["cancelled"]
     bench.intake.tick()
     assert bench.note()[1]["status"] == "cancelled"
+
+
+def test_a_retry_after_reject_is_not_cancelled_by_the_old_note(tmp_path: Path) -> None:
+    from opus.control import retry
+
+    bench = make_bench(tmp_path, rounds=(GREET_V1, GREET_V1))
+    bench.write_fr()
+    job = bench.enqueue()
+    bench.work()
+    old_note = Path(bench.store.get(job.id).pr_url or "")
+    _decide(bench, old_note, "reject")
+    assert bench.poll() == ["cancelled"]
+
+    retry(bench.store, "FR-1")
+    outcome = bench.work()
+    job = bench.store.get(job.id)
+    assert job.state is JobState.AWAITING_REVIEW, outcome
+    assert bench.poll() == []  # the PR note is reopened and waits for a new decision
+    assert bench.store.get(job.id).state is JobState.AWAITING_REVIEW
 
 
 def test_deleting_the_local_pr_note_cancels(tmp_path: Path) -> None:

@@ -8,55 +8,57 @@ import pytest
 
 from opus.domain import FeatureRequest, FRStatus, Priority
 from opus.vault import InvalidNote, parse_note
-from opus.vault.note import MAX_NOTE_BYTES, read_note
+from opus.vault.note import MAX_NOTE_BYTES, OtherNote, read_note
 from tests.conftest import make_repo
 
 GOOD = "---\nid: FR-1\ntitle: Do it\nstatus: planned\n{extra}---\nBody\n"
 
 # (case name, note bytes, file name, words the error must contain)
 CORPUS: list[tuple[str, bytes, str, tuple[str, ...]]] = [
-    ("bad yaml", b"---\nid: FR-1\ntitle: a: b: c\n---\n", "n.md", ("bad YAML", "line 3")),
-    ("tab indent", b"---\nid: FR-1\n\ttitle: x\n---\n", "n.md", ("bad YAML", "line 3")),
-    ("list frontmatter", b"---\n- id\n- title\n---\n", "n.md", ("not a mapping", "list")),
-    ("scalar frontmatter", b"---\njust words\n---\n", "n.md", ("not a mapping", "str")),
-    ("missing id", b"---\ntitle: x\n---\n", "notes.md", ("missing id", "id: FR-123")),
-    ("empty id", b"---\nid: ''\ntitle: x\n---\n", "n.md", ("missing id",)),
-    ("id with space", b"---\nid: FR 1\ntitle: x\n---\n", "n.md", ("id 'FR 1'", "letters")),
-    ("id is a list", b"---\nid: [1]\ntitle: x\n---\n", "n.md", ("`id` must be text", "a list")),
-    ("missing title", b"---\nid: FR-1\n---\n", "n.md", ("missing title",)),
-    ("empty title", b"---\nid: FR-1\ntitle:   \n---\n", "n.md", ("missing title",)),
-    ("title mapping", b"---\nid: FR-1\ntitle: {a: 1}\n---\n", "n.md", ("`title`", "mapping")),
-    ("unknown status", b"---\nid: FR-1\ntitle: x\nstatus: plannd\n---\n", "n.md",
+    ("bad yaml", b"---\nid: FR-1\ntitle: a: b: c\n---\n", "FR-1.md", ("bad YAML", "line 3")),
+    ("tab indent", b"---\nid: FR-1\n\ttitle: x\n---\n", "FR-1.md", ("bad YAML", "line 3")),
+    ("list frontmatter", b"---\n- id\n- title\n---\n", "FR-1.md", ("not a mapping", "list")),
+    ("scalar frontmatter", b"---\njust words\n---\n", "FR-1.md", ("not a mapping", "str")),
+    ("missing id", b"---\ntitle: x\nstatus: planned\n---\n", "notes.md",
+     ("missing id", "id: FR-123")),
+    ("empty id", b"---\nid: ''\ntitle: x\nstatus: planned\n---\n", "n.md", ("missing id",)),
+    ("id with space", b"---\nid: FR 1\ntitle: x\nstatus: planned\n---\n", "n.md",
+     ("id 'FR 1'", "letters")),
+    ("id is a list", b"---\nid: [1]\ntitle: x\n---\n", "FR-1.md", ("`id` must be text", "a list")),
+    ("missing title", b"---\nid: FR-1\n---\n", "FR-1.md", ("missing title",)),
+    ("empty title", b"---\nid: FR-1\ntitle:   \n---\n", "FR-1.md", ("missing title",)),
+    ("title mapping", b"---\nid: FR-1\ntitle: {a: 1}\n---\n", "FR-1.md", ("`title`", "mapping")),
+    ("unknown status", b"---\nid: FR-1\ntitle: x\nstatus: plannd\n---\n", "FR-1.md",
      ("unknown status 'plannd'", "planned", "cancelled")),
-    ("unknown priority", b"---\nid: FR-1\ntitle: x\npriority: urgent\n---\n", "n.md",
+    ("unknown priority", b"---\nid: FR-1\ntitle: x\npriority: urgent\n---\n", "FR-1.md",
      ("unknown priority 'urgent'", "critical, high, medium, low")),
-    ("depends_on mapping", b"---\nid: FR-1\ntitle: x\ndepends_on: {a: 1}\n---\n", "n.md",
+    ("depends_on mapping", b"---\nid: FR-1\ntitle: x\ndepends_on: {a: 1}\n---\n", "FR-1.md",
      ("depends_on must be a list", "a mapping")),
-    ("depends_on nested", b"---\nid: FR-1\ntitle: x\ndepends_on: [[a, b]]\n---\n", "n.md",
+    ("depends_on nested", b"---\nid: FR-1\ntitle: x\ndepends_on: [[a, b]]\n---\n", "FR-1.md",
      ("depends_on must be a list", "a list")),
-    ("depends_on empty link", b'---\nid: FR-1\ntitle: x\ndepends_on: ["[[]]"]\n---\n', "n.md",
+    ("depends_on empty link", b'---\nid: FR-1\ntitle: x\ndepends_on: ["[[]]"]\n---\n', "FR-1.md",
      ("depends_on", "[[]]")),
-    ("budget not mapping", b"---\nid: FR-1\ntitle: x\nbudget: 5\n---\n", "n.md",
+    ("budget not mapping", b"---\nid: FR-1\ntitle: x\nbudget: 5\n---\n", "FR-1.md",
      ("budget must be a mapping",)),
-    ("budget text", b"---\nid: FR-1\ntitle: x\nbudget: {usd: lots}\n---\n", "n.md",
+    ("budget text", b"---\nid: FR-1\ntitle: x\nbudget: {usd: lots}\n---\n", "FR-1.md",
      ("budget.usd must be a number", "'lots'")),
-    ("budget negative", b"---\nid: FR-1\ntitle: x\nbudget: {minutes: -1}\n---\n", "n.md",
+    ("budget negative", b"---\nid: FR-1\ntitle: x\nbudget: {minutes: -1}\n---\n", "FR-1.md",
      ("budget.minutes must be a number >= 0",)),
-    ("budget unknown key", b"---\nid: FR-1\ntitle: x\nbudget: {eur: 1}\n---\n", "n.md",
+    ("budget unknown key", b"---\nid: FR-1\ntitle: x\nbudget: {eur: 1}\n---\n", "FR-1.md",
      ("unknown budget key", "eur")),
     ("allowed_paths numbers", b"---\nid: FR-1\ntitle: x\nallowed_paths: [1, 2]\n---\n",
-     "n.md", ("allowed_paths must be a list of glob strings",)),
-    ("non utf-8", b"---\nid: FR-1\ntitle: caf\xe9\n---\n", "n.md",
+     "FR-1.md", ("allowed_paths must be a list of glob strings",)),
+    ("non utf-8", b"---\nid: FR-1\ntitle: caf\xe9\n---\n", "FR-1.md",
      ("not valid UTF-8", "line 3", "re-save")),
-    ("binary", b"---\nid: FR-1\n---\n\x00\x01\x02", "n.md", ("binary", "NUL")),
-    ("unclosed", b"---\nid: FR-1\ntitle: x\n", "n.md", ("never closed", "---")),
-    ("python tag", b"---\nid: !!python/object:os.system x\ntitle: x\n---\n", "n.md",
+    ("binary", b"---\nid: FR-1\n---\n\x00\x01\x02", "FR-1.md", ("binary", "NUL")),
+    ("unclosed", b"---\nid: FR-1\ntitle: x\n", "FR-1.md", ("never closed", "---")),
+    ("python tag", b"---\nid: !!python/object:os.system x\nstatus: planned\n---\n", "n.md",
      ("bad YAML",)),
     ("alias bomb", b"---\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
      b"b: &b [*a, *a, *a, *a, *a, *a, *a]\n"
      b"c: &c [*b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c]\n"
-     b"e: [*d, *d, *d, *d, *d, *d, *d]\nid: FR-1\ntitle: x\n---\n", "n.md", ("too large",)),
-    ("repo empty", b"---\nid: FR-1\ntitle: x\nrepo: ''\n---\n", "n.md", ("`repo` is empty",)),
+     b"e: [*d, *d, *d, *d, *d, *d, *d]\nid: FR-1\ntitle: x\n---\n", "FR-1.md", ("too large",)),
+    ("repo empty", b"---\nid: FR-1\ntitle: x\nrepo: ''\n---\n", "FR-1.md", ("`repo` is empty",)),
 ]
 
 
@@ -84,7 +86,7 @@ def test_oversized_note(tmp_path: Path) -> None:
 
 
 def test_several_problems_are_reported_together(tmp_path: Path) -> None:
-    result = read_note(tmp_path / "n.md", b"---\ntitle: ''\npriority: soon\n---\n")
+    result = read_note(tmp_path / "n.md", b"---\ntitle: ''\npriority: soon\nstatus: PLANNED\n---\n")
     assert isinstance(result, InvalidNote)
     assert "missing id" in result.error
     assert "missing title" in result.error
@@ -193,11 +195,24 @@ def test_draft_without_repo_is_valid(tmp_path: Path) -> None:
     (b"---\nstatus: planned\n---\n", True),
     (b"---\nstatus: Plannd\ntitle: x\nid: FR-1\n---\n", True),
     (b"---\nstatus: planned\ntitle: [\n---\n", True),
-    (b"---\nstatus: draft\n---\n", False),
-    (b"---\nstatus: invalid\n---\n", False),
-    (b"just an idea, no frontmatter\n", False),
+    (b"---\nstatus: draft\nid: FR-1\n---\n", False),
+    (b"---\nstatus: invalid\nid: FR-1\n---\n", False),
+    (b"---\nstatus: planned\nid: FR-1\n", False),  # unclosed: reported, never rewritten
 ])
 def test_which_invalid_notes_should_be_flagged(tmp_path: Path, data: bytes, flag: bool) -> None:
     result = read_note(tmp_path / "idea.md", data)
     assert isinstance(result, InvalidNote)
     assert result.should_flag is flag
+
+
+@pytest.mark.parametrize("data", [
+    b"just an idea, no frontmatter\n",
+    b"---\nstatus: draft\n---\n",
+    b"---\nstatus: active\ntitle: Garden\n---\n",
+    b'---\nstatus: ["[[Active]]"]\n---\n',
+    b"---\nid: fr-1\nstatus: seedling\n---\n",
+    b"---\n\nA horizontal rule opens this note.\n",
+    b"---\n- a\n- b\n---\nlist frontmatter\n",
+])
+def test_notes_that_are_not_frs_are_left_alone(tmp_path: Path, data: bytes) -> None:
+    assert isinstance(read_note(tmp_path / "idea.md", data), OtherNote)

@@ -51,12 +51,12 @@ def test_scan_finds_notes_recursively_in_any_folder(vault: Path) -> None:
 
 def test_duplicate_ids_make_both_notes_invalid(vault: Path) -> None:
     _note(vault, "03_planned/one.md", "FR-1")
-    _note(vault, "02_drafts/two.md", "fr-1", status="draft")
+    _note(vault, "02_drafts/two.md", "FR-1", status="draft")
     _note(vault, "03_planned/three.md", "FR-3")
     result = scan_vault(vault, default_repo=vault.parent / "app")
     errors = _errors(result.invalid)
     assert "duplicate id FR-1: also used by 10_features/02_drafts/two.md" in errors["one.md"]
-    assert "duplicate id fr-1: also used by 10_features/03_planned/one.md" in errors["two.md"]
+    assert "duplicate id FR-1: also used by 10_features/03_planned/one.md" in errors["two.md"]
     assert [fr.id for fr in result.valid] == ["FR-3"]
     flagged = {n.path.name: n.should_flag for n in result.invalid}
     assert flagged == {"one.md": True, "two.md": False}

@@ -1,23 +1,32 @@
 """Intake: the vault → registry direction, and job states back into the notes.
 
-Each tick scans the vault (unchanged files come from the cache), marks unusable planned
-notes `invalid`, enqueues the planned FRs whose dependencies are done (priority, then
-age), and writes each job's state back into its note. Notes are written only when what
-opus owns in them changed, so an idle vault is never touched.
+Each tick scans the vault (unchanged files come from the cache) and, for every FR note
+that has been unchanged for `vault.settle_s` (the user has finished typing): marks an
+unusable planned note `invalid`, enqueues the planned FRs whose dependencies are done
+(priority, then age), and writes each job's state back into its note. Notes are written
+only when what opus owns in them changed, so an idle vault is never touched; notes that
+are not FRs are never touched at all (SPEC §1, designs/vault.md).
+
+Never a loop: a write-back that fails is not tried again until the note or the job
+changes, and a job's end is re-run from a `planned` note only when the note showed that
+end (the outcome recorded in the job's spec under `note`) and the user planned it again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from opus.domain import FR_STATUS_FOR_JOB, FeatureRequest, FRStatus, Job, JobState
+from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
 from opus.scheduling import schedule
 from opus.vault import InvalidNote, NoteCache, ScanResult, scan_vault, write_fields
+from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
+from opus.vault.problems import NoteProblem, problems_of, write_problems
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +38,28 @@ class IntakeReport:
     enqueued: int = 0
     blocked: int = 0
     written: int = 0
+    settling: int = 0
+    """FR notes changed less than `vault.settle_s` ago, left for a later tick."""
 
 
 class Intake:
-    """Keeps the registry and the vault in step; owned by the `intake` role."""
+    """Keeps the registry and the vault in step; owned by the `intake` role.
 
-    def __init__(self, ctx: PipelineContext) -> None:
+    `settle=False` acts on notes at once (`opus run --once`, tests): nobody is typing.
+    """
+
+    def __init__(self, ctx: PipelineContext, *, settle: bool = False) -> None:
         self.ctx = ctx
+        self.settle = settle
         self.cache = NoteCache()
         self._synced: dict[str, tuple[int, str]] = {}
+        self._failed: dict[object, object] = {}
+        """What a failed write was for → the note version it failed on: not retried."""
+        self._logged: dict[Path, tuple[object, str]] = {}
+        self._problems: list[NoteProblem] | None = None
         self._vault_warned = False
+        self.due_in_s: float | None = None
+        """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
 
     def __repr__(self) -> str:
         return f"Intake(cached={len(self.cache)}, synced={len(self._synced)})"
@@ -47,7 +68,11 @@ class Intake:
         settings = self.ctx.settings
         try:
             scan = scan_vault(
-                settings.vault_path, default_repo=settings.default_repo, cache=self.cache
+                settings.vault_path,
+                default_repo=settings.default_repo,
+                cache=self.cache,
+                features_dir=settings.vault.features_dir,
+                id_pattern=settings.vault.id_pattern,
             )
         except NoteError as exc:
             if not self._vault_warned:
@@ -55,64 +80,132 @@ class Intake:
                 self._vault_warned = True
             return IntakeReport()
         self._vault_warned = False
-        invalid = self._flag_invalid(scan.invalid)
-        enqueued, blocked = self._enqueue(scan)
-        written = self._write_back(scan.valid)
-        return IntakeReport(len(scan.valid) + len(scan.invalid), invalid, enqueued, blocked,
-                            written + invalid)
+        stable = self._stable_paths(scan)
+        self._record_problems(scan, stable)
+        invalid = self._flag_invalid(n for n in scan.invalid if n.path in stable)
+        latest = self.ctx.store.latest_for_frs(fr.id for fr in scan.valid if fr.path in stable)
+        enqueued, blocked = self._enqueue(scan, stable, latest)
+        written = self._write_back(scan.valid, stable)
+        notes = len(scan.valid) + len(scan.invalid)
+        settling = notes - len(stable)
+        return IntakeReport(notes, invalid, enqueued, blocked, written + invalid, settling)
+
+    # ------------------------------------------------------------------ settling
+
+    def _stable_paths(self, scan: ScanResult) -> set[Path]:
+        settle_s = self.ctx.settings.vault.settle_s if self.settle else 0.0
+        now, mono = time.time(), time.monotonic()
+        stable: set[Path] = set()
+        due: list[float] = []
+        notes: list[FeatureRequest | InvalidNote] = [*scan.valid, *scan.invalid]
+        for note in notes:
+            version = self.cache.version(note.path)
+            if version is None or version.stable(settle_s, now=now, mono=mono):
+                stable.add(note.path)
+            else:
+                due.append(version.due_in(settle_s, now=now, mono=mono))
+        self.due_in_s = min(due) if due else None
+        return stable
+
+    def _version(self, path: Path) -> object:
+        version = self.cache.version(path)
+        return None if version is None else version.key
+
+    # ------------------------------------------------------------------ problems
+
+    def _record_problems(self, scan: ScanResult, stable: set[Path]) -> None:
+        """Keep `note-problems.json` current; log each problem once per note version."""
+        root = self.ctx.settings.vault_path
+        settled = [note for note in scan.invalid if note.path in stable and note.is_problem]
+        problems = problems_of(settled, root)
+        for note in settled:
+            seen = (self._version(note.path), note.error)
+            if self._logged.get(note.path) != seen:
+                self._logged[note.path] = seen
+                log.warning("%s cannot be used: %s", _relative(note.path, root), note.error)
+        if problems != self._problems:
+            try:
+                write_problems(self.ctx.settings.state_dir, problems)
+            except OSError as exc:
+                log.error("could not record the notes opus cannot use: %s", exc)
+                return
+            self._problems = problems
 
     # ------------------------------------------------------------------ invalid notes
 
     def _flag_invalid(self, notes: Iterable[InvalidNote]) -> int:
         flagged = 0
         for note in notes:
-            if note.should_flag and self._write(
-                note.path, {"status": FRStatus.INVALID.value, "error": note.error}
-            ):
-                log.warning("%s is invalid: %s", note.path, note.error)
+            # An invalid note is never moved: it stays where the user is editing it.
+            fields = {"status": FRStatus.INVALID.value, "error": note.error}
+            if note.should_flag and self._write(note.path, fields, move=False):
                 flagged += 1
         return flagged
 
     # ------------------------------------------------------------------ enqueue
 
-    def _enqueue(self, scan: ScanResult) -> tuple[int, int]:
-        plan = schedule(scan.planned, scan.statuses, ages=_ages(scan.planned))
-        for fr in plan.ready:
-            self._enqueue_one(fr)
-        in_progress = [fr for fr in scan.valid if fr.status is FRStatus.IN_PROGRESS]
-        latest = self.ctx.store.latest_for_frs(fr.id for fr in in_progress)
-        for fr in in_progress:
-            self._refresh_queued(fr, latest.get(fr.id))
-        return len(plan.ready), len(plan.blocked)
+    def _enqueue(
+        self, scan: ScanResult, stable: set[Path], latest: Mapping[str, Job]
+    ) -> tuple[int, int]:
+        planned = [fr for fr in scan.planned if fr.path in stable]
+        plan = schedule(planned, scan.statuses, ages=_ages(planned))
+        enqueued = sum(self._enqueue_one(fr, latest.get(fr.id)) for fr in plan.ready)
+        for fr in scan.valid:
+            job = latest.get(fr.id)
+            if fr.status is FRStatus.IN_PROGRESS and fr.path in stable and job is not None:
+                self._refresh_queued(fr, job)
+        return enqueued, len(plan.blocked)
 
-    def _enqueue_one(self, fr: FeatureRequest) -> None:
+    def _enqueue_one(self, fr: FeatureRequest, last: Job | None) -> int:
         store = self.ctx.store
         if fr.repo is None:  # the scan already made such a note invalid
-            return
+            return 0
         try:
-            job = store.enqueue(fr, fr.repo)
-            if job.state in (JobState.FAILED, JobState.CANCELLED):
-                # The user set `status: planned` again on an unchanged note: re-queue it.
-                from opus.control import retry
-
-                job = retry(store, str(job.id))
+            if last is not None and last.content_hash == fr.content_hash and last.state.ended:
+                job = self._replanned(fr, last)
+                if job is None:
+                    return 0
+            else:
+                job = store.enqueue(fr, fr.repo)
+                if last is not None and job.id == last.id and job.state is last.state:
+                    return self._sync(fr, job)  # nothing new: the note is just behind
+                store.add_event(job.id, "enqueued", f"{fr.id} from {fr.path}")
         except OpusError as exc:
             log.error("could not enqueue %s: %s", fr.id, exc)
-            return
-        store.add_event(job.id, "enqueued", f"{fr.id} from {fr.path}")
+            return 0
         self._sync(fr, job)
+        return 1
 
-    def _refresh_queued(self, fr: FeatureRequest, job: Job | None) -> None:
+    def _replanned(self, fr: FeatureRequest, job: Job) -> Job | None:
+        """The job to run for a planned note whose content a job already ended with.
+
+        Re-run only when the note showed that end and the user set `planned` again;
+        if opus never managed to write the end into the note, the note is merely stale:
+        retrying would run the same content again every tick (SPEC §1).
+        """
+        if job.state is JobState.DONE:
+            return None  # same content as a delivered job: nothing new to do
+        if job.spec.get(NOTE_OUTCOME) != job.state.value or fr.job != job.id:
+            self._sync(fr, job)
+            return None
+        from opus.control import retry
+
+        job = retry(self.ctx.store, str(job.id))
+        spec = {k: v for k, v in job.spec.items() if k != NOTE_OUTCOME}
+        return self.ctx.store.update(job.id, spec=spec)
+
+    def _refresh_queued(self, fr: FeatureRequest, job: Job) -> None:
         """A note edited while its job still waits updates the job (same id, new content)."""
-        if job is None or job.state is not JobState.QUEUED or job.started_at is not None:
+        if job.state is not JobState.QUEUED or job.started_at is not None:
             return
         if job.content_hash != fr.content_hash and fr.repo is not None:
             self.ctx.store.enqueue(fr, fr.repo)
 
     # ------------------------------------------------------------------ write-back
 
-    def _write_back(self, frs: Iterable[FeatureRequest]) -> int:
-        tracked = [fr for fr in frs if fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)]
+    def _write_back(self, frs: Iterable[FeatureRequest], stable: set[Path]) -> int:
+        tracked = [fr for fr in frs if fr.path in stable
+                   and fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)]
         latest = self.ctx.store.latest_for_frs(fr.id for fr in tracked)
         written = 0
         for fr in tracked:
@@ -122,39 +215,60 @@ class Intake:
         return written
 
     def _sync(self, fr: FeatureRequest, job: Job) -> int:
-        status = FR_STATUS_FOR_JOB[job.state]
-        stamp = (job.id, f"{job.state.value}|{job.stage}|{job.branch}|{job.pr_url}|{job.error}")
+        """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
+        paused = self._paused() if job.state is JobState.QUEUED else False
+        fields = note_fields(job, paused=paused)
+        stamp = (job.id, "|".join(f"{key}={value}" for key, value in fields.items()))
         if self._synced.get(fr.id) == stamp:
             return 0
+        status = FRStatus(str(fields["status"]))
         if fr.id not in self._synced and fr.status is status and fr.job == job.id:
             self._synced[fr.id] = stamp  # already right on disk (e.g. after a restart)
+            self._record_outcome(job)
             return 0
-        fields = {
-            "status": status.value,
-            "job": job.id,
-            "stage": job.stage.value if job.stage else None,
-            "branch": job.branch,
-            "pr": job.pr_url,
-            "error": _one_line(job.error) if job.state.ended or job.error else None,
-        }
-        if self._write(fr.path, fields):
-            self._synced[fr.id] = stamp
-            return 1
-        return 0
+        move = self.ctx.settings.vault.move_notes and fr.status is not status
+        if not self._write(fr.path, {**fields, "error": error_line(job)}, move=move):
+            return 0
+        self._synced[fr.id] = stamp
+        self._record_outcome(job)
+        return 1
 
-    def _write(self, path: Path, fields: Mapping[str, object | None]) -> bool:
+    def _record_outcome(self, job: Job) -> None:
+        """Remember that the note shows how the job ended (a re-plan may then re-run it)."""
+        if job.state.ended and job.spec.get(NOTE_OUTCOME) != job.state.value:
+            try:
+                self.ctx.store.update(job.id, spec={**job.spec, NOTE_OUTCOME: job.state.value})
+            except OpusError as exc:
+                log.error("could not record that %s's note shows its end: %s", job.fr_id, exc)
+
+    def _paused(self) -> bool:
+        from opus.control import is_paused
+
+        return is_paused(self.ctx.store)
+
+    def _write(self, path: Path, fields: Mapping[str, object | None], *, move: bool) -> bool:
+        """Write `fields` into the note; a failure is logged once and not retried until
+        the note changes (or opus has something else to write)."""
         settings = self.ctx.settings
+        attempt = (path, tuple(sorted((k, str(v)) for k, v in fields.items())))
+        version = self._version(path)
+        if version is not None and self._failed.get(attempt) == version:
+            return False
         fields = {**fields, "updated": self.ctx.clock.now().isoformat(timespec="seconds")}
         try:
             write_fields(
                 path,
                 fields,
-                move=settings.vault.move_notes,
+                move=move,
                 vault_root=settings.vault_path,
+                features_dir=settings.vault.features_dir,
             )
         except OpusError as exc:
-            log.error("could not update %s: %s", path, exc)
+            self._failed[attempt] = version
+            rel = _relative(path, settings.vault_path)
+            log.error("could not update %s (not retried until the note changes): %s", rel, exc)
             return False
+        self._failed.pop(attempt, None)
         return True
 
 
@@ -168,8 +282,5 @@ def _ages(frs: Iterable[FeatureRequest]) -> dict[str, float]:
     return ages
 
 
-def _one_line(text: str | None) -> str | None:
-    if not text:
-        return None
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first[:300] or None
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

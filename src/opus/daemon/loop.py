@@ -88,7 +88,8 @@ class Daemon:
         self.reviews = ReviewPoller(lambda: self.ctx, poll_s=settings.pr.poll_s,
                                     on_change=self.wake.set)
         self.pool = WorkerPool(ctx, job_log=self._job_log, on_finish=self.wake.set)
-        self.intake = Intake(ctx) if role in ("all", "intake") else None
+        # A one-shot run acts on notes as they are; a serving daemon lets typing settle.
+        self.intake = Intake(ctx, settle=not once) if role in ("all", "intake") else None
         self.flags = _Flags()
 
     def __repr__(self) -> str:
@@ -126,6 +127,8 @@ class Daemon:
         if len(self.pool):
             # Leases are renewed from this loop: wake in time to keep them.
             delay = min(delay, self.ctx.settings.daemon.heartbeat_s)
+        if self.intake is not None and self.intake.due_in_s is not None:
+            delay = min(delay, self.intake.due_in_s + 0.05)  # a settling note is due
         # Never sleep past the watchdog's due time, or systemd kills a healthy daemon.
         remaining = self.gate.remaining_s(self.ctx.clock.monotonic())
         return delay if remaining is None else max(0.05, min(delay, remaining))

@@ -8,17 +8,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opus.domain import FeatureRequest, FRStatus
-from opus.vault.note import InvalidNote
+from opus.vault.note import InvalidNote, OtherNote
 
 Note = FeatureRequest | InvalidNote
 
 
 @dataclass(frozen=True)
 class ScanResult:
-    """Every note of a vault: the usable FRs and the ones that need fixing."""
+    """Every note of a vault: the usable FRs, the ones that need fixing, and the rest."""
 
     valid: tuple[FeatureRequest, ...]
     invalid: tuple[InvalidNote, ...]
+    others: tuple[OtherNote, ...] = ()
+    """Notes that are not FRs: opus never writes, moves or flags them."""
 
     @property
     def planned(self) -> tuple[FeatureRequest, ...]:
@@ -31,14 +33,16 @@ class ScanResult:
         return {fr.id: fr.status for fr in self.valid}
 
 
-def check_vault(notes: Sequence[Note], vault_root: Path) -> ScanResult:
+def check_vault(
+    notes: Sequence[Note], vault_root: Path, *, others: Sequence[OtherNote] = ()
+) -> ScanResult:
     """Apply the vault-wide rules, in order: duplicates, dependencies, cycles."""
     notes = _flag_duplicates(notes, vault_root)
     notes = _resolve_dependencies(notes)
     notes = _flag_cycles(notes)
     valid = tuple(n for n in notes if isinstance(n, FeatureRequest))
     invalid = tuple(n for n in notes if isinstance(n, InvalidNote))
-    return ScanResult(valid, invalid)
+    return ScanResult(valid, invalid, tuple(others))
 
 
 def _note_id(note: Note) -> str | None:

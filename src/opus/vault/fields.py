@@ -17,8 +17,8 @@ from opus.errors import NoteError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What an explicit `id:` may look like: it ends up in branch names and CLI arguments."""
-STEM_ID = re.compile(r"(?P<id>[A-Za-z][A-Za-z0-9]*-\d+)(?:[ _].*)?")
-"""A file stem that starts with an id such as `FR-123` (optionally `FR-123 Some title`)."""
+DEFAULT_ID_PATTERN = r"[A-Z][A-Z0-9]*-\d+"
+"""`vault.id_pattern`'s default: what an FR's id looks like (FR-12, API-7)."""
 BUDGET_KEYS = ("usd", "minutes")
 
 Meta = Mapping[Any, Any]
@@ -49,13 +49,22 @@ def _kind(value: object) -> str:
     return names.get(type(value), f"{type(value).__name__} {value!r}")
 
 
+def stem_id(stem: str, pattern: str = DEFAULT_ID_PATTERN) -> str | None:
+    """The id a file stem names: `FR-123` for `FR-123.md` or `FR-123 Rate limiting.md`."""
+    match = re.match(f"(?:{pattern})", stem)
+    if match is None or not match.group(0):
+        return None
+    rest = stem[match.end() :]
+    return match.group(0) if not rest or rest[0] in " _" else None
+
+
 def check_id(meta: Meta, path: Path) -> str:
     """`id:`, or the file stem when it looks like an id (FR-123, `FR-123 Title`)."""
     fr_id = _text(meta, "id", "FR-123", required=True)
     if fr_id is None:
-        stem = STEM_ID.fullmatch(path.stem)
-        if stem is not None:
-            return stem.group("id")
+        found = stem_id(path.stem)
+        if found is not None:
+            return found
         raise NoteError(
             "missing id: add `id: FR-123` to the frontmatter "
             "(or name the file after the id, e.g. FR-123.md)"
@@ -181,4 +190,6 @@ def check_budget(meta: Meta, path: Path) -> tuple[float | None, float | None]:
 def check_job(meta: Meta, path: Path) -> int | None:
     """opus's own `job:` key; a value it did not write is ignored, never an error."""
     job = meta.get("job")
-    return job if isinstance(job, int) and not isinstance(job, bool) else None
+    if isinstance(job, int) and not isinstance(job, bool):
+        return job
+    return int(job) if isinstance(job, str) and job.strip().isdigit() else None

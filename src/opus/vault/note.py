@@ -19,39 +19,74 @@ import yaml
 from opus.domain import FeatureRequest, FRStatus
 from opus.errors import NoteError
 from opus.vault import fields as f
-from opus.vault.text import OPUS_KEYS, NoteText, decode, load_frontmatter, split_note
+from opus.vault.text import (
+    BOM,
+    OPUS_KEYS,
+    NoteText,
+    decode,
+    load_frontmatter,
+    split_head,
+    split_note,
+)
 
 MAX_NOTE_BYTES = 1 << 20
 MAX_VALUES = 10_000
 """Frontmatter holding more values than this is refused (YAML alias bombs stay small)."""
 MAX_DEPTH = 50
 
-_KEY_LINE = re.compile(r"""^(id|status)[ \t]*:[ \t]*["']?([\w.-]+)""", re.MULTILINE)
+_KEY_LINE = re.compile(
+    r"""^(?:- )?(id|status|job)[ \t]*:[ \t]*["']?([^"'#\r\n]*?)["']?[ \t]*(?:#.*)?\r?$""",
+    re.MULTILINE,
+)
 _KNOWN_STATUSES = frozenset(status.value for status in FRStatus)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_FLAGGABLE = frozenset({FRStatus.PLANNED.value})
 
 
 @dataclass(frozen=True)
 class InvalidNote:
-    """A note opus cannot use, with a one-line `error` saying what to fix."""
+    """An FR note opus cannot use, with a one-line `error` saying what to fix."""
 
     path: Path
     error: str
     fr_id: str | None = None
     status: str | None = None
     """The note's `status:` as written, when it could be read."""
+    writable: bool = True
+    """False when opus cannot safely write `status: invalid` into it (unclosed or non-mapping
+    frontmatter, UTF-16, an undecodable head): it is reported, never rewritten."""
 
     @property
     def should_flag(self) -> bool:
-        """True when opus should write `status: invalid` back into the note.
+        """True when opus should write `status: invalid` + `error:` back into the note.
 
         Only notes the user asked to run (`planned`) or whose status itself is wrong
-        are flagged; drafts, ideas and plain notes without frontmatter are left alone,
-        and a note already marked `invalid` is not rewritten.
+        are flagged; drafts keep their work-in-progress problems to themselves, and a
+        note already marked `invalid` is not rewritten.
+        """
+        if not self.writable or self.status is None:  # reported, never rewritten
+            return False
+        return self.status.lower() != FRStatus.INVALID.value and self.is_problem
+
+    @property
+    def is_problem(self) -> bool:
+        """A note that asked to run (or says `invalid`) and cannot: `opus status` lists it.
+
+        A draft, review or done FR with a problem is the user's business until they
+        plan it; an unreadable note counts when it says `planned` or carries an FR id.
         """
         if self.status is None:
-            return False
+            return self.fr_id is not None
         status = self.status.lower()
-        return status == FRStatus.PLANNED or status not in _KNOWN_STATUSES
+        return status in _FLAGGABLE or status not in _KNOWN_STATUSES - {"invalid"}
+
+
+@dataclass(frozen=True)
+class OtherNote:
+    """A note under the features folder that is not an FR: opus never touches it."""
+
+    path: Path
+    why: str
 
 
 @dataclass(frozen=True)
@@ -60,6 +95,8 @@ class ParsedNote:
 
     fr: FeatureRequest
     repo_text: str | None
+    error: str | None = None
+    """The note's `error:` as written (shown for a note marked `invalid`)."""
 
 
 _CHECKS: tuple[tuple[str, Callable[[f.Meta, Path], Any]], ...] = (
@@ -76,33 +113,138 @@ _CHECKS: tuple[tuple[str, Callable[[f.Meta, Path], Any]], ...] = (
     ("job", f.check_job),
 )
 
+Verdict = ParsedNote | InvalidNote | OtherNote
 
-def read_note(path: Path, data: bytes) -> ParsedNote | InvalidNote:
-    """Parse and validate a note's bytes (no filesystem access)."""
-    if len(data) > MAX_NOTE_BYTES:
-        return InvalidNote(
-            path,
-            f"the note is {len(data)} bytes, over the 1 MiB limit; "
-            "move long material into a separate file and link it",
-        )
+
+def read_note(path: Path, data: bytes, *, id_pattern: str = f.DEFAULT_ID_PATTERN) -> Verdict:
+    """Is the note an FR, and if so is it usable? (pure: no filesystem access)
+
+    Only the head (frontmatter) decides whether a note is opus's, so a huge or
+    non-UTF-8 note that asks to run is still recognised and told what is wrong.
+    """
+    if data.startswith(_UTF16_BOMS):
+        return _utf16(path, data, id_pattern)
+    parts = split_head(data)
+    head = parts[0] if parts is not None else data[:4096]
     try:
-        note = split_note(decode(data))
+        note = split_note(decode(head))
+    except NoteError as exc:
+        return _unreadable(path, head, str(exc), id_pattern, writable=False)
+    if note.opening is None and not note.unclosed:
+        return OtherNote(path, "no frontmatter")
+    try:
         meta = _frontmatter(note)
     except NoteError as exc:
-        return InvalidNote(path, str(exc), *_guess_id_and_status(path, data))
-    return _validate(path, meta, note)
+        return _unreadable(path, head, str(exc), id_pattern, writable=_editable(note))
+    identity = fr_identity(meta, path, id_pattern)
+    if identity is None:
+        return OtherNote(path, _why_not(meta))
+    whole = _whole_file_problem(data)
+    if whole is not None:
+        status = _status_text(meta.get("status", FRStatus.DRAFT.value))
+        return InvalidNote(path, whole, identity or None, status)
+    if "id" not in meta or meta.get("id") in (None, ""):
+        stem = f.stem_id(path.stem, id_pattern)
+        meta = {**meta, "id": stem} if stem is not None else meta
+    return _validate(path, meta, split_note(decode(data)))
 
 
-def _guess_id_and_status(path: Path, data: bytes) -> tuple[str | None, str | None]:
-    """Best-effort id and status of a note whose frontmatter cannot be parsed."""
-    if b"\x00" in data:
+def fr_identity(meta: Mapping[Any, Any], path: Path, id_pattern: str) -> str | None:
+    """The FR id when the note is opus's (SPEC §1), else None.
+
+    Opus's: an `id:` matching `id_pattern` (or, without one, a file stem that does),
+    `status: planned` in any case, or a `job:` opus wrote. For a planned note with no
+    usable id the result is "" (it is opus's, and validation says what is missing).
+    """
+    raw_id = meta.get("id")
+    text_id = raw_id.strip() if isinstance(raw_id, str) else None
+    if text_id and re.fullmatch(id_pattern, text_id):
+        return text_id
+    stem = f.stem_id(path.stem, id_pattern) if not text_id else None
+    if stem is not None:
+        return stem
+    status = meta.get("status")
+    job = meta.get("job")
+    planned = isinstance(status, str) and status.strip().lower() == FRStatus.PLANNED.value
+    ours = isinstance(job, str) and job.strip().isdigit()
+    if planned or ours:
+        return text_id or ""
+    return None
+
+
+def _why_not(meta: Mapping[Any, Any]) -> str:
+    status = meta.get("status")
+    if status is not None:
+        return f"not an FR (status {status!r}, no FR id)"
+    return "not an FR (no FR id, not planned)"
+
+
+def _whole_file_problem(data: bytes) -> str | None:
+    if len(data) > MAX_NOTE_BYTES:
+        return (
+            f"the note is {len(data)} bytes, over the 1 MiB limit; "
+            "move long material into a separate file and link it"
+        )
+    try:
+        decode(data)
+    except NoteError as exc:
+        return str(exc)
+    return None
+
+
+def _editable(note: NoteText) -> bool:
+    """Bad YAML can take an `error:` line; an unclosed block or a list cannot."""
+    return not note.unclosed and note.opening is not None and not _loads_as_non_mapping(note)
+
+
+def _loads_as_non_mapping(note: NoteText) -> bool:
+    try:
+        loaded = load_frontmatter(note)
+    except (yaml.YAMLError, RecursionError):
+        return False
+    return loaded is not None and not isinstance(loaded, dict)
+
+
+def _unreadable(
+    path: Path, head: bytes, error: str, id_pattern: str, *, writable: bool
+) -> InvalidNote | OtherNote:
+    """A note whose frontmatter cannot be read: opus's only when its lines say so."""
+    fr_id, status = _guess_id_and_status(path, head.decode("utf-8", errors="replace"), id_pattern)
+    if fr_id is None and (status or "").lower() != FRStatus.PLANNED.value:
+        return OtherNote(path, "not an FR (its frontmatter cannot be read; no FR id)")
+    return InvalidNote(path, error, fr_id or None, status, writable=writable)
+
+
+def _utf16(path: Path, data: bytes, id_pattern: str) -> InvalidNote | OtherNote:
+    try:
+        text = data.decode("utf-16")
+    except UnicodeDecodeError:
+        return OtherNote(path, "not an FR (undecodable UTF-16)")
+    fr_id, status = _guess_id_and_status(path, text, id_pattern)
+    if fr_id is None and (status or "").lower() != FRStatus.PLANNED.value:
+        return OtherNote(path, "not an FR (UTF-16, no FR id)")
+    error = "the note is UTF-16; re-save it with UTF-8 encoding"
+    return InvalidNote(path, error, fr_id or None, status, writable=False)
+
+
+def _guess_id_and_status(path: Path, text: str, id_pattern: str) -> tuple[str | None, str | None]:
+    """Best-effort FR id and status of a note whose frontmatter cannot be parsed.
+
+    The id counts only when it is FR-shaped (or, without one, the file stem is).
+    """
+    text = text.removeprefix(BOM)
+    if "\x00" in text:
         return None, None
-    note = split_note(data.decode("utf-8", errors="replace"))
-    # An unclosed block still shows what the user meant in its first lines.
-    text = note.body if note.unclosed else note.frontmatter
-    found = {match.group(1): match.group(2) for match in _KEY_LINE.finditer(text)}
-    stem = f.STEM_ID.fullmatch(path.stem)
-    fr_id = found.get("id") or (stem.group("id") if stem else None)
+    lines = text.splitlines()[:200]
+    found: dict[str, str] = {}
+    for match in _KEY_LINE.finditer("\n".join(lines)):
+        found.setdefault(match.group(1), match.group(2).strip())
+    raw_id = found.get("id")
+    fr_id = raw_id if raw_id and re.fullmatch(id_pattern, raw_id) else None
+    if not raw_id:
+        fr_id = f.stem_id(path.stem, id_pattern)
+    if fr_id is None and found.get("job", "").isdigit():
+        fr_id = ""
     return fr_id, found.get("status")
 
 
@@ -165,9 +307,10 @@ def _validate(path: Path, meta: dict[Any, Any], note: NoteText) -> ParsedNote | 
             values[name] = check(meta, path)
         except NoteError as exc:
             errors.append(str(exc))
-    status = meta.get("status", FRStatus.DRAFT.value) if note.opening else None
+    status = meta.get("status", FRStatus.DRAFT.value)
     if errors:
-        return InvalidNote(path, "; ".join(errors), values.get("id"), _status_text(status))
+        fr_id = values.get("id") or (_status_text(meta.get("id")) or None)
+        return InvalidNote(path, "; ".join(errors), fr_id, _status_text(status))
     body = note.body.replace("\r\n", "\n").strip()
     usd, minutes = values.pop("budget")
     repo_text = values.pop("repo")
@@ -179,10 +322,13 @@ def _validate(path: Path, meta: dict[Any, Any], note: NoteText) -> ParsedNote | 
         budget_usd=usd,
         budget_minutes=minutes,
     )
-    return ParsedNote(fr, repo_text)
+    error = meta.get("error")
+    return ParsedNote(fr, repo_text, error if isinstance(error, str) else None)
 
 
 def _status_text(status: object) -> str | None:
+    if isinstance(status, list | dict):
+        return repr(status)
     return None if status is None else str(status).strip()
 
 
@@ -241,12 +387,17 @@ def _repo_problem(
 
 
 def parse_note(
-    path: Path, data: bytes, *, vault_root: Path, default_repo: Path | None
-) -> FeatureRequest | InvalidNote:
+    path: Path,
+    data: bytes,
+    *,
+    vault_root: Path,
+    default_repo: Path | None,
+    id_pattern: str = f.DEFAULT_ID_PATTERN,
+) -> FeatureRequest | InvalidNote | OtherNote:
     """Parse, validate and resolve one note (asks git whether its repo is a repository)."""
     from opus.git import is_repo
 
-    parsed = read_note(path, data)
-    if isinstance(parsed, InvalidNote):
+    parsed = read_note(path, data, id_pattern=id_pattern)
+    if not isinstance(parsed, ParsedNote):
         return parsed
     return resolve_repo(parsed, vault_root=vault_root, default_repo=default_repo, is_repo=is_repo)

@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opus.config import Settings
+    from opus.vault.note import InvalidNote
 
 PROBLEMS_FILE = "note-problems.json"
 
@@ -53,3 +59,38 @@ def read_problems(state_dir: Path) -> list[NoteProblem]:
         for item in raw
         if isinstance(item, dict) and "path" in item and "reason" in item
     ]
+
+
+def problems_of(notes: Iterable[InvalidNote], vault_root: Path) -> list[NoteProblem]:
+    """The problems among invalid FR notes: those that asked to run (or say `invalid`)."""
+    return sorted(
+        NoteProblem(path=_relative(note.path, vault_root), reason=note.error)
+        for note in notes
+        if note.is_problem
+    )
+
+
+def scan_problems(settings: Settings) -> list[NoteProblem]:
+    """The notes opus cannot use, computed afresh from the vault (writes nothing).
+
+    For `opus doctor` (each one a FAIL) and `opus scan`. A vault without its features
+    folder is one problem naming the folder.
+    """
+    from opus.errors import NoteError
+    from opus.vault.scan import scan_vault
+
+    root = settings.vault_path
+    try:
+        scan = scan_vault(
+            root,
+            default_repo=settings.default_repo,
+            features_dir=settings.vault.features_dir,
+            id_pattern=settings.vault.id_pattern,
+        )
+    except NoteError as exc:
+        return [NoteProblem(path=str(settings.vault.features_dir), reason=str(exc))]
+    return problems_of(scan.invalid, root)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from frontmatter.default_handlers import YAMLHandler
 
 from opus.errors import NoteError
+from opus.vault.yamlio import dump_scalar, load_yaml
 
 BOM = "\ufeff"
 OPUS_KEYS = frozenset({"status", "job", "stage", "branch", "pr", "updated", "error"})
@@ -27,7 +27,8 @@ OPUS_KEYS = frozenset({"status", "job", "stage", "branch", "pr", "updated", "err
 
 _BOUNDARY = re.compile(r"-{3,}[ \t]*(?:\r?\n)?")
 _TOP_KEY = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]*)(?P=q)[ \t]*:(?=[ \t\r\n]|$)""")
-_YAML = YAMLHandler()
+_BOUNDARY_BYTES = re.compile(rb"-{3,}[ \t]*(?:\r?\n)?")
+_BOM_BYTES = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,34 @@ def split_note(text: str) -> NoteText:
     return NoteText(bom, None, (), "", rest, newline, unclosed=True)
 
 
+def split_head(data: bytes) -> tuple[bytes, bytes] | None:
+    """A note's bytes as (BOM + frontmatter block with its closing line, the rest).
+
+    None when the note has no closed frontmatter. Works on bytes, so a huge note or
+    one whose body is not UTF-8 still has a small, decodable head that can be read
+    and edited while the rest stays exactly as it was.
+    """
+    start = len(_BOM_BYTES) if data.startswith(_BOM_BYTES) else 0
+    end = data.find(b"\n", start)
+    first = data[start:] if end < 0 else data[start : end + 1]
+    if end < 0 or not _BOUNDARY_BYTES.fullmatch(first):
+        return None
+    pos = end + 1
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        line = data[pos:] if end < 0 else data[pos : end + 1]
+        if _BOUNDARY_BYTES.fullmatch(line):
+            cut = len(data) if end < 0 else end + 1
+            return data[:cut], data[cut:]
+        if end < 0:
+            break
+        pos = end + 1
+    return None
+
+
 def load_frontmatter(note: NoteText) -> Any:
-    """The frontmatter parsed with python-frontmatter's safe YAML loader (None if empty)."""
-    return _YAML.load(note.frontmatter)
+    """The frontmatter parsed in opus's one YAML dialect (None if empty)."""
+    return load_yaml(note.frontmatter)
 
 
 def render_scalar(value: object) -> str:
@@ -99,22 +125,8 @@ def render_scalar(value: object) -> str:
     if isinstance(value, Path):
         value = str(value)
     if isinstance(value, str):
-        return value if _plain_ok(value) else _double_quoted(value)
+        return dump_scalar(value, key="error")
     raise NoteError(f"cannot write a {type(value).__name__} to a note: use text or a number")
-
-
-def _plain_ok(text: str) -> bool:
-    if not text or text != text.strip() or any(ch in text for ch in "\r\n\x85\u2028\u2029"):
-        return False
-    try:
-        return bool(yaml.safe_load(f"k: {text}") == {"k": text})
-    except yaml.YAMLError:
-        return False
-
-
-def _double_quoted(text: str) -> str:
-    dumped = yaml.safe_dump(text, default_style='"', width=math.inf, allow_unicode=True)
-    return str(dumped).rstrip("\n")
 
 
 def key_spans(lines: tuple[str, ...]) -> list[tuple[str, int, int]]:
@@ -181,9 +193,6 @@ def edit_frontmatter(note: NoteText, fields: Mapping[str, str | None]) -> NoteTe
     for key, value in fields.items():
         if value is not None and key not in first:
             out.append(f"{key}: {value}{note.newline}")
-    if note.opening is None:
-        opening, closing = "---" + note.newline, "---" + note.newline
-        return replace(note, opening=opening, fm_lines=tuple(out), closing=closing)
     return replace(note, fm_lines=tuple(out))
 
 
@@ -205,12 +214,12 @@ def _replace_line(line: str, value: str, *, keep_comment: bool) -> str:
 def trailing_comment(line: str) -> str:
     """The `   # ...` tail of a one-line `key: value` line, or "" when there is none."""
     try:
-        whole = yaml.safe_load(line)
+        whole = load_yaml(line)
     except yaml.YAMLError:
         return ""
     for match in re.finditer(r"[ \t]+#", line):
         try:
-            if yaml.safe_load(line[: match.start()]) == whole:
+            if load_yaml(line[: match.start()]) == whole:
                 return line[match.start() :]
         except yaml.YAMLError:
             continue
@@ -236,17 +245,41 @@ def decode(data: bytes) -> str:
 
 
 def edit_note(data: bytes, fields: Mapping[str, str | None]) -> bytes:
-    """Apply rendered `fields` to a note's bytes; refuse if the result would not parse.
+    """Apply rendered `fields` to a note's frontmatter; the rest stays byte for byte.
 
-    When the original frontmatter parsed as a mapping, the edited one must too, and must
-    hold exactly the written values: a line edit can never silently corrupt a note.
+    Only the head (BOM + frontmatter block) is decoded and edited, so a note whose body
+    is huge or not UTF-8 can still be edited. Refused (`NoteError`): a note without a
+    closed frontmatter block (opus never adds one, nor a second above an unclosed one),
+    a frontmatter that parses as something other than a mapping, and an edit whose
+    result would not parse back to exactly the written values.
     """
-    note = split_note(decode(data))
+    parts = split_head(data)
+    if parts is None:
+        raise NoteError(
+            "the note has no closed frontmatter block, and opus never adds one; "
+            "its problem is shown by `opus status` and `opus doctor`"
+        )
+    head, tail = parts
+    note = split_note(decode(head))
+    parsed = _parsed(note)
+    if parsed is not None and not isinstance(parsed, dict):
+        raise NoteError(
+            "the frontmatter is not a mapping of keys, so opus cannot add its own; "
+            "write one `key: value` per line"
+        )
     edited = edit_frontmatter(note, fields)
-    before = _mapping_or_none(note)
-    if before is not None or note.opening is None:
+    if parsed is not None:
         _verify(edited, fields)
-    return edited.render().encode("utf-8")
+    return edited.render().encode("utf-8") + tail
+
+
+def _parsed(note: NoteText) -> Any:
+    """The loaded frontmatter ({} when empty), or None when it is not valid YAML."""
+    try:
+        loaded = load_frontmatter(note)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    return {} if loaded is None else loaded
 
 
 def _mapping_or_none(note: NoteText) -> dict[Any, Any] | None:
@@ -269,7 +302,7 @@ def _verify(note: NoteText, fields: Mapping[str, str | None]) -> None:
             "(is it a flow mapping `{...}`?); write it as one `key: value` per line"
         )
     for key, value in fields.items():
-        expected = None if value is None else yaml.safe_load(f"k: {value}")["k"]
+        expected = None if value is None else load_yaml(f"{key}: {value}")[key]
         if after.get(key) != expected:
             raise NoteError(
                 f"editing `{key}` would not round-trip in this note's frontmatter; "

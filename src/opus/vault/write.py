@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import stat
 import tempfile
@@ -16,11 +18,20 @@ from opus.vault.text import OPUS_KEYS, edit_note, render_scalar
 
 MAX_ATTEMPTS = 20
 RETRY_PAUSE_S = 0.005
-MAX_NAME_TRIES = 1000
+MAX_SWAPS = 100
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
 
 
 def write_fields(
-    path: Path, fields: Mapping[str, object | None], *, move: bool, vault_root: Path
+    path: Path,
+    fields: Mapping[str, object | None],
+    *,
+    move: bool,
+    vault_root: Path,
+    features_dir: Path | str = FEATURES_DIR,
 ) -> Path:
     """Set (or, with None, remove) opus's frontmatter keys in the note at `path`.
 
@@ -30,20 +41,28 @@ def write_fields(
     and a new `status`, the note then moves into that status's folder. Returns where
     the note now is. Raises `NoteError` when the note is gone or cannot be edited.
     """
-    rendered = _render(fields)
+    _edit(path, _render(fields))
+    status = fields.get("status")
+    if not (move and status is not None):
+        return path
+    try:
+        return move_to_status_folder(path, _status(status), vault_root, features_dir)
+    except NoteError as exc:
+        error = fields.get("error")
+        text = f"{error} | {exc}" if isinstance(error, str) and error else str(exc)
+        _edit(path, _render({"error": text}))
+        return path
+
+
+def _edit(path: Path, rendered: Mapping[str, str | None]) -> None:
     for attempt in range(MAX_ATTEMPTS):
         before = _read(path)
         after = edit_note(before, rendered)
         if after == before or replace_if_unchanged(path, before, after):
-            break
+            return
         # The user is saving right now; let the editor finish before reading again.
         time.sleep(RETRY_PAUSE_S * (attempt + 1))
-    else:
-        raise NoteError(f"{path} kept changing while opus tried to update it; it will retry")
-    status = fields.get("status")
-    if move and status is not None:
-        return move_to_status_folder(path, _status(status), vault_root)
-    return path
+    raise NoteError(f"{path} kept changing while opus tried to update it; it will retry")
 
 
 def _render(fields: Mapping[str, object | None]) -> dict[str, str | None]:
@@ -87,8 +106,13 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
     """Atomically replace `path` with `new` if it still holds `expected`; else keep it.
 
     The new bytes go to a hidden temp file in the same folder (fsynced, same mode),
-    which is renamed over the note only after a last check that the note is unchanged.
-    Returns False, leaving the note and no temp file behind, when the user changed it.
+    which is *exchanged* with the note in one step (`renameat2(RENAME_EXCHANGE)`): the
+    compare then happens on the file that was displaced, so no save can slip in between
+    a compare and a rename. If the displaced file is not `expected` (the user saved),
+    it is swapped back — and if the user saved yet again meanwhile, that newer save is
+    put back instead (see `_swap_back`). Returns False, leaving the user's newest save
+    in place and no temp file behind, when the user changed the note. Filesystems
+    without the exchange fall back to compare-then-rename.
     """
     folder = path.parent
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".opus-tmp", dir=folder)
@@ -98,14 +122,51 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
             handle.write(new)
             handle.flush()
             os.fsync(handle.fileno())
+            ours = os.fstat(handle.fileno()).st_ino
         os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-        if _read(path) != expected:
+        if not _exchange(tmp, path):
+            if _read(path) != expected:
+                return False
+            os.replace(tmp, path)
+        elif tmp.read_bytes() != expected:
+            _swap_back(path, tmp, ours)
             return False
-        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(folder)
     return True
+
+
+def _swap_back(path: Path, tmp: Path, ours: int) -> None:
+    """Put the user's newest save back at `path` after an exchange displaced it.
+
+    Invariant: `tmp` holds the newest user save known; `path` holds `expected_ino`
+    unless someone saved over it since. Each exchange displaces whatever is at `path`
+    into `tmp`: if that is what we put there, the user's save is back in place;
+    otherwise it is a save newer than the one we just placed, and goes back in turn.
+    """
+    expected_ino = ours
+    for _ in range(MAX_SWAPS):
+        placing = tmp.stat().st_ino
+        if not _exchange(tmp, path):
+            raise NoteError(f"{path}: the filesystem stopped supporting an atomic exchange")
+        if tmp.stat().st_ino == expected_ino:
+            return
+        expected_ino = placing
+    raise NoteError(f"{path} kept changing while opus restored the user's save; it will retry")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the files at `a` and `b` atomically; False when the filesystem cannot."""
+    if _renameat2 is None:
+        return False
+    result = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -116,27 +177,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def move_to_status_folder(path: Path, status: FRStatus, vault_root: Path) -> Path:
-    """Move the note into `10_features/<folder of status>/`, never over another file.
+def move_to_status_folder(
+    path: Path, status: FRStatus, vault_root: Path, features_dir: Path | str = FEATURES_DIR
+) -> Path:
+    """Move the note into `<features>/<folder of status>/`, never over another file.
 
-    A note already anywhere below that folder stays where it is. When the name is
-    taken, the note becomes `name (2).md`, `name (3).md`, ...
+    A note already anywhere below that folder stays where it is. When a file of the
+    same name is there, nothing moves (no `name (2).md` copies): `NoteError` says why.
     """
-    folder = vault_root / FEATURES_DIR / FOLDER_FOR_STATUS[status]
+    folder = vault_root / features_dir / FOLDER_FOR_STATUS[status]
     if path.parent == folder or folder in path.parents:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    for target in _candidates(folder, path):
-        if _move_without_clobber(path, target):
-            _fsync_dir(folder)
-            _fsync_dir(path.parent)
-            return target
-    raise NoteError(f"cannot find a free name for {path.name} in {folder}; tidy that folder")
-
-
-def _candidates(folder: Path, path: Path) -> list[Path]:
-    names = [path.name] + [f"{path.stem} ({n}){path.suffix}" for n in range(2, MAX_NAME_TRIES)]
-    return [folder / name for name in names]
+    target = folder / path.name
+    if not _move_without_clobber(path, target):
+        where = target.relative_to(vault_root) if target.is_relative_to(vault_root) else target
+        raise NoteError(
+            f"not moved to {where}: a file of that name is already there; "
+            "rename or remove one of them"
+        )
+    _fsync_dir(folder)
+    _fsync_dir(path.parent)
+    return target
 
 
 def _move_without_clobber(source: Path, target: Path) -> bool:
