@@ -55,7 +55,7 @@ class Intake:
         self._synced: dict[str, tuple[int, str]] = {}
         self._failed: dict[object, object] = {}
         """What a failed write was for → the note version it failed on: not retried."""
-        self._logged: dict[Path, tuple[object, str]] = {}
+        self._logged: dict[Path, str] = {}
         self._problems: list[NoteProblem] | None = None
         self._vault_warned = False
         self.due_in_s: float | None = None
@@ -114,14 +114,16 @@ class Intake:
     # ------------------------------------------------------------------ problems
 
     def _record_problems(self, scan: ScanResult, stable: set[Path]) -> None:
-        """Keep `note-problems.json` current; log each problem once per note version."""
+        """Keep `note-problems.json` current; log each problem once, until it changes
+        (opus's own `status: invalid` write does not count as a change)."""
         root = self.ctx.settings.vault_path
         settled = [note for note in scan.invalid if note.path in stable and note.is_problem]
         problems = problems_of(settled, root)
+        logged = dict(self._logged)
+        self._logged = {}
         for note in settled:
-            seen = (self._version(note.path), note.error)
-            if self._logged.get(note.path) != seen:
-                self._logged[note.path] = seen
+            self._logged[note.path] = note.error
+            if logged.get(note.path) != note.error:
                 log.warning("%s cannot be used: %s", _relative(note.path, root), note.error)
         if problems != self._problems:
             try:

@@ -153,7 +153,8 @@ def fr_identity(meta: Mapping[Any, Any], path: Path, id_pattern: str) -> str | N
     """The FR id when the note is opus's (SPEC §1), else None.
 
     Opus's: an `id:` matching `id_pattern` (or, without one, a file stem that does),
-    `status: planned` in any case, or a `job:` opus wrote. For a planned note with no
+    `status: planned` in any case, or a `job:` opus wrote — or the `status: invalid` +
+    `error:` opus writes into a planned note it cannot use. For such a note with no
     usable id the result is "" (it is opus's, and validation says what is missing).
     """
     raw_id = meta.get("id")
@@ -165,8 +166,10 @@ def fr_identity(meta: Mapping[Any, Any], path: Path, id_pattern: str) -> str | N
         return stem
     status = meta.get("status")
     job = meta.get("job")
-    planned = isinstance(status, str) and status.strip().lower() == FRStatus.PLANNED.value
-    ours = isinstance(job, str) and job.strip().isdigit()
+    word = status.strip().lower() if isinstance(status, str) else None
+    planned = word == FRStatus.PLANNED.value
+    flagged = word == FRStatus.INVALID.value and isinstance(meta.get("error"), str)
+    ours = flagged or (isinstance(job, str) and job.strip().isdigit())
     if planned or ours:
         return text_id or ""
     return None

@@ -1,0 +1,175 @@
+"""Intake against a real vault and registry: settling, never looping, mirroring jobs,
+recording the notes opus cannot use, and leaving every other note alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from opus.control import set_paused
+from opus.daemon.intake import Intake
+from opus.domain import JobState
+from opus.vault.problems import read_problems
+from opus.vault.text import load_frontmatter, split_note
+from tests.e2e_delivery.harness import Bench, make_bench
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Bench:
+    return make_bench(tmp_path)
+
+
+def _meta(path: Path) -> dict[str, object]:
+    meta = load_frontmatter(split_note(path.read_text(encoding="utf-8")))
+    assert isinstance(meta, dict)
+    return meta
+
+
+def _planned(bench: Bench) -> Path:
+    return bench.vault / "10_features" / "03_planned"
+
+
+def _age(path: Path, seconds: float = 60) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_a_note_that_cannot_be_written_back_makes_one_job_not_one_per_tick(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    note = _planned(bench) / "FR-1.md"
+    # Valid YAML, but a flow mapping: opus cannot edit it line by line.
+    text = "---\n{id: FR-1, title: Add greeting, status: planned}\n---\nSay hi.\n"
+    note.write_text(text)
+    caplog.set_level(logging.INFO, logger="opus")
+    bench.intake.tick()
+    jobs = bench.store.jobs()
+    assert len(jobs) == 1 and note.read_text() == text
+    bench.store.transition(jobs[0].id, JobState.FAILED, error="tests failed")
+    for _ in range(5):
+        bench.intake.tick()
+    assert [(j.id, j.state) for j in bench.store.jobs()] == [(jobs[0].id, JobState.FAILED)]
+    failures = [r for r in caplog.records if "could not update" in r.getMessage()]
+    assert len(failures) == 2, [r.getMessage() for r in failures]  # in-progress, then failed
+    assert note.read_text() == text
+
+    note.write_text(text.replace("Say hi.", "Say hello."))  # new content: a new job
+    bench.intake.tick()
+    assert len(bench.store.jobs()) == 2
+
+
+def test_replanning_a_failed_note_reruns_it_once(bench: Bench) -> None:
+    bench.write_fr()
+    job = bench.enqueue()
+    bench.store.transition(job.id, JobState.FAILED, error="boom")
+    bench.intake.tick()
+    path, meta = bench.note()
+    assert meta["status"] == "failed"
+    for _ in range(3):
+        bench.intake.tick()
+    assert bench.store.get(job.id).state is JobState.FAILED  # a failed note stays failed
+    path.write_text(path.read_text().replace("status: failed", "status: planned"))
+    bench.intake.tick()
+    again = bench.store.get(job.id)
+    assert again.state is JobState.QUEUED and len(bench.store.jobs()) == 1
+    assert bench.note()[1]["status"] == "in-progress"
+
+
+def test_a_changed_note_waits_until_it_settles(bench: Bench) -> None:
+    intake = Intake(bench.ctx, settle=True)
+    for old in bench.vault.rglob("*.md"):
+        _age(old)  # init's example note was written just now
+    note = bench.write_fr()
+    report = intake.tick()
+    assert report.settling == 1 and bench.store.jobs() == []
+    assert intake.due_in_s is not None and 0 < intake.due_in_s <= 2
+    _age(note)
+    report = intake.tick()
+    assert report.settling == 0 and len(bench.store.jobs()) == 1
+
+
+def test_notes_mirror_jobs(bench: Bench) -> None:
+    bench.write_fr()
+    job = bench.enqueue()
+    path, meta = bench.note()
+    assert (path.parent.name, meta["status"], meta["stage"]) == ("04_in_progress", "in-progress",
+                                                                  "queued")
+    set_paused(bench.store, True)
+    bench.intake.tick()
+    assert bench.note()[1]["stage"] == "waiting: paused"
+    set_paused(bench.store, False)
+    report = "no passing round after 3 iteration(s); last report:\n" + "x " * 50 + (
+        "\ntest_greet — AssertionError: 'Hi' != 'Hello'")
+    bench.store.transition(job.id, JobState.FAILED, error=report)
+    bench.intake.tick()
+    path, meta = bench.note()
+    assert (path.parent.name, meta["status"]) == ("07_failed", "failed")
+    error = str(meta["error"])
+    assert "AssertionError: 'Hi' != 'Hello'" in error and "opus logs FR-1" in error
+    assert "\n" not in error and len(error) < 400
+
+
+def test_a_move_never_overwrites_or_copies(bench: Bench) -> None:
+    taken = bench.vault / "10_features" / "04_in_progress" / "FR-1.md"
+    taken.parent.mkdir(parents=True, exist_ok=True)
+    taken.write_text("someone's own note\n")
+    note = bench.write_fr()
+    bench.enqueue()
+    assert note.is_file() and taken.read_text() == "someone's own note\n"
+    assert sorted(p.name for p in taken.parent.iterdir()) == [".gitkeep", "FR-1.md"]
+    meta = _meta(note)
+    assert meta["status"] == "in-progress"
+    assert "not moved to 10_features/04_in_progress/FR-1.md" in str(meta["error"])
+
+
+def test_duplicate_ids_neither_runs_and_both_say_so(bench: Bench) -> None:
+    one = bench.write_fr()
+    two = one.with_name("FR-1 copy.md")
+    two.write_text(one.read_text())
+    bench.intake.tick()
+    assert bench.store.jobs() == []
+    for path, other in ((one, "FR-1 copy.md"), (two, "FR-1.md")):
+        meta = _meta(path)
+        assert meta["status"] == "invalid" and other in str(meta["error"])
+        assert path.parent == _planned(bench)  # invalid notes are never moved
+    problems = read_problems(bench.ctx.settings.state_dir)
+    assert [p.path for p in problems] == ["10_features/03_planned/FR-1 copy.md",
+                                          "10_features/03_planned/FR-1.md"]
+
+
+def test_problems_are_recorded_and_other_notes_left_alone(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _planned(bench)
+    others = {
+        "garden.md": b"---\nstatus: seedling\ntags: [a]\n---\nGrowing.\n",
+        "rule.md": b"---\n\nA note that opens with a rule.\n",
+        "plain.md": b"no frontmatter at all\n",
+    }
+    for name, data in others.items():
+        (folder / name).write_bytes(data)
+    (folder / "FR-7.md").write_bytes(b"---\nid: FR-7\nstatus: planned\n")  # unclosed
+    (folder / "latin.md").write_bytes(b"---\nid: FR-8\ntitle: x\nstatus: planned\n---\ncaf\xe9\n")
+    caplog.set_level(logging.INFO, logger="opus")
+    for _ in range(3):
+        bench.intake.tick()
+    for name, data in others.items():
+        assert (folder / name).read_bytes() == data
+    assert (folder / "FR-7.md").read_bytes() == b"---\nid: FR-7\nstatus: planned\n"
+    latin = (folder / "latin.md").read_bytes()
+    assert latin.endswith(b"---\ncaf\xe9\n") and b"status: invalid" in latin
+    problems = {p.path: p.reason for p in read_problems(bench.ctx.settings.state_dir)}
+    assert set(problems) == {"10_features/03_planned/FR-7.md", "10_features/03_planned/latin.md"}
+    assert "never closed" in problems["10_features/03_planned/FR-7.md"]
+    assert "not valid UTF-8" in problems["10_features/03_planned/latin.md"]
+    warned = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
+    assert any("FR-7.md" in w for w in warned) and any("latin.md" in w for w in warned)
+    caplog.clear()
+    for _ in range(3):
+        bench.intake.tick()
+    assert not [r for r in caplog.records if "cannot be used" in r.getMessage()]  # not per tick
+    assert bench.store.jobs() == []
