@@ -30,6 +30,8 @@ from opus.vault.problems import NoteProblem, problems_of, write_problems
 
 log = logging.getLogger(__name__)
 
+WRITE_RETRY_S = 300.0
+
 
 @dataclass(frozen=True)
 class IntakeReport:
@@ -53,8 +55,9 @@ class Intake:
         self.settle = settle
         self.cache = NoteCache()
         self._synced: dict[str, tuple[int, str]] = {}
-        self._failed: dict[object, object] = {}
-        """What a failed write was for → the note version it failed on: not retried."""
+        self._failed: dict[Path, tuple[object, float, str]] = {}
+        """Note → (version, when, error) of its last failed write: not retried until the
+        note changes (or `WRITE_RETRY_S` passed, e.g. after a permission fix)."""
         self._logged: dict[Path, str] = {}
         self._problems: list[NoteProblem] | None = None
         self._vault_warned = False
@@ -250,12 +253,13 @@ class Intake:
 
     def _write(self, path: Path, fields: Mapping[str, object | None], *, move: bool) -> bool:
         """Write `fields` into the note; a failure is logged once and not retried until
-        the note changes (or opus has something else to write)."""
+        the note changes (or `WRITE_RETRY_S` passed)."""
         settings = self.ctx.settings
-        attempt = (path, tuple(sorted((k, str(v)) for k, v in fields.items())))
         version = self._version(path)
-        if version is not None and self._failed.get(attempt) == version:
-            return False
+        failed = self._failed.get(path)
+        if failed is not None and failed[0] == version:
+            if time.monotonic() - failed[1] < WRITE_RETRY_S:
+                return False
         fields = {**fields, "updated": self.ctx.clock.now().isoformat(timespec="seconds")}
         try:
             write_fields(
@@ -266,11 +270,13 @@ class Intake:
                 features_dir=settings.vault.features_dir,
             )
         except OpusError as exc:
-            self._failed[attempt] = version
-            rel = _relative(path, settings.vault_path)
-            log.error("could not update %s (not retried until the note changes): %s", rel, exc)
+            self._failed[path] = (version, time.monotonic(), str(exc))
+            if failed is None or failed[2] != str(exc):
+                rel = _relative(path, settings.vault_path)
+                log.error("could not update %s (not retried until the note changes): %s",
+                          rel, exc)
             return False
-        self._failed.pop(attempt, None)
+        self._failed.pop(path, None)
         return True
 
 
