@@ -257,9 +257,9 @@ class Intake:
         settings = self.ctx.settings
         version = self._version(path)
         failed = self._failed.get(path)
-        if failed is not None and failed[0] == version:
-            if time.monotonic() - failed[1] < WRITE_RETRY_S:
-                return False
+        recent = failed is not None and time.monotonic() - failed[1] < WRITE_RETRY_S
+        if failed is not None and failed[0] == version and recent:
+            return False
         fields = {**fields, "updated": self.ctx.clock.now().isoformat(timespec="seconds")}
         try:
             write_fields(
