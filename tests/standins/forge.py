@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.conformance import ops as conformance
+
 Flavor = Literal["github", "gitea"]
 
 PRIMARY_MESSAGE = "API rate limit exceeded for user ID 583231."
@@ -59,6 +61,8 @@ class Recorded:
     """The HTTP status the stand-in answered with."""
     multi: dict[str, list[str]] = field(default_factory=dict)
     """Every value of every query parameter, in order."""
+    operation: str | None = None
+    """The published operation the request was (tests/conformance)."""
 
 
 @dataclass
@@ -365,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
                 record = Recorded(method, parts.path, query, body,
                                   {k.lower(): v for k, v in self.headers.items()}, multi=multi)
                 standin.requests.append(record)
-                reply = self._answer(standin, method, parts.path, query, body)
+                reply = self._answer(standin, record)
         except _Answer as answer:
             reply = _Reply(answer.status, answer.payload, answer.headers)
         except _Reject as rej:
@@ -375,10 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = reply.status
         self._send(standin, reply)
 
-    def _answer(
-        self, standin: ForgeStandin, method: str, path: str, query: dict[str, str], body: Any
-    ) -> _Reply:
+    def _answer(self, standin: ForgeStandin, record: Recorded) -> _Reply:
+        method, path, query, body = record.method, record.path, record.query, record.body
         self._check_headers(standin)
+        _conform(standin, record)
         _check_limit(standin)
         _check_moved(standin, method, path, self.path)
         fault = standin.take_fault(method, path)
@@ -431,6 +435,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.headers.get("User-Agent"):
             raise _Reject(403, "Request forbidden by administrative rules. Please make sure "
                                "your request has a User-Agent header")
+
+
+def _conform(standin: ForgeStandin, record: Recorded) -> None:
+    """Refuse a request that is none of the published operations, or not as published."""
+    path = record.path
+    if standin.prefix and path.startswith(standin.prefix + "/"):
+        path = path[len(standin.prefix):]
+    operation, problems = conformance.check(
+        standin.flavor, record.method, path,
+        query=record.multi, headers=record.headers, body=record.body,
+    )  # fmt: skip
+    record.operation = operation
+    if problems:
+        raise _Reject(400, "; ".join(problems))
 
 
 def _quota_headers(standin: ForgeStandin) -> dict[str, str]:
