@@ -91,6 +91,9 @@ def _limits(settings: Settings, _env: Mapping[str, str]) -> Check:
 def _engine(settings: Settings, env: Mapping[str, str]) -> Check:
     engine = settings.agents.engine
     if engine == "anthropic":
+        from opus.engines.models import check_models
+
+        check_models(settings.agents)  # a model without opus's tools: ConfigError, a fail
         if env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN"):
             base = env.get("ANTHROPIC_BASE_URL", "the public API")
             return Check("engine", "ok", f"anthropic, key present, endpoint {base}")

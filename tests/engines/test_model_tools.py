@@ -14,6 +14,7 @@ from opus.engines.anthropic_engine import AnthropicEngine
 from opus.engines.models import max_output_tokens, tools_for
 from opus.errors import ConfigError
 from opus.seams import AgentTask
+from tests.e2e_cli.helpers import clean_env, run_opus
 from tests.engines.conftest import SANDBOX_CFG, make_engine
 from tests.standins.messages_api import MessagesAPI, last_tool_results, reply, text, tool_use
 
@@ -67,3 +68,15 @@ def test_a_model_without_the_tools_is_refused_at_start(settings: dict[str, str],
     # The daemon builds the engine lazily, but checks the models when it starts.
     with pytest.raises(ConfigError, match=f"config key `{key}`"):
         engine_at_first_use(AgentsConfig(**settings), SANDBOX_CFG)
+
+
+def test_doctor_fails_the_engine_check_for_such_a_model(tmp_path: Path) -> None:
+    assert run_opus("init", str(tmp_path / "p"), cwd=tmp_path).code == 0
+    env = clean_env(
+        tmp_path,
+        {"ANTHROPIC_API_KEY": "sk-test", "OPUS_AGENTS__CODER_MODEL": "claude-3-5-haiku-20241022"},
+    )
+    result = run_opus("doctor", cwd=tmp_path / "p", env=env)
+    assert result.code == 1
+    engine = next(line for line in result.out.splitlines() if "] engine" in line)
+    assert engine.startswith("[FAIL]") and "agents.coder_model" in engine, engine
