@@ -65,15 +65,24 @@ class Sandbox(Protocol):
         """
         ...
 
-    def start(
-        self, command: str, *, worktree: Path, writable: bool = True
-    ) -> subprocess.Popen[bytes]:
-        """Start `command` like `run` does, but leave it running and return the process.
+    def start(self, command: str, *, worktree: Path, writable: bool = True) -> SandboxProcess:
+        """Start `command` like `run` does, but leave it running and return it.
 
         Its stdin and stdout are pipes (stderr goes to stdout) and it leads its own process
-        group; the caller owns it and must end it (`opus.sandbox.process.kill_group`).
-        Used for the agents' persistent bash session.
+        group; the caller owns it and must `stop()` it. Used for the agents' persistent
+        bash session.
         """
+        ...
+
+
+class SandboxProcess(Protocol):
+    """A long-lived process `Sandbox.start` started."""
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]: ...
+
+    def stop(self) -> None:
+        """Kill it and everything it started, and release what the sandbox made for it."""
         ...
 
 

@@ -14,6 +14,7 @@ from opus.domain import Role
 from opus.engines.bash_session import BashSession, quote
 from opus.engines.tools import Toolbox
 from opus.sandbox import bwrap_available, sandbox_for
+from opus.sandbox.cgroups import PREFIX, find_cgroup_host
 from opus.seams import Sandbox
 
 needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bwrap is not installed")
@@ -160,3 +161,22 @@ def test_running_sees_a_live_process() -> None:
         child.kill()
         child.wait()
     assert not _running("sleep 63.4567")
+
+
+@needs_bwrap
+@pytest.mark.skipif(find_cgroup_host() is None, reason="the host gives no cgroups")
+def test_the_session_runs_in_a_cgroup_of_its_own(repo: Path) -> None:
+    sandbox = sandbox_for(SandboxConfig(kind="bwrap"))
+    session = BashSession(sandbox, repo, writable=True)
+    try:
+        assert session.run("true", timeout_s=20).exit_code == 0
+        assert session._live is not None
+        memberships = Path(f"/proc/{session._live.proc.pid}/cgroup").read_text()
+        groups = [line.split(":")[-1] for line in memberships.splitlines() if PREFIX in line]
+        assert groups, memberships
+    finally:
+        session.close()
+    host = find_cgroup_host()
+    assert host is not None
+    name = groups[0].rsplit("/", 1)[-1]
+    assert not list(host.pids.glob(name)), "the session's cgroup is removed with it"

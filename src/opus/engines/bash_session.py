@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opus.errors import SandboxError
-from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput, kill_group
-from opus.seams import Sandbox
+from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput
+from opus.seams import Sandbox, SandboxProcess
 
 SHELL_COMMAND = "exec bash --noprofile --norc"
 # Bytes kept from the end of the stream to find the marker even when split across reads.
@@ -64,13 +64,13 @@ class BashSession:
         self.worktree = worktree
         self.writable = writable
         self.output_cap_bytes = output_cap_bytes
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._live: SandboxProcess | None = None
         self._token = ""
 
     @property
     def running(self) -> bool:
         """True while a shell process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._live is not None and self._live.proc.poll() is None
 
     def run(self, command: str, *, timeout_s: float) -> SessionResult:
         """Run `command` in the session; a new session is started if none is alive."""
@@ -92,21 +92,21 @@ class BashSession:
 
     def close(self) -> None:
         """Kill the shell and everything it started."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            kill_group(proc)
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
 
     # ------------------------------------------------------------------ internals
 
     def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+        if self._live is not None and self._live.proc.poll() is None:
+            return self._live.proc
         self.close()
         self._token = f"__OPUS_DONE_{secrets.token_hex(8)}__"
-        self._proc = self.sandbox.start(
+        self._live = self.sandbox.start(
             SHELL_COMMAND, worktree=self.worktree, writable=self.writable
         )
-        return self._proc
+        return self._live.proc
 
     def _collect(self, proc: subprocess.Popen[bytes], *, deadline: float) -> SessionResult:
         assert proc.stdout is not None

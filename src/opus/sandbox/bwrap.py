@@ -18,7 +18,7 @@ from pathlib import Path
 from opus.sandbox.cgroups import CgroupHost, CommandCgroup
 from opus.sandbox.environment import SANDBOX_TMPDIR
 from opus.sandbox.limits import Limits, diagnose, find_prlimit, rlimit_argv, with_limit_note
-from opus.sandbox.process import ShellRunner, run_in_group, shell
+from opus.sandbox.process import LiveProcess, ShellRunner, run_in_group, shell, start_in_group
 from opus.seams import CommandResult
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
@@ -289,9 +289,7 @@ class BwrapSandbox(ShellRunner):
 
         A command that ran into a limit gets a last output line naming it.
         """
-        group = None
-        if self.cgroup_host is not None and self.limits is not None:
-            group = CommandCgroup.create(self.cgroup_host, self.limits)
+        group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
         worktree = worktree.resolve()
         try:
@@ -310,3 +308,23 @@ class BwrapSandbox(ShellRunner):
             return result
         note = diagnose(result.exit_code, result.output, self.limits, counters)
         return with_limit_note(result, note)
+
+    def start(self, command: str, *, worktree: Path, writable: bool = True) -> LiveProcess:
+        """`ShellRunner.start`, in a cgroup of its own for the process's lifetime when the
+        host allows one (its limits then cover everything the process runs)."""
+        group = self._cgroup()
+        prefix = group.enter_argv() if group is not None else []
+        worktree = worktree.resolve()
+        try:
+            argv = [*prefix, *self.argv(command, worktree=worktree, writable=writable)]
+            proc = start_in_group(argv, cwd=worktree, env=self.env)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        return LiveProcess(proc, group.remove if group is not None else None)
+
+    def _cgroup(self) -> CommandCgroup | None:
+        if self.cgroup_host is None or self.limits is None:
+            return None
+        return CommandCgroup.create(self.cgroup_host, self.limits)

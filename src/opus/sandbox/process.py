@@ -14,7 +14,8 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from opus.errors import SandboxError
@@ -77,13 +78,27 @@ class ShellRunner:
             cap_bytes=self.output_cap_bytes,
         )
 
-    def start(
-        self, command: str, *, worktree: Path, writable: bool = True
-    ) -> subprocess.Popen[bytes]:
+    def start(self, command: str, *, worktree: Path, writable: bool = True) -> LiveProcess:
         """Start `command` and leave it running; see `opus.seams.Sandbox.start`."""
         worktree = worktree.resolve()
         argv = self.argv(command, worktree=worktree, writable=writable)
-        return start_in_group(argv, cwd=worktree, env=self.env)
+        return LiveProcess(start_in_group(argv, cwd=worktree, env=self.env))
+
+
+@dataclass
+class LiveProcess:
+    """Implements `opus.seams.SandboxProcess`: a started process and its clean-up."""
+
+    proc: subprocess.Popen[bytes]
+    on_stop: Callable[[], None] | None = None
+    """Run after the process group is killed (e.g. removing its cgroup)."""
+
+    def stop(self) -> None:
+        """Kill the process group, close the pipes, then run `on_stop` (once)."""
+        kill_group(self.proc)
+        on_stop, self.on_stop = self.on_stop, None
+        if on_stop is not None:
+            on_stop()
 
 
 class CappedOutput:
