@@ -522,7 +522,7 @@ def main() -> None:
             made = time.perf_counter()
             make_vault(ws.root / "vault", notes)
             print(f"\n== {notes:,} notes (vault written in "
-                  f"{time.perf_counter() - made:.1f} s)", flush=True)
+                  f"{time.perf_counter() - made:.1f} s; load average {_load()})", flush=True)
             if "idle" not in skip:
                 idle_phase(ws, notes, args, figures)
             if "restart" not in skip:
@@ -532,11 +532,17 @@ def main() -> None:
         for figure in figures.values():
             if figure.values:
                 print(figure.line(), flush=True)
+        print(f"(load average at the end: {_load()})", flush=True)
         pickups[notes] = figures["pickup"].median
     if len(sizes) > 1 and "idle" not in skip:
         small, large = min(sizes), max(sizes)
         print(f"\npickup({large:,}) ÷ pickup({small:,}) = "
               f"{pickups[large] / pickups[small]:.2f} (medians)")
+
+
+def _load() -> str:
+    """The machine's 1/5/15-minute load: figures taken under load are slower."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _describe(src: Path) -> str:
