@@ -15,6 +15,7 @@ from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.workers import Finished
 from opus.domain import Job, JobState
 from opus.errors import EngineError, OpusError
+from opus.forges.http import RateLimited
 from opus.notify import breaker_opened, job_failed, pr_opened
 from opus.pipeline.context import PipelineContext
 
@@ -52,13 +53,21 @@ class Settler:
                 log.warning("could not remove the worktree of %s: %s", job.fr_id, exc)
 
     def _stopped(self, job: Job, reason: str, item: Finished) -> None:
-        if item.error is not None:
+        if isinstance(item.error, RateLimited):
+            self._rate_limited(job, item.error)
+        elif item.error is not None:
             self._infra_failure(job, item.error)
         elif reason.startswith("stuck"):
             self._stuck(job, reason)
         else:
             self.ctx.store.release(job.id, self.worker_id)
             self.ctx.store.add_event(job.id, "released", reason)
+
+    def _rate_limited(self, job: Job, error: RateLimited) -> None:
+        # The forge asked to wait: no failure of the repo or the job. Each try has waited
+        # inside its requests already (forges/http.py), so retrying is never quick.
+        self.ctx.store.release(job.id, self.worker_id)
+        self.ctx.store.add_event(job.id, "rate_limited", f"{error}; retrying when it lifts")
 
     def _stuck(self, job: Job, reason: str) -> None:
         retries = int(job.spec.get("stuck_retries", 0))
