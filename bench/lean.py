@@ -500,8 +500,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10, help="runs per figure")
     parser.add_argument("--idle-s", type=float, default=30.0,
                         help="idle CPU is measured over this long, in --repeat windows")
-    parser.add_argument("--src", type=Path, default=ROOT / "src",
-                        help="the opus source tree to measure (default: this checkout's)")
+    parser.add_argument("--src", default=str(ROOT / "src"),
+                        help="the opus source tree(s) to measure, comma-separated: with "
+                             "two, each vault size is measured with one, then the other, "
+                             "so both see the same machine load (default: this checkout)")
     parser.add_argument("--skip", default="", help="phases to skip: idle,restart,once")
     parser.add_argument("--quick", action="store_true",
                         help="1,000 and 10,000 notes, 3 runs, 9 s idle (a few minutes)")
@@ -509,35 +511,46 @@ def main() -> None:
     if args.quick:
         args.notes, args.repeat, args.idle_s = "1000,10000", 3, 9.0
     sizes = [int(n) for n in args.notes.split(",")]
+    srcs = [Path(src).resolve() for src in args.src.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     sandbox = sandbox_kind()
-    print(f"opus from {args.src.resolve()} ({_describe(args.src)}); sandbox {sandbox}; "
-          f"{os.cpu_count()} cpus; repeat {args.repeat}", flush=True)
-    pickups: dict[int, float] = {}
+    print(f"sandbox {sandbox}; {os.cpu_count()} cpus; repeat {args.repeat}", flush=True)
+    for index, src in enumerate(srcs, 1):
+        print(f"[{index}] opus from {src} ({_describe(src)})", flush=True)
+    pickups: dict[tuple[int, int], float] = {}
     for notes in sizes:
-        figures = new_figures(notes)
-        with tempfile.TemporaryDirectory(prefix="opus-lean-") as tmp:
-            ws = Workspace(Path(tmp), args.src.resolve(), sandbox)
-            make_repo(ws.root, "repo")
-            made = time.perf_counter()
-            make_vault(ws.root / "vault", notes)
-            print(f"\n== {notes:,} notes (vault written in "
-                  f"{time.perf_counter() - made:.1f} s; load average {_load()})", flush=True)
-            if "idle" not in skip:
-                idle_phase(ws, notes, args, figures)
-            if "restart" not in skip:
-                restart_phase(ws, args, figures)
-            if "once" not in skip:
-                once_phase(ws, args, figures)
-        for figure in figures.values():
-            if figure.values:
-                print(figure.line(), flush=True)
-        print(f"(load average at the end: {_load()})", flush=True)
-        pickups[notes] = figures["pickup"].median
+        for index, src in enumerate(srcs, 1):
+            figures = measure(notes, src, sandbox, args, skip)
+            print(f"\n[{index}] {notes:,} notes, load average at the end {_load()}")
+            for figure in figures.values():
+                if figure.values:
+                    print(figure.line(), flush=True)
+            pickups[index, notes] = figures["pickup"].median
     if len(sizes) > 1 and "idle" not in skip:
         small, large = min(sizes), max(sizes)
-        print(f"\npickup({large:,}) ÷ pickup({small:,}) = "
-              f"{pickups[large] / pickups[small]:.2f} (medians)")
+        for index in range(1, len(srcs) + 1):
+            print(f"\n[{index}] pickup({large:,}) ÷ pickup({small:,}) = "
+                  f"{pickups[index, large] / pickups[index, small]:.2f} (medians)")
+
+
+def measure(notes: int, src: Path, sandbox: str, args: argparse.Namespace,
+            skip: set[str]) -> dict[str, Figure]:
+    """Every figure for one vault size and one source tree, in a fresh workspace."""
+    figures = new_figures(notes)
+    with tempfile.TemporaryDirectory(prefix="opus-lean-") as tmp:
+        ws = Workspace(Path(tmp), src, sandbox)
+        make_repo(ws.root, "repo")
+        made = time.perf_counter()
+        make_vault(ws.root / "vault", notes)
+        print(f"  ({notes:,} notes written in {time.perf_counter() - made:.1f} s; "
+              f"load average {_load()})", flush=True)
+        if "idle" not in skip:
+            idle_phase(ws, notes, args, figures)
+        if "restart" not in skip:
+            restart_phase(ws, args, figures)
+        if "once" not in skip:
+            once_phase(ws, args, figures)
+    return figures
 
 
 def _load() -> str:
