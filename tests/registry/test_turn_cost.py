@@ -40,7 +40,7 @@ def _turn_cost(tmp_path: Path, queued: int) -> tuple[int, int]:
         (planned / f"FR-{n}.md").write_text(NOTE.format(n=n, priority=priority))
     settings = Settings(
         base_dir=tmp_path,
-        vault=VaultConfig(path=tmp_path / "vault", move_notes=False),
+        vault=VaultConfig(path=tmp_path / "vault", move_notes=False, settle_s=0),
         daemon=DaemonConfig(state_dir=tmp_path / ".opus"),
         sandbox=SandboxConfig(kind="bwrap" if bwrap_available() else "none"),
         git=GitConfig(default_repo=repo),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from opus.domain import JobState, Priority, QueueSummary
 from opus.registry import Registry, open_store
@@ -29,17 +29,26 @@ def test_latest_for_frs_gives_each_frs_newest_job_and_leaves_out_unknown_ones(
     assert store.latest_for_frs([]) == {}
 
 
-def test_latest_for_frs_answers_for_more_ids_than_one_statement_may_bind(
+def test_latest_for_frs_answers_a_whole_vaults_ids_in_one_statement(
     store: Registry,
 ) -> None:
     ids = [f"FR-{n}" for n in range(1203)]
-    for fr_id in ids[::100]:
+    for fr_id in [*ids[::100], "FR-elsewhere"]:  # one FR whose note is not asked about
         store.enqueue(make_fr(fr_id), REPO)
+    statements: list[str] = []
 
-    latest = store.latest_for_frs(ids)
+    def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    event.listen(store._engine, "before_cursor_execute", count)
+    try:
+        latest = store.latest_for_frs(ids)
+    finally:
+        event.remove(store._engine, "before_cursor_execute", count)
 
     assert sorted(latest) == sorted(ids[::100])
     assert all(job.fr_id == fr_id for fr_id, job in latest.items())
+    assert len([sql for sql in statements if "jobs" in sql]) == 1, statements
 
 
 def test_queue_summary_counts_the_queue_and_names_its_most_urgent_priority(

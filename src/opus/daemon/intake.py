@@ -61,6 +61,7 @@ class Intake:
         self._logged: dict[Path, str] = {}
         self._problems: list[NoteProblem] | None = None
         self._vault_warned = False
+        self._paused_now: bool | None = None
         self.due_in_s: float | None = None
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
 
@@ -69,6 +70,7 @@ class Intake:
 
     def tick(self) -> IntakeReport:
         settings = self.ctx.settings
+        self._paused_now = None
         try:
             scan = scan_vault(
                 settings.vault_path,
@@ -247,9 +249,12 @@ class Intake:
                 log.error("could not record that %s's note shows its end: %s", job.fr_id, exc)
 
     def _paused(self) -> bool:
-        from opus.control import is_paused
+        """Read once per tick: one read per queued note would be a transaction each."""
+        if self._paused_now is None:
+            from opus.control import is_paused
 
-        return is_paused(self.ctx.store)
+            self._paused_now = is_paused(self.ctx.store)
+        return self._paused_now
 
     def _write(self, path: Path, fields: Mapping[str, object | None], *, move: bool) -> bool:
         """Write `fields` into the note; a failure is logged once and not retried until

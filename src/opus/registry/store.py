@@ -53,7 +53,8 @@ from opus.registry.tables import EVENTS, FLAGS, JOBS, METADATA, STAGE_RUNS, UTCD
 from opus.seams import Clock
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
-# FR ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+# FR ids per `IN (...)` list (well under SQLite's limit on bound parameters); beyond it,
+# `latest_for_frs` reads the latest job of every FR in one statement instead.
 IDS_PER_QUERY = 500
 
 
@@ -327,17 +328,24 @@ class Registry:
         return None if row is None else records.job_from_row(row._mapping)
 
     def latest_for_frs(self, fr_ids: Iterable[str]) -> Mapping[str, Job]:
-        """The most recent job of each FR in `fr_ids` that has one, in one query (per
-        500 ids); FRs without a job are left out."""
-        wanted = sorted(set(fr_ids))
-        found: dict[str, Job] = {}
+        """The most recent job of each FR in `fr_ids` that has one, in one query; FRs
+        without a job are left out.
+
+        Up to `IDS_PER_QUERY` ids are looked up by `fr_id IN (…)`; for more (intake
+        passes every FR note of the vault) one statement takes the latest job of every
+        FR instead, which costs the number of jobs, not the size of the vault.
+        """
+        wanted = set(fr_ids)
+        if not wanted:
+            return {}
+        query = (
+            _latest_many_query(sorted(wanted))
+            if len(wanted) <= IDS_PER_QUERY
+            else _latest_every_query()
+        )
         with self._tx() as conn:
-            for start in range(0, len(wanted), IDS_PER_QUERY):
-                chunk = wanted[start:start + IDS_PER_QUERY]
-                for row in conn.execute(_latest_many_query(chunk)):
-                    job = records.job_from_row(row._mapping)
-                    found[job.fr_id] = job
-        return found
+            jobs = [records.job_from_row(row._mapping) for row in conn.execute(query)]
+        return {job.fr_id: job for job in jobs if job.fr_id in wanted}
 
     def queue_summary(self) -> QueueSummary:
         """How many jobs are queued and running, and the most urgent queued priority."""
@@ -487,6 +495,11 @@ def _latest_query(fr_id: str) -> Select[Any]:
 
 def _latest_many_query(fr_ids: Sequence[str]) -> Select[Any]:
     newest = select(func.max(JOBS.c.id)).where(JOBS.c.fr_id.in_(fr_ids)).group_by(JOBS.c.fr_id)
+    return select(JOBS).where(JOBS.c.id.in_(newest))
+
+
+def _latest_every_query() -> Select[Any]:
+    newest = select(func.max(JOBS.c.id)).group_by(JOBS.c.fr_id)
     return select(JOBS).where(JOBS.c.id.in_(newest))
 
 
