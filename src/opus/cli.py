@@ -1,6 +1,11 @@
 """`opus`: a thin layer over library calls. Each command opens, calls, renders.
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (the message names the key).
+Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (the message names the key
+or the variable), or an FR or job that does not exist or is in the wrong state for the
+command. A reader that closes the pipe early (`opus status | head -1`) is not an error.
+
+Every command imports what it uses inside its handler, so `opus status` never loads the
+agent engines, the forge clients or apprise.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING
 from opus import __version__
 from opus.config import Settings, load_settings
 from opus.domain import Job, JobState
-from opus.errors import ConfigError, OpusError, UsageError
+from opus.errors import ConfigError, NotFound, OpusError, UsageError
 from opus.wake import wake
 
 if TYPE_CHECKING:
@@ -40,8 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
         return code
-    except (ConfigError, UsageError) as exc:
+    except BrokenPipeError:
+        return _reader_left()
+    except (ConfigError, UsageError, NotFound) as exc:
         print(f"opus: {exc}", file=sys.stderr)
         return 2
     except OpusError as exc:
@@ -49,6 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_left() -> int:
+    """The reader of our stdout went away (`| head`): stop quietly, as other CLIs do.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,11 +102,11 @@ def _store(args: argparse.Namespace, settings: Settings | None = None) -> Regist
     return open_store(_project(args, settings).database_url)
 
 
-def _reader(args: argparse.Namespace) -> JobReader:
+def _reader(args: argparse.Namespace, settings: Settings | None = None) -> JobReader:
     """A read-only view of the project's registry, without SQLAlchemy's import cost."""
     from opus.registry.reader import open_reader
 
-    return open_reader(_project(args).database_url)
+    return open_reader(_project(args, settings).database_url)
 
 
 def _project(args: argparse.Namespace, settings: Settings | None = None) -> Settings:
@@ -125,15 +146,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from opus.clock import SystemClock
-    from opus.control import is_paused, render_status, status_rows
+    from opus.status import View, render_status, status_report
 
-    store = _reader(args)
-    rows = status_rows(store, SystemClock().now())
+    settings = _project(args)
+    report = status_report(_reader(args, settings), settings, SystemClock().now())
     if args.json:
-        print(json.dumps({"paused": is_paused(store), "jobs": [r.as_dict() for r in rows]},
-                         indent=2, default=str))
+        print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
-        print(render_status(rows, paused=is_paused(store)))
+        view = View(vault_root=settings.vault_path, base_dir=settings.base_dir, wide=args.wide)
+        print(render_status(report, view))
     return 0
 
 
@@ -282,6 +303,12 @@ def _args_fr(p: argparse.ArgumentParser) -> None:
     p.add_argument("fr", help="the FR id (e.g. FR-061) or a job number")
 
 
+def _args_status(p: argparse.ArgumentParser) -> None:
+    _args_json(p)
+    p.add_argument("--wide", action="store_true",
+                   help="full paths and lines (default: vault-relative, 100 columns)")
+
+
 def _args_logs(p: argparse.ArgumentParser) -> None:
     _args_fr(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -300,7 +327,8 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
     ("init", "create a vault skeleton, opus.toml and an example FR", _args_init, _init),
     ("run", "run the daemon (or --once)", _args_run, _run),
-    ("status", "jobs with FR, state, stage, round, elapsed, cost, PR", _args_json, _status),
+    ("status", "daemons, pause, breakers, spend; jobs and why they wait; unusable notes",
+     _args_status, _status),
     ("scan", "what opus would do with every note (dry run: writes nothing)", _args_json, _scan),
     ("logs", "a job's log", _args_logs, _logs),
     ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),

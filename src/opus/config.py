@@ -272,6 +272,9 @@ def load_settings(path: Path | None = None, *, cwd: Path | None = None) -> Setti
     if path is not None:
         data = _read_toml(path)
     base_dir = path.resolve().parent if path is not None else cwd
+    unknown = _unknown_sections()
+    if unknown is not None:
+        raise ConfigError(unknown)
     try:
         return Settings(**data, base_dir=base_dir, config_path=path)
     except ValidationError as exc:
@@ -304,19 +307,55 @@ def _describe_env(exc: SettingsError) -> str:
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = f" in {path}" if path is not None else ""
+    """One line per error, blaming the variable or the file the value came from."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
-        env = "OPUS_" + "__".join(str(part).upper() for part in err["loc"])
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            lines.append(f"config key `{key}`{where} is unknown; {_known_keys(err['loc'])}")
-            continue
-        lines.append(
-            f"config key `{key}`{where} (or ${env}): {err['msg']}; got {value!r}"
-        )
+        loc = err["loc"]
+        key = ".".join(str(part) for part in loc)
+        variable = _variable_for(loc)
+        unknown = err["type"] == "extra_forbidden"
+        where = f"config key `{key}`" + (f" in {path}" if path else "")
+        if variable is not None:
+            where = f"environment variable {variable} (config key `{key}`)"
+        elif not unknown:
+            where += " (or $OPUS_" + "__".join(str(part).upper() for part in loc) + ")"
+        if unknown:
+            lines.append(f"{where} is unknown; {_known_keys(loc)}")
+        else:
+            lines.append(f"{where}: {err['msg']}; got {err.get('input')!r}")
     return "\n".join(lines)
+
+
+def _variable_for(loc: tuple[int | str, ...]) -> str | None:
+    """The `OPUS_…` variable that set the value at `loc`, if one did (it beats the file).
+
+    A table or list set as JSON in one variable covers every key below it, so the
+    longest prefix of `loc` that names a set variable is the one to blame.
+    """
+    present = {name.upper(): name for name in os.environ if name.upper().startswith("OPUS_")}
+    for end in range(len(loc), 0, -1):
+        name = "OPUS_" + "__".join(str(part).upper() for part in loc[:end])
+        if name in present:
+            return present[name]
+    return None
+
+
+def _unknown_sections() -> str | None:
+    """`OPUS_<SECTION>__<KEY>` variables whose section does not exist (a typo, usually).
+
+    pydantic-settings ignores such variables; a setting that silently does nothing is
+    worse than an error.
+    """
+    sections = {name for name, f in Settings.model_fields.items() if not f.exclude}
+    wrong = sorted(
+        name for name in os.environ
+        if name.upper().startswith("OPUS_") and "__" in name
+        and name[5:].split("__", 1)[0].lower() not in sections
+    )
+    if not wrong:
+        return None
+    return (f"environment variable {', '.join(wrong)} names no config section; "
+            f"valid sections: {', '.join(sorted(sections))} (OPUS_<SECTION>__<KEY>)")
 
 
 def _known_keys(loc: tuple[int | str, ...]) -> str:

@@ -1,14 +1,13 @@
-"""The operator's commands on the registry: status, pause/resume, retry, cancel.
+"""The operator's commands on the registry: pause/resume, retry, cancel (status: `opus.status`).
 
-The CLI calls these; each opens nothing itself and raises `OpusError`s with advice.
+The CLI calls these; each opens nothing itself and raises `OpusError`s with advice:
+`NotFound` for an FR or job that does not exist, `UsageError` for one in the wrong state
+(both exit 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any
+import contextlib
 
 from opus.config import Settings
 from opus.domain import Job, JobState
@@ -18,81 +17,13 @@ from opus.seams import JobReader, JobStore
 PAUSED_FLAG = "paused"
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    job: int
-    fr: str
-    title: str
-    state: str
-    stage: str | None
-    iteration: int
-    elapsed_s: float | None
-    cost_usd: float
-    pr: str | None
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def status_rows(store: JobReader, now: datetime) -> list[StatusRow]:
-    """One row per job, newest first."""
-    jobs = sorted(store.jobs(), key=lambda job: job.id, reverse=True)
-    return [_row(job, now) for job in jobs]
-
-
-def _row(job: Job, now: datetime) -> StatusRow:
-    elapsed = None
-    if job.started_at is not None:
-        end = job.finished_at or (now if job.state is JobState.RUNNING else job.updated_at)
-        elapsed = max(0.0, (end - job.started_at).total_seconds())
-    return StatusRow(
-        job=job.id,
-        fr=job.fr_id,
-        title=job.title,
-        state=job.state.value,
-        stage=job.stage.value if job.stage else None,
-        iteration=job.iteration,
-        elapsed_s=elapsed,
-        cost_usd=round(job.cost_usd, 4),
-        pr=job.pr_url,
-        error=job.error,
-    )
-
-
-def render_status(rows: Sequence[StatusRow], *, paused: bool) -> str:
-    """A fixed-width table for humans."""
-    header = ("JOB", "FR", "STATE", "STAGE", "ROUND", "ELAPSED", "COST", "PR / ERROR")
-    lines = [header]
-    for row in rows:
-        tail = row.pr or (row.error or "").splitlines()[0][:60] if (row.pr or row.error) else ""
-        lines.append((
-            str(row.job), row.fr, row.state, row.stage or "-", str(row.iteration),
-            _duration(row.elapsed_s), f"${row.cost_usd:.2f}", tail,
-        ))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1]
-           for line in lines]
-    if not rows:
-        out.append("no jobs yet: set `status: planned` on a note and run `opus run`")
-    if paused:
-        out.append("claiming is PAUSED (`opus resume` to restart)")
-    return "\n".join(line.rstrip() for line in out)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 def set_paused(store: JobStore, paused: bool) -> None:
+    """The global kill switch: while set, no daemon claims new work."""
     store.set_flag(PAUSED_FLAG, "1" if paused else None)
 
 
 def is_paused(store: JobReader) -> bool:
+    """Whether claiming is paused (`opus pause`)."""
     return store.get_flag(PAUSED_FLAG) == "1"
 
 
@@ -100,7 +31,8 @@ def find_job(store: JobStore, fr: str) -> Job:
     """The latest job of an FR id (case-insensitive) or of a job number."""
     job = store.latest_for_fr(fr) or store.latest_for_fr(fr.upper())
     if job is None and fr.isdigit():
-        job = store.get(int(fr))
+        with contextlib.suppress(NotFound):
+            job = store.get(int(fr))
     if job is None:
         raise NotFound(f"no job for {fr!r}; `opus status` lists the jobs")
     return job

@@ -13,15 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from opus.config import DaemonConfig, GitConfig, SandboxConfig, Settings, VaultConfig
-from opus.control import render_status, status_rows
 from opus.daemon.logs import configure_logging
 from opus.daemon.loop import Daemon
 from opus.daemon.runtime import build_runtime
+from opus.domain import JobState
 from opus.errors import SandboxError
 from opus.git import git
-from opus.seams import Engine
+from opus.seams import Engine, JobStore
 from opus.vault import init_vault
 
+DEMO_ID = "DEMO-1"
 DEMO_NOTE = "DEMO-1-rehearsal.md"
 DEMO_FR = """\
 ---
@@ -52,8 +53,22 @@ def run_demo(directory: Path | None, *, assume_yes: bool, environ: Mapping[str, 
     runtime = build_runtime(settings, engine=engine)
     print(f"demo vault: {root / 'vault'}\ndemo repo:  {repo}\n", flush=True)
     code = Daemon(runtime, once=True, environ={}).run()
-    _report(runtime.ctx.store, root, repo)
-    return code
+    _report(runtime.ctx.store, settings, root, repo)
+    return code or _finished(runtime.ctx.store, root)
+
+
+def _finished(store: JobStore, root: Path) -> int:
+    """0 when the demo FR reached review; else say why, and 1 (the demo could not finish)."""
+    job = store.latest_for_fr(DEMO_ID)
+    if job is not None and job.state in (JobState.AWAITING_REVIEW, JobState.DONE):
+        return 0
+    state = "never queued" if job is None else job.state.value
+    why = (job.error or "").strip().splitlines()[:1] if job is not None else []
+    more = f"opus logs {DEMO_ID}" if job is not None else "opus status"
+    print(f"\nthe demo could not finish: {DEMO_ID} is {state}"
+          + (f": {why[0]}" if why else "")
+          + f"\nmore: cd {root} && {more}", file=sys.stderr)
+    return 1
 
 
 def _place_demo_note(features: Path) -> None:
@@ -120,12 +135,12 @@ def _confirm(question: str) -> bool:
     return input(question).strip().lower() in ("y", "yes")
 
 
-def _report(store: object, root: Path, repo: Path) -> None:
+def _report(store: JobStore, settings: Settings, root: Path, repo: Path) -> None:
     from opus.clock import SystemClock
-    from opus.registry import Registry
+    from opus.status import View, render_status, status_report
 
-    assert isinstance(store, Registry)
-    print("\n" + render_status(status_rows(store, SystemClock().now()), paused=False))
+    report = status_report(store, settings, SystemClock().now())
+    print("\n" + render_status(report, View(vault_root=settings.vault_path, base_dir=root)))
     review = sorted((root / "vault" / "10_features" / "05_review").glob("*.md"))
     for note in review:
         print(f"\nin the vault, ready for review: {note}")

@@ -1,17 +1,37 @@
-"""`opus doctor`: every check a new user needs before leaving the daemon alone."""
+"""`opus doctor`: every check a new user needs before leaving the daemon alone.
+
+Each check answers one question a delivery depends on, and a FAIL names what to fix.
+The repository checks (`remote`, `tests`) look at the default repo and at every repo a
+planned FR names. Doctor never creates state: it reads the database only if it exists.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from opus.config import Settings
 from opus.errors import OpusError
 from opus.git import git, is_repo
 
+if TYPE_CHECKING:
+    from opus.domain import FeatureRequest
+    from opus.vault import ScanResult
+
 Level = Literal["ok", "warn", "fail"]
+REMOTE_TIMEOUT_S = 10.0
+"""How long `git ls-remote` may take before the remote counts as not answering."""
+SHELL_WORDS = frozenset({
+    "true", "false", ":", "test", "[", "cd", "exec", "env", "command", "set", "export",
+    "if", "for", "while", "!", "{", "(",
+})
+"""First words of a test command that the shell itself provides."""
 
 
 @dataclass(frozen=True)
@@ -21,49 +41,89 @@ class Check:
     detail: str
 
 
+class Doctor:
+    """What the checks share: the settings, the environment and one scan of the vault."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.env = environ
+
+    @functools.cached_property
+    def scan(self) -> ScanResult | None:
+        from opus.vault import scan_vault
+
+        if not (self.settings.vault_path / self.settings.vault.features_dir).is_dir():
+            return None
+        return scan_vault(self.settings.vault_path, default_repo=self.settings.default_repo)
+
+    @property
+    def planned(self) -> list[FeatureRequest]:
+        return list(self.scan.planned) if self.scan is not None else []
+
+    def repos(self) -> list[Path]:
+        """The default repo and every repo a planned FR names, each once."""
+        found = [self.settings.default_repo] + [fr.repo for fr in self.planned]
+        return list(dict.fromkeys(repo for repo in found if repo is not None))
+
+
+CheckFn = Callable[[Doctor], Check]
+
+
 def run_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """Run every check; none raises."""
-    checks: list[Callable[[Settings, Mapping[str, str]], Check]] = [
-        _config, _vault, _git, _repo, _sandbox, _limits, _engine, _forge, _notify, _database,
+    doctor = Doctor(settings, environ)
+    checks: list[CheckFn] = [
+        _config, _vault, _notes, _git, _repo, _remote, _tests, _sandbox, _limits, _engine,
+        _forge, _notify, _database,
     ]
-    return [_safely(check, settings, environ) for check in checks]
+    return [_safely(check, doctor) for check in checks]
 
 
-def _safely(
-    check: Callable[[Settings, Mapping[str, str]], Check],
-    settings: Settings,
-    environ: Mapping[str, str],
-) -> Check:
+def _safely(check: CheckFn, doctor: Doctor) -> Check:
     name = check.__name__.strip("_")
     try:
-        return check(settings, environ)
+        return check(doctor)
     except OpusError as exc:
         return Check(name, "fail", str(exc))
     except Exception as exc:  # a doctor reports; it does not crash
         return Check(name, "fail", f"unexpected error: {exc!r}")
 
 
-def _config(settings: Settings, _env: Mapping[str, str]) -> Check:
-    source = settings.config_path or "defaults (no opus.toml found; `opus init` writes one)"
+# --------------------------------------------------------------------------- the project
+
+
+def _config(d: Doctor) -> Check:
+    source = d.settings.config_path or "defaults (no opus.toml found; `opus init` writes one)"
     return Check("config", "ok", f"loaded from {source}")
 
 
-def _vault(settings: Settings, _env: Mapping[str, str]) -> Check:
-    features = settings.vault_path / "10_features"
+def _vault(d: Doctor) -> Check:
+    features = d.settings.vault_path / d.settings.vault.features_dir
     if not features.is_dir():
         return Check("vault", "fail", f"{features} is missing; run `opus init` or fix vault.path")
     notes = sum(1 for _ in features.rglob("*.md"))
-    return Check("vault", "ok", f"{settings.vault_path} ({notes} notes)")
+    return Check("vault", "ok", f"{d.settings.vault_path} ({notes} notes)")
 
 
-def _git(_settings: Settings, _env: Mapping[str, str]) -> Check:
+def _notes(d: Doctor) -> Check:
+    if d.scan is None:
+        return Check("notes", "warn", "no vault to read (see `vault`)")
+    unusable = [n for n in d.scan.invalid if n.should_flag or (n.status or "") == "invalid"]
+    if unusable:
+        listed = "; ".join(f"{_relative(n.path, d.settings.vault_path)}: {n.error}"
+                           for n in unusable)
+        return Check("notes", "fail", f"{len(unusable)} note(s) opus cannot use: {listed}")
+    return Check("notes", "ok", f"{len(d.planned)} planned FR(s), none invalid")
+
+
+def _git(d: Doctor) -> Check:
     if shutil.which("git") is None:
         return Check("git", "fail", "git is not on PATH; install git")
-    return Check("git", "ok", git("--version", cwd=_settings.base_dir))
+    return Check("git", "ok", git("--version", cwd=d.settings.base_dir))
 
 
-def _repo(settings: Settings, _env: Mapping[str, str]) -> Check:
-    repo = settings.default_repo
+def _repo(d: Doctor) -> Check:
+    repo = d.settings.default_repo
     if repo is None:
         return Check("repo", "warn", "git.default_repo is not set; every FR must name `repo:`")
     if not is_repo(repo):
@@ -71,83 +131,213 @@ def _repo(settings: Settings, _env: Mapping[str, str]) -> Check:
     return Check("repo", "ok", f"default repo {repo}")
 
 
-def _sandbox(settings: Settings, _env: Mapping[str, str]) -> Check:
+def _remote(d: Doctor) -> Check:
+    remote = d.settings.git.remote
+    repos = [repo for repo in d.repos() if is_repo(repo)]
+    if not repos:
+        return Check("remote", "warn", "no repository to push from yet (see `repo`)")
+    problems = [p for p in (_remote_problem(repo, remote) for repo in repos) if p]
+    if problems:
+        return Check("remote", "fail", "; ".join(problems))
+    return Check("remote", "ok", f"{remote} answers for {_names(repos)}")
+
+
+def _remote_problem(repo: Path, remote: str) -> str | None:
+    from opus.forges.remote import redact
+    from opus.sandbox.process import run_in_group
+
+    url = git("remote", "get-url", remote, cwd=repo, check=False)
+    if not url:
+        return (f"{repo} has no remote {remote!r} to push to; add it with "
+                f"`git remote add {remote} URL` or set git.remote")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0",
+           "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=5"}
+    result = run_in_group(["git", "ls-remote", "--heads", remote], cwd=repo, env=env,
+                          timeout_s=REMOTE_TIMEOUT_S, cap_bytes=20_000)
+    where = f"remote {remote} ({redact(url)}) of {repo}"
+    if result.timed_out:
+        return (f"{where} did not answer within {REMOTE_TIMEOUT_S:.0f}s; check the URL, "
+                "the network and the credentials")
+    if result.exit_code != 0:
+        said = [line for line in result.output.strip().splitlines() if line.strip()]
+        return f"{where} does not answer: {said[-1] if said else f'exit {result.exit_code}'}"
+    return None
+
+
+def _tests(d: Doctor) -> Check:
+    from opus.errors import NotReady
+    from opus.pipeline.readiness import check_ready
+
+    targets = _test_targets(d)
+    if not targets:
+        return Check("tests", "warn", "no repository to test yet (see `repo`)")
+    problems: list[str] = []
+    warnings: list[str] = []
+    found: list[str] = []
+    for who, repo, base, command in targets:
+        try:
+            resolved = check_ready(repo, base, command).test_command
+        except NotReady as exc:
+            (warnings if who == "default repo" else problems).append(f"{who}: {exc}")
+            continue
+        missing = _missing_program(resolved, repo)
+        if missing:
+            problems.append(f"{who}: test command `{resolved}`: {missing}")
+        else:
+            found.append(f"{who}: `{resolved}`")
+    if problems:
+        return Check("tests", "fail", "; ".join(problems + warnings))
+    if warnings:
+        return Check("tests", "warn", "; ".join(warnings + found))
+    return Check("tests", "ok", "; ".join(found))
+
+
+def _test_targets(d: Doctor) -> list[tuple[str, Path, str | None, str | None]]:
+    """(who, repo, base, FR test command) for the default repo and each planned FR."""
+    targets: list[tuple[str, Path, str | None, str | None]] = []
+    default = d.settings.default_repo
+    if default is not None and is_repo(default):
+        targets.append(("default repo", default, None, None))
+    for fr in d.planned:
+        if fr.repo is not None and is_repo(fr.repo):
+            targets.append((fr.id, fr.repo, fr.base, fr.test_command))
+    return targets
+
+
+def _missing_program(command: str, repo: Path) -> str | None:
+    """Why the command's program cannot be found, or None when it can."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"cannot be parsed ({exc})"
+    words = [w for w in words if not (("=" in w) and w.split("=", 1)[0].isidentifier())]
+    if not words or words[0] in SHELL_WORDS:
+        return None
+    program = words[0]
+    if "/" in program:
+        path = Path(program) if Path(program).is_absolute() else repo / program
+        return None if path.exists() else f"{program} does not exist"
+    if shutil.which(program) is None:
+        return f"`{program}` is not on PATH; install it or change the test command"
+    return None
+
+
+def _names(repos: Iterable[Path]) -> str:
+    return ", ".join(str(repo) for repo in repos)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+# --------------------------------------------------------------------------- the machinery
+
+
+def _sandbox(d: Doctor) -> Check:
     from opus.sandbox import check_sandbox
 
-    line = check_sandbox(settings.sandbox)
+    line = check_sandbox(d.settings.sandbox)
     # kind = "none" works but is unsafe: check_sandbox says so with a WARNING: prefix.
     if line.startswith("WARNING:"):
         return Check("sandbox", "warn", line.removeprefix("WARNING:").strip())
     return Check("sandbox", "ok", line)
 
 
-def _limits(settings: Settings, _env: Mapping[str, str]) -> Check:
+def _limits(d: Doctor) -> Check:
     from opus.sandbox import limits_in_force
 
-    complete, line = limits_in_force(settings.sandbox)
+    complete, line = limits_in_force(d.settings.sandbox)
     return Check("limits", "ok" if complete else "warn", line)
 
 
-def _engine(settings: Settings, env: Mapping[str, str]) -> Check:
-    engine = settings.agents.engine
-    if engine == "anthropic":
+def _engine(d: Doctor) -> Check:
+    agents = d.settings.agents
+    if agents.engine == "anthropic":
         from opus.engines.models import check_models
 
-        check_models(settings.agents)  # a model without opus's tools: ConfigError, a fail
-        if env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN"):
-            base = env.get("ANTHROPIC_BASE_URL", "the public API")
+        check_models(agents)  # a model without opus's tools: ConfigError, a fail
+        if d.env.get("ANTHROPIC_API_KEY") or d.env.get("ANTHROPIC_AUTH_TOKEN"):
+            base = d.env.get("ANTHROPIC_BASE_URL", "the public API")
             return Check("engine", "ok", f"anthropic, key present, endpoint {base}")
         return Check("engine", "fail", "ANTHROPIC_API_KEY is not set (put it in the service's "
                      "EnvironmentFile or your shell)")
-    if engine == "claude-code":
-        found = shutil.which(settings.agents.claude_bin)
-        if found is None:
-            return Check("engine", "fail", f"agents.claude_bin {settings.agents.claude_bin!r} "
-                         "is not on PATH")
+    if agents.engine == "claude-code":
+        problem = _program_problem(agents.claude_bin, "agents.claude_bin", d.settings.base_dir)
+        if problem:
+            return Check("engine", "fail", problem)
+        found = shutil.which(agents.claude_bin) or agents.claude_bin
         return Check("engine", "warn", f"claude-code at {found}; its tools run OUTSIDE opus's "
                      "sandbox, guarded only by claude's own permission rules")
-    if not settings.agents.command:
+    if not agents.command:
         return Check("engine", "fail", "agents.engine = command needs agents.command (argv)")
-    return Check("engine", "ok", f"command: {' '.join(settings.agents.command)}")
+    problem = _program_problem(agents.command[0], "agents.command[0]", d.settings.base_dir)
+    if problem:
+        return Check("engine", "fail", problem)
+    return Check("engine", "ok", f"command: {shlex.join(agents.command)}")
 
 
-def _forge(settings: Settings, env: Mapping[str, str]) -> Check:
-    provider = settings.pr.provider
-    if provider == "local":
+def _program_problem(program: str, key: str, base_dir: Path) -> str | None:
+    """Why `program` cannot be run, or None: on PATH, or a path to an executable file."""
+    if "/" not in program:
+        if shutil.which(program) is None:
+            return f"{key} {program!r} is not on PATH; install it or give its full path"
+        return None
+    path = Path(program).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        return f"{key} {program!r} does not exist; fix the path"
+    if not os.access(path, os.X_OK):
+        return f"{key} {program!r} is not executable; chmod +x {path}"
+    return None
+
+
+def _forge(d: Doctor) -> Check:
+    pr = d.settings.pr
+    if pr.provider == "local":
         return Check("forge", "ok", "local: PRs are notes in 10_features/05_review/")
-    if not env.get(settings.pr.token_env):
-        return Check("forge", "fail", f"pr.provider = {provider} needs a token in "
-                     f"${settings.pr.token_env} (pr.token_env)")
-    return Check("forge", "ok", f"{provider}, token in ${settings.pr.token_env}")
+    token = d.env.get(pr.token_env)
+    if not token:
+        return Check("forge", "fail", f"pr.provider = {pr.provider} needs a token in "
+                     f"${pr.token_env} (pr.token_env)")
+    repo = d.settings.default_repo or next(iter(d.repos()), None)
+    if repo is None and not pr.repository:
+        return Check("forge", "warn", f"{pr.provider}, token in ${pr.token_env}; not tried: "
+                     "set git.default_repo or pr.repository to check it is accepted")
+    from opus.forges import forge_for
+
+    forge = forge_for(pr, repo=repo or d.settings.base_dir, remote=d.settings.git.remote,
+                      vault_root=d.settings.vault_path, token=token)
+    # One authenticated GET: a PR search for a branch opus never makes.
+    forge.find_pr(f"{d.settings.git.branch_prefix}doctor-check")
+    return Check("forge", "ok", f"{pr.provider}: the token in ${pr.token_env} is accepted")
 
 
-def _notify(settings: Settings, _env: Mapping[str, str]) -> Check:
+def _notify(d: Doctor) -> Check:
     from opus.notify import check_urls
 
-    if not settings.notify.urls:
+    urls = d.settings.notify.urls
+    if not urls:
         return Check("notify", "warn", "notify.urls is empty: nobody hears about failures")
-    problems = check_urls(settings.notify.urls)
+    problems = check_urls(urls)
     if problems:
         return Check("notify", "fail", "; ".join(problems))
-    return Check("notify", "ok", f"{len(settings.notify.urls)} URL(s)")
+    return Check("notify", "ok", f"{len(urls)} URL(s)")
 
 
-def _database(settings: Settings, _env: Mapping[str, str]) -> Check:
+def _database(d: Doctor) -> Check:
     from opus.registry import open_store
+    from opus.registry.engine import describe, normalise_url
 
-    store = open_store(settings.database_url)
+    url = normalise_url(d.settings.database_url)
+    shown = describe(url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return Check("database", "warn", f"{shown} does not exist yet; `opus run` creates it")
+    store = open_store(d.settings.database_url)
     try:
         count = len(store.jobs())
     finally:
         store.close()
-    return Check("database", "ok", f"{_redact(settings.database_url)} ({count} jobs)")
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+    return Check("database", "ok", f"{shown} ({count} jobs)")
 
 
 def render_checks(checks: list[Check]) -> str:

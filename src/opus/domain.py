@@ -219,3 +219,21 @@ class QueueSummary:
     queued: int = 0
     running: int = 0
     most_urgent_queued: Priority | None = None
+
+
+@dataclass(frozen=True)
+class DaemonRecord:
+    """A running `opus run` as it last reported itself (see `opus.presence`)."""
+
+    id: str
+    """The worker id, `host:pid:nonce`."""
+    host: str
+    pid: int
+    role: str
+    version: str
+    started_at: datetime
+    beat_at: datetime
+    beat_every_s: float
+    """How often it promised to beat; a remote record older than a few beats is stale."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What only the daemon knows: open breakers, FRs waiting on dependencies, last turn."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from opus.domain import (
+    DaemonRecord,
     Event,
     FeatureRequest,
     Job,
@@ -197,6 +198,14 @@ class JobReader(Protocol):
 
     def get_flag(self, name: str) -> str | None: ...
 
+    def daemons(self) -> Sequence[DaemonRecord]:
+        """Every daemon's presence record (`opus.presence`), oldest first."""
+        ...
+
+    def cost_since(self, since: datetime) -> float:
+        """What every stage run finished at or after `since` cost, in USD."""
+        ...
+
 
 class JobStore(Protocol):
     """The registry of jobs, checkpoints and events (see `opus.registry`)."""
@@ -252,3 +261,11 @@ class JobStore(Protocol):
     def set_flag(self, name: str, value: str | None) -> None: ...
 
     def cost_since(self, since: datetime) -> float: ...
+
+    def beat_daemon(self, record: DaemonRecord) -> None:
+        """Insert or renew a daemon's presence record."""
+        ...
+
+    def daemons(self) -> Sequence[DaemonRecord]: ...
+
+    def forget_daemon(self, daemon_id: str) -> None: ...

@@ -36,6 +36,15 @@ def test_demo_twice_in_the_same_dir_does_not_open_a_second_pr(tmp_path: Path) ->
     assert frontmatter.load(notes[0])["status"] == "review"
 
 
+def test_demo_that_cannot_finish_exits_1_and_says_why(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    (demo / "demo-repo" / ".git").mkdir(parents=True)  # a repo opus cannot use
+    result = run_opus("demo", "--dir", str(demo), cwd=tmp_path, env=clean_env(tmp_path))
+    assert result.code == 1, result.out + result.err
+    assert "the demo could not finish: DEMO-1" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_service_install_user_writes_the_unit_and_says_how_to_enable(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = tmp_path / "p"

@@ -85,13 +85,44 @@ def test_missing_config_file_exits_2(project: Path, capsys: pytest.CaptureFixtur
     assert "nowhere.toml does not exist" in out
 
 
-def test_unknown_fr_for_retry_and_cancel_is_a_clear_error(
+def test_unknown_fr_for_retry_cancel_and_logs_exits_2(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for command in ("retry", "cancel", "logs"):
-        code, out = _run(capsys, command, "FR-404")
-        assert code != 0, command
-        assert "no job for 'FR-404'" in out and "opus status" in out
+        for name in ("FR-404", "404"):
+            code, out = _run(capsys, command, name)
+            assert code == 2, (command, name, out)
+            assert f"no job for {name!r}" in out and "opus status" in out
+
+
+def test_a_misspelt_key_in_a_variable_names_the_variable_not_the_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPUS_DAEMON__MAX_CONCURENT", "1")
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "environment variable OPUS_DAEMON__MAX_CONCURENT" in out
+    assert "opus.toml" not in out and "valid keys in [daemon]:" in out
+
+
+def test_a_variable_naming_no_section_is_an_error_not_ignored(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPUS_DEAMON__MAX_CONCURRENT", "1")
+    code, out = _run(capsys, "status")
+    assert code == 2
+    assert "OPUS_DEAMON__MAX_CONCURRENT names no config section" in out and "daemon" in out
+
+
+def test_a_bad_value_in_the_file_names_the_file_and_the_variable_that_would_override_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project / "opus.toml"
+    config.write_text(config.read_text().replace("[daemon]\n", "[daemon]\nmax_concurrent = 0\n"))
+    code, out = _run(capsys, "status")
+    assert code == 2
+    where = f"config key `daemon.max_concurrent` in {config}"
+    assert f"{where} (or $OPUS_DAEMON__MAX_CONCURRENT)" in out
 
 
 def test_unreachable_database_is_a_runtime_failure(

@@ -84,7 +84,12 @@ def test_status_json_has_the_documented_schema(
     assert "false" in str(failed["error"])
     code, table = _cli(capsys, "status")
     assert code == 0
-    assert "FR-300" in table and "failed" in table and str(passed["pr"]) in table
+    pr = Path(str(passed["pr"]))
+    assert "FR-300" in table and "failed" in table
+    assert str(pr.relative_to(in_project / "vault")) in table and str(pr) not in table
+    assert max(len(line) for line in table.splitlines()) <= 100
+    code, wide = _cli(capsys, "status", "--wide")
+    assert code == 0 and str(pr) in wide
 
 
 def test_logs_print_the_job_log(in_project: Path, capsys: pytest.CaptureFixture[str]) -> None:

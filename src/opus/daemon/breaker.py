@@ -35,6 +35,19 @@ class _Circuit:
     opened_at: float | None = None
     trial_at: float | None = None
     """When the half-open trial was handed out; None while no trial is running."""
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenCircuit:
+    """An open (or half-open) breaker as `opus status` shows it."""
+
+    key: str
+    state: BreakerState
+    failures: int
+    reopens_in_s: float
+    """Seconds until the next trial is allowed; 0 when half-open."""
+    last_error: str | None
 
 
 class CircuitBreaker:
@@ -80,10 +93,11 @@ class CircuitBreaker:
         circuit.trial_at = now
         return False
 
-    def record_failure(self, key: str) -> bool:
-        """Count a failure; True when this call opened the breaker."""
+    def record_failure(self, key: str, error: str | None = None) -> bool:
+        """Count a failure (and remember `error`); True when this call opened the breaker."""
         circuit = self._circuits.setdefault(key, _Circuit())
         circuit.failures += 1
+        circuit.last_error = error or circuit.last_error
         was_closed = circuit.opened_at is None
         if circuit.failures >= self.failures or not was_closed:
             circuit.opened_at = self._clock.monotonic()
@@ -97,3 +111,15 @@ class CircuitBreaker:
     def opened_keys(self) -> list[str]:
         """Keys that are open or half-open, sorted."""
         return sorted(key for key in self._circuits if self.state(key) != "closed")
+
+    def open_circuits(self) -> list[OpenCircuit]:
+        """The open and half-open breakers with their reopen delay and last error."""
+        now = self._clock.monotonic()
+        found = []
+        for key in self.opened_keys():
+            circuit = self._circuits[key]
+            opened_at = circuit.opened_at if circuit.opened_at is not None else now
+            remaining = max(0.0, opened_at + self.cooldown_s - now)
+            found.append(OpenCircuit(key, self.state(key), circuit.failures, remaining,
+                                     circuit.last_error))
+        return found

@@ -23,7 +23,7 @@ from pathlib import Path
 from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
-from opus.scheduling import schedule
+from opus.scheduling import Blocked, schedule
 from opus.vault import InvalidNote, NoteCache, ScanResult, scan_vault, write_fields
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
 from opus.vault.problems import NoteProblem, problems_of, write_problems
@@ -64,6 +64,8 @@ class Intake:
         self._paused_now: bool | None = None
         self.due_in_s: float | None = None
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
+        self.blocked: tuple[Blocked, ...] = ()
+        """Planned FRs the last tick left waiting on their dependencies (for `opus status`)."""
 
     def __repr__(self) -> str:
         return f"Intake(cached={len(self.cache)}, synced={len(self._synced)})"
@@ -156,6 +158,7 @@ class Intake:
     ) -> tuple[int, int]:
         planned = [fr for fr in scan.planned if fr.path in stable]
         plan = schedule(planned, scan.statuses, ages=_ages(planned))
+        self.blocked = plan.blocked
         enqueued = sum(self._enqueue_one(fr, latest.get(fr.id)) for fr in plan.ready)
         for fr in scan.valid:
             job = latest.get(fr.id)

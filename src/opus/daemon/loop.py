@@ -41,6 +41,7 @@ from opus.notify import (
     stage_stuck,
 )
 from opus.pipeline.context import PREEMPTED, JobControl
+from opus.presence import Presence, daemon_info
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Daemon:
         # A one-shot run acts on notes as they are; a serving daemon lets typing settle.
         self.intake = Intake(ctx, settle=not once) if role in ("all", "intake") else None
         self.flags = _Flags()
+        self.presence = Presence(ctx.store, ctx.clock, daemon_id=self.worker_id, role=role,
+                                 every_s=settings.daemon.heartbeat_s)
 
     def __repr__(self) -> str:
         return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
@@ -101,6 +104,7 @@ class Daemon:
         """Serve until stopped; returns the process exit code."""
         self._install_signals()
         self._recover()
+        self.presence.start(self._presence_info())
         self._flush_notifications()  # what it owed when it died, before serving
         watcher = self._start_watcher()
         self.sd.ready(self._status_line())
@@ -119,7 +123,10 @@ class Daemon:
         finally:
             if watcher is not None:
                 watcher.stop()
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                self.presence.stop()
         return 0
 
     def _delay(self, busy: bool) -> float:
@@ -240,7 +247,12 @@ class Daemon:
         if self.gate.due(self.ctx.clock.monotonic()):
             self.sd.watchdog()
         self.sd.status(self._status_line())
+        self.presence.update(self._presence_info())
         return len(self.pool) > 0
+
+    def _presence_info(self) -> dict[str, object]:
+        blocked = self.intake.blocked if self.intake is not None else ()
+        return daemon_info(self.breaker.open_circuits(), blocked, self.ctx.clock.now())
 
     def _status_line(self) -> str:
         queued = self.ctx.store.queue_summary().queued

@@ -83,7 +83,7 @@ class Settler:
         store = self.ctx.store
         engine = isinstance(error, EngineError)
         key = engine_key(self.ctx.settings.agents.engine) if engine else repo_key(job.repo)
-        if self.breaker.record_failure(key):
+        if self.breaker.record_failure(key, str(error)):
             self.ctx.notifier.notify(
                 *breaker_opened(key, self.breaker.failures, self.breaker.cooldown_s)
             )

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from opus.domain import Job, JobState
+from opus.domain import DaemonRecord, Job, JobState
 from opus.errors import StoreError
-from opus.registry.records import job_from_row
+from opus.registry.records import daemon_from_row, job_from_row
 from opus.seams import JobReader
 
 TIME_COLUMNS = ("created_at", "updated_at", "lease_until", "started_at", "finished_at")
+DAEMON_TIME_COLUMNS = ("started_at", "beat_at")
+DAEMONS_SQL = "SELECT * FROM daemons ORDER BY started_at, id"
+COST_SQL = "SELECT COALESCE(SUM(cost_usd), 0) AS total FROM stage_runs WHERE finished_at >= {}"
 
 
 def open_reader(url: str) -> JobReader:
@@ -50,9 +53,9 @@ def _first_line(err: Exception) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def _aware(row: Mapping[str, Any]) -> dict[str, Any]:
+def _aware(row: Mapping[str, Any], names: Sequence[str] = TIME_COLUMNS) -> dict[str, Any]:
     values = dict(row)
-    for name in TIME_COLUMNS:
+    for name in names:
         value = values.get(name)
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
@@ -60,6 +63,11 @@ def _aware(row: Mapping[str, Any]) -> dict[str, Any]:
             value = value.replace(tzinfo=UTC)  # stored as naive UTC (tables.UTCDateTime)
         values[name] = value
     return values
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """How the registry stores a time (tables.UTCDateTime): naive, in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _jobs_sql(states: Iterable[JobState] | None, placeholder: str) -> tuple[str, list[str]]:
@@ -113,6 +121,16 @@ class SQLiteReader:
         rows = self._rows("SELECT value FROM flags WHERE name = ?", [name])
         return str(rows[0][0]) if rows else None
 
+    def daemons(self) -> Sequence[DaemonRecord]:
+        rows = self._rows(DAEMONS_SQL, [])
+        return [daemon_from_row(_aware(dict(row), DAEMON_TIME_COLUMNS)) for row in rows]
+
+    def cost_since(self, since: datetime) -> float:
+        # SQLAlchemy stores SQLite datetimes as this text, which sorts like the time.
+        bound = _naive_utc(since).strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = self._rows(COST_SQL.format("?"), [bound])
+        return float(rows[0][0]) if rows else 0.0
+
 
 class PostgresReader:
     """Implements `JobReader` on PostgreSQL through psycopg."""
@@ -126,7 +144,7 @@ class PostgresReader:
     def __repr__(self) -> str:
         return "PostgresReader()"  # the URL may hold a password
 
-    def _rows(self, sql: str, params: Sequence[str]) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         import psycopg
         from psycopg.rows import dict_row
 
@@ -153,3 +171,11 @@ class PostgresReader:
     def get_flag(self, name: str) -> str | None:
         rows = self._rows("SELECT value FROM flags WHERE name = %s", [name])
         return str(rows[0]["value"]) if rows else None
+
+    def daemons(self) -> Sequence[DaemonRecord]:
+        rows = self._rows(DAEMONS_SQL, [])
+        return [daemon_from_row(_aware(row, DAEMON_TIME_COLUMNS)) for row in rows]
+
+    def cost_since(self, since: datetime) -> float:
+        rows = self._rows(COST_SQL.format("%s"), [_naive_utc(since)])
+        return float(rows[0]["total"]) if rows else 0.0

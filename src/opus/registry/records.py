@@ -12,7 +12,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from opus.domain import Event, FeatureRequest, Job, JobState, Priority, Stage, StageRun, Usage
+from opus.domain import (
+    DaemonRecord,
+    Event,
+    FeatureRequest,
+    Job,
+    JobState,
+    Priority,
+    Stage,
+    StageRun,
+    Usage,
+)
 from opus.errors import StoreError
 
 # Fields `Registry.update` (and `transition`) may change. The state, the worker and the
@@ -184,3 +194,27 @@ def transition_values(job: Job, to: JobState, now: Any) -> dict[str, Any]:
         # Re-queued after failing or being cancelled: the old outcome no longer applies.
         values.update(finished_at=None, error=None)
     return values
+
+
+def daemon_columns(record: DaemonRecord) -> dict[str, Any]:
+    """The `daemons` row of a daemon's presence record."""
+    return {
+        "id": record.id,
+        "host": record.host,
+        "pid": record.pid,
+        "role": record.role,
+        "version": record.version,
+        "started_at": record.started_at,
+        "beat_at": record.beat_at,
+        "beat_every_s": record.beat_every_s,
+        "info": json.dumps(record.info, sort_keys=True, default=str),
+    }
+
+
+def daemon_from_row(row: Mapping[Any, Any]) -> DaemonRecord:
+    """A frozen `DaemonRecord` from a `daemons` row mapping."""
+    return DaemonRecord(
+        id=row["id"], host=row["host"], pid=row["pid"], role=row["role"],
+        version=row["version"], started_at=row["started_at"], beat_at=row["beat_at"],
+        beat_every_s=float(row["beat_every_s"]), info=json.loads(row["info"] or "{}"),
+    )

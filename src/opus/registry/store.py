@@ -37,6 +37,7 @@ from sqlalchemy.sql.selectable import ScalarSelect, Select
 from opus.clock import SystemClock
 from opus.domain import (
     TRANSITIONS,
+    DaemonRecord,
     Event,
     FeatureRequest,
     Job,
@@ -49,7 +50,15 @@ from opus.domain import (
 from opus.errors import NotFound, StoreError
 from opus.registry import records
 from opus.registry.engine import describe, is_memory, make_engine, normalise_url, translated
-from opus.registry.tables import EVENTS, FLAGS, JOBS, METADATA, STAGE_RUNS, UTCDateTime
+from opus.registry.tables import (
+    DAEMONS,
+    EVENTS,
+    FLAGS,
+    JOBS,
+    METADATA,
+    STAGE_RUNS,
+    UTCDateTime,
+)
 from opus.seams import Clock
 
 QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
@@ -461,6 +470,31 @@ class Registry:
                     index_elements=[FLAGS.c.name], set_={"value": value}
                 )
             )
+
+    # ------------------------------------------------------------------ daemons
+
+    def beat_daemon(self, record: DaemonRecord) -> None:
+        """Insert or renew a daemon's presence record (see `opus.presence`)."""
+        columns = records.daemon_columns(record)
+        changes = {k: v for k, v in columns.items() if k not in ("id", "started_at")}
+        upsert = (postgresql.insert if self._postgres else sqlite.insert)(DAEMONS)
+        with self._tx() as conn:
+            conn.execute(
+                upsert.values(**columns).on_conflict_do_update(
+                    index_elements=[DAEMONS.c.id], set_=changes
+                )
+            )
+
+    def daemons(self) -> Sequence[DaemonRecord]:
+        """Every daemon record, live or left behind by a crash, oldest first."""
+        query = select(DAEMONS).order_by(DAEMONS.c.started_at, DAEMONS.c.id)
+        with self._tx() as conn:
+            return [records.daemon_from_row(row._mapping) for row in conn.execute(query)]
+
+    def forget_daemon(self, daemon_id: str) -> None:
+        """Remove a daemon's record (it stopped, or it died and another cleans up)."""
+        with self._tx() as conn:
+            conn.execute(delete(DAEMONS).where(DAEMONS.c.id == daemon_id))
 
 
     # ------------------------------------------------------------------ query plans

@@ -148,3 +148,19 @@ FLAGS = Table(
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# One row per running daemon, renewed by its heartbeat and removed when it stops
+# (see `opus.presence`).
+DAEMONS = Table(
+    "daemons",
+    METADATA,
+    Column("id", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("version", String(32), nullable=False),
+    _when("started_at", nullable=False),
+    _when("beat_at", nullable=False),
+    Column("beat_every_s", Float, nullable=False),
+    Column("info", Text, nullable=False, default="{}"),
+)
