@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opus import __version__
-from opus.config import Settings, load_settings
-from opus.domain import Job, JobState
 from opus.errors import ConfigError, NotFound, OpusError, UsageError
 from opus.wake import wake
 
 if TYPE_CHECKING:
+    from opus.config import Settings
+    from opus.domain import Job
     from opus.registry import Registry
     from opus.seams import JobReader
 
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from opus.config import load_settings
+
     return load_settings(args.config)
 
 
@@ -187,6 +189,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _active(job: Job) -> bool:
     """A job whose log may still grow: queued or running (not waiting on a human)."""
+    from opus.domain import JobState
+
     return job.state in (JobState.QUEUED, JobState.RUNNING)
 
 

@@ -120,7 +120,9 @@ class AgentsConfig(_Section):
     max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/overloaded.")
     command: list[str] = Field(
         default_factory=list,
-        description="engine=command: argv of the coder; {prompt_file} is replaced.",
+        description="engine=command: the argv run for every role, in the worktree; "
+        "{role} (planner, coder, reviewer), {prompt_file} and {output_file} are replaced "
+        "(README, Engines).",
     )
     claude_bin: str = Field("claude", description="engine=claude-code: the claude CLI.")
     prices: dict[str, dict[str, float]] = Field(
@@ -258,6 +260,18 @@ class Settings(BaseSettings):
     def _resolve(self, path: Path) -> Path:
         path = path.expanduser()
         return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @model_validator(mode="after")
+    def _agent_command_from_the_project(self) -> Settings:
+        # `./opus-agent.sh` in opus.toml means the project's file, like every other
+        # relative path here, not a file in each job's worktree (where the command runs).
+        command = self.agents.command
+        if not command or "/" not in command[0] or Path(command[0]).is_absolute():
+            return self
+        program = str(self._resolve(Path(command[0])))
+        agents = self.agents.model_copy(update={"command": [program, *command[1:]]})
+        object.__setattr__(self, "agents", agents)  # still being built: frozen from here on
+        return self
 
 
 def load_settings(path: Path | None = None, *, cwd: Path | None = None) -> Settings:

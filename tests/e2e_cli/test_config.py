@@ -133,3 +133,40 @@ def test_a_list_override_reaches_a_subprocess(tmp_path: Path) -> None:
     bad = run_opus("doctor", cwd=tmp_path / "p",
                    env=clean_env(tmp_path, {"OPUS_NOTIFY__URLS": "json://not-a-list"}))
     assert bad.code == 2 and "OPUS_NOTIFY__URLS" in bad.err and "Traceback" not in bad.err
+
+
+def _literal_keys() -> dict[str, list[str]]:
+    """Every key whose type is a fixed set of values, with those values, from the models."""
+    from typing import Literal, get_args, get_origin
+
+    from pydantic import BaseModel
+
+    found: dict[str, list[str]] = {}
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key, field in model.model_fields.items():
+            members = get_args(field.annotation) if get_origin(field.annotation) is not Literal \
+                else (field.annotation,)
+            values = [str(v) for m in members if get_origin(m) is Literal for v in get_args(m)]
+            if values:
+                found[f"{section}.{key}"] = values
+    return found
+
+
+def test_generated_opus_toml_lists_the_choices_of_every_enum_key(tmp_path: Path) -> None:
+    init_vault(tmp_path)
+    text = (tmp_path / "opus.toml").read_text()
+    keys = _literal_keys()
+    assert {"agents.engine", "sandbox.kind", "pr.provider", "pipeline.baseline"} <= set(keys)
+    sections = re.split(r"^\[(\w+)\]$", text, flags=re.MULTILINE)
+    by_section = dict(zip(sections[1::2], sections[2::2], strict=True))
+    for dotted, values in keys.items():
+        section, key = dotted.split(".")
+        line = next(line for line in by_section[section].splitlines()
+                    if line.startswith(f"# {key} = "))
+        assert f"Choices: {', '.join(values)}" in line, (dotted, line)
+    command = next(line for line in by_section["agents"].splitlines()
+                   if line.startswith("# command = "))
+    assert all(p in command for p in ("{role}", "{prompt_file}", "{output_file}")), command

@@ -10,6 +10,8 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -89,8 +91,32 @@ def render_config() -> str:
         for key, field in model.model_fields.items():
             default = field.get_default(call_default_factory=True)
             value = NOT_SET if default is None else toml_value(default)
-            parts.append(f"# {f'{key} = {value}':<36} # {field.description}\n")
+            note = f"{field.description}{choices_note(field.annotation)}"
+            parts.append(f"# {f'{key} = {value}':<36} # {note}\n")
     return "".join(parts)
+
+
+def choices(annotation: object) -> tuple[list[str], bool]:
+    """The values a `Literal` key allows (also inside a union), and whether a list is too."""
+    if get_origin(annotation) is Literal:
+        return [str(arg) for arg in get_args(annotation)], False
+    if get_origin(annotation) in (Union, UnionType):
+        found: list[str] = []
+        listed = False
+        for member in get_args(annotation):
+            values, _ = choices(member)
+            found += values
+            listed = listed or get_origin(member) is list
+        return found, listed and bool(found)
+    return [], False
+
+
+def choices_note(annotation: object) -> str:
+    """" Choices: a, b, c." for a key with a fixed set of values; "" otherwise."""
+    values, listed = choices(annotation)
+    if not values:
+        return ""
+    return f" Choices: {', '.join(values)}" + (", or a list." if listed else ".")
 
 
 def toml_value(value: object) -> str:
