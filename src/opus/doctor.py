@@ -52,9 +52,11 @@ class Doctor:
     def scan(self) -> ScanResult | None:
         from opus.vault import scan_vault
 
-        if not (self.settings.vault_path / self.settings.vault.features_dir).is_dir():
+        vault = self.settings.vault
+        if not (self.settings.vault_path / vault.features_dir).is_dir():
             return None
-        return scan_vault(self.settings.vault_path, default_repo=self.settings.default_repo)
+        return scan_vault(self.settings.vault_path, default_repo=self.settings.default_repo,
+                          features_dir=vault.features_dir, id_pattern=vault.id_pattern)
 
     @property
     def planned(self) -> list[FeatureRequest]:
@@ -108,10 +110,12 @@ def _vault(d: Doctor) -> Check:
 def _notes(d: Doctor) -> Check:
     if d.scan is None:
         return Check("notes", "warn", "no vault to read (see `vault`)")
-    unusable = [n for n in d.scan.invalid if n.should_flag or (n.status or "") == "invalid"]
+    from opus.vault.problems import problems_of
+
+    # The same rule as `opus status` and `opus scan` (vault.problems), on this one scan.
+    unusable = problems_of(d.scan.invalid, d.settings.vault_path)
     if unusable:
-        listed = "; ".join(f"{_relative(n.path, d.settings.vault_path)}: {n.error}"
-                           for n in unusable)
+        listed = "; ".join(f"{problem.path}: {problem.reason}" for problem in unusable)
         return Check("notes", "fail", f"{len(unusable)} note(s) opus cannot use: {listed}")
     return Check("notes", "ok", f"{len(d.planned)} planned FR(s), none invalid")
 
@@ -224,10 +228,6 @@ def _missing_program(command: str, repo: Path) -> str | None:
 
 def _names(repos: Iterable[Path]) -> str:
     return ", ".join(str(repo) for repo in repos)
-
-
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 # --------------------------------------------------------------------------- the machinery
