@@ -130,11 +130,6 @@ def status_report(
     return replace(report, jobs=rows)
 
 
-def status_rows(store: JobReader, now: datetime) -> list[StatusRow]:
-    """One row per job, newest first (no waiting reasons: see `status_report`)."""
-    return [_row(job, now, None, []) for job in _newest_first(store.jobs())]
-
-
 def day_start(now: datetime) -> datetime:
     """Midnight of `now`'s day in its time zone: where `budget.daily_usd` counts from."""
     return datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
