@@ -176,13 +176,13 @@ def test_impossible_scripted_usage_fails_the_test() -> None:
         api.close()
 
 
-def test_429_carries_retry_after_and_the_sdk_waits_for_it(open_api: MessagesAPI) -> None:
-    open_api.add(rate_limited(retry_after_s=1), overloaded(), reply(text("ok")))
+def test_429_and_529_carry_retry_after_and_the_sdk_waits_for_it(open_api: MessagesAPI) -> None:
+    open_api.add(rate_limited(retry_after_s=1), overloaded(retry_after_s=1), reply(text("ok")))
     started = time.monotonic()
     assert call(open_api, retries=2, messages=[user(text("hi"))]).content[0].type == "text"
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(open_api.requests)]
     print(f"retry gaps: {[f'{gap:.2f}s' for gap in gaps]}, total {time.monotonic() - started:.2f}s")
-    assert gaps[0] >= 0.9, "the SDK waited for retry-after"
+    assert gaps[0] >= 0.9 and gaps[1] >= 0.9, "the SDK waited for retry-after"
     statuses = [r["headers"].get("x-stainless-retry-count") for r in open_api.requests]
     assert statuses == ["0", "1", "2"]
 

@@ -80,9 +80,11 @@ def rate_limited(retry_after_s: int = 1) -> ApiError:
     )
 
 
-def overloaded() -> ApiError:
-    """529 `overloaded_error`, as the API sends when it is busy (the SDK backs off itself)."""
-    return ApiError(529, "overloaded_error", "Overloaded")
+def overloaded(retry_after_s: int | None = None) -> ApiError:
+    """529 `overloaded_error`, as the API sends when it is busy; with `retry-after` when
+    given (else the SDK backs off on its own)."""
+    headers = {} if retry_after_s is None else {"retry-after": str(retry_after_s)}
+    return ApiError(529, "overloaded_error", "Overloaded", headers)
 
 
 def server_error() -> ApiError:
