@@ -136,7 +136,7 @@ def test_pause_turn_is_continued_by_resending_the_turn(
 ) -> None:
     api.add(
         paused(text("Working on it.")),
-        paused(text("Still working.")),
+        paused(text("Still working.\n")),
         reply(text("Added sub().")),
     )
     result = make_engine(api).run(make_task(Role.CODER))

@@ -360,7 +360,19 @@ def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     index = max(i for i, message in enumerate(messages) if message["role"] == "user")
     blocks = [dict(block) for block in messages[index]["content"]]
     blocks[-1]["cache_control"] = dict(CACHE_CONTROL)
-    return [*messages[:index], {**messages[index], "content": blocks}, *messages[index + 1 :]]
+    out = [*messages[:index], {**messages[index], "content": blocks}, *messages[index + 1 :]]
+    if out[-1]["role"] == "assistant":
+        out[-1] = _without_trailing_whitespace(out[-1])
+    return out
+
+
+def _without_trailing_whitespace(message: dict[str, Any]) -> dict[str, Any]:
+    """A final (paused) assistant turn as the API accepts it: its text may not end in
+    whitespace."""
+    blocks = [dict(block) for block in message["content"]]
+    if blocks[-1].get("type") == "text":
+        blocks[-1]["text"] = blocks[-1]["text"].rstrip()
+    return {**message, "content": blocks}
 
 
 def _assistant_blocks(reply: anthropic.types.Message) -> list[dict[str, Any]]:
