@@ -201,3 +201,11 @@ def test_emoji_and_quotes_titles_read_back() -> None:
             text = Path(pr.url).read_text(encoding="utf-8")
             assert "\\u" not in text and title.split()[0] in text
             assert _meta(text)["title"] == f"FR-61: {title}"
+
+
+def test_pr_notes_live_in_the_configured_features_folder(tmp_path: Path) -> None:
+    made = forge_for(PRConfig(provider="local"), repo=tmp_path, remote="origin",
+                     vault_root=tmp_path / "vault", token=None, features_dir="Work/Requests")
+    pr = made.open_pr(branch=BRANCH, base="main", title="FR-61: x", body="B")
+    assert Path(pr.url).parent == tmp_path / "vault" / "Work" / "Requests" / "05_review"
+    assert made.find_pr(BRANCH) == pr

@@ -85,3 +85,21 @@ def test_opus_scan_lists_every_note_and_writes_nothing(tmp_path: Path) -> None:
     text = subprocess.run([sys.executable, "-m", "opus", "scan"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, check=False)
     assert text.returncode == 0 and "nothing was written" in text.stdout
+
+
+def test_the_features_folder_is_configurable(tmp_path: Path) -> None:
+    make_repo(tmp_path / "repo")
+    features = tmp_path / "vault" / "Work" / "Requests"
+    (features / "03_planned").mkdir(parents=True)
+    (features / "03_planned" / "FR-5.md").write_bytes(GOOD["03_planned/FR-1.md"].replace(
+        b"FR-1", b"FR-5"))
+    (tmp_path / "vault" / "10_features").mkdir()
+    (tmp_path / "vault" / "10_features" / "FR-6.md").write_text(
+        "---\nid: FR-6\ntitle: elsewhere\nstatus: planned\n---\n")
+    (tmp_path / "opus.toml").write_text('[vault]\npath = "vault"\nfeatures_dir = "Work/Requests"'
+                                        '\n[git]\ndefault_repo = "repo"\n')
+    run = subprocess.run([sys.executable, "-m", "opus", "scan", "--json"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert [(line["path"], line["action"]) for line in json.loads(run.stdout)] == [
+        ("Work/Requests/03_planned/FR-5.md", "queue")]

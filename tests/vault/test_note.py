@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opus.domain import FeatureRequest, FRStatus, Priority
 from opus.vault import InvalidNote, parse_note
@@ -216,3 +218,25 @@ def test_which_invalid_notes_should_be_flagged(tmp_path: Path, data: bytes, flag
 ])
 def test_notes_that_are_not_frs_are_left_alone(tmp_path: Path, data: bytes) -> None:
     assert isinstance(read_note(tmp_path / "idea.md", data), OtherNote)
+
+
+NULL_WORDS = {"null", "Null", "NULL"}  # YAML's null: an empty id, reported as missing
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(fr_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True).filter(
+    lambda text: text not in NULL_WORDS))
+def test_ids_keep_their_text(fr_id: str) -> None:
+    """`0042`, `1e5`, `1.50`, `on`, `2024-01-02`: an id is the text written."""
+    data = f"---\nid: {fr_id}\ntitle: x\nstatus: planned\n---\n".encode()
+    result = read_note(Path("/v/n.md"), data)
+    assert not isinstance(result, (InvalidNote, OtherNote)), result
+    assert result.fr.id == fr_id
+
+
+@pytest.mark.parametrize("word", ["0042", "on", "yes", "2024-01-02", "1.50", "1e5", "0x1F"])
+def test_yaml_11_words_stay_text(word: str) -> None:
+    data = f"---\nid: FR-1\ntitle: {word}\nstatus: planned\nrepo: {word}\n---\n".encode()
+    result = read_note(Path("/v/FR-1.md"), data)
+    assert not isinstance(result, (InvalidNote, OtherNote)), result
+    assert (result.fr.title, result.repo_text) == (word, word)

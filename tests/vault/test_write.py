@@ -297,3 +297,14 @@ def test_written_values_parse_back_exactly(tmp_path: Path) -> None:
 
 def test_opus_keys_are_the_spec_list() -> None:
     assert frozenset({"status", "job", "stage", "branch", "pr", "updated", "error"}) == OPUS_KEYS
+
+
+def test_moves_stay_inside_the_configured_features_folder(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    note = vault / "Work" / "Requests" / "03_planned" / "FR-1.md"
+    note.parent.mkdir(parents=True)
+    note.write_text(NOTE)
+    moved = write_fields(note, {"status": "done"}, move=True, vault_root=vault,
+                         features_dir="Work/Requests")
+    assert moved == vault / "Work" / "Requests" / "06_done" / "FR-1.md"
+    assert not (vault / "10_features").exists()

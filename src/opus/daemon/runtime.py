@@ -53,4 +53,5 @@ def _forge(settings: Settings, job: Job) -> Forge:
         remote=settings.git.remote,
         vault_root=settings.vault_path,
         token=token,
+        features_dir=settings.vault.features_dir,
     )

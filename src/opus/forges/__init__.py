@@ -22,7 +22,13 @@ FORGES: dict[str, str] = {
 
 
 def forge_for(
-    pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None
+    pr: PRConfig,
+    *,
+    repo: Path,
+    remote: str,
+    vault_root: Path,
+    token: str | None,
+    features_dir: Path | str = "10_features",
 ) -> Forge:
     """The forge named by `pr.provider` for the target `repo`.
 
@@ -36,5 +42,9 @@ def forge_for(
             f"use one of {', '.join(sorted(FORGES))}"
         )
     module = importlib.import_module(module_name)
-    forge: Forge = module.make(pr, repo=repo, remote=remote, vault_root=vault_root, token=token)
+    # Only the local forge lives in the vault, under `vault.features_dir`.
+    extra = {"features_dir": features_dir} if pr.provider == "local" else {}
+    forge: Forge = module.make(
+        pr, repo=repo, remote=remote, vault_root=vault_root, token=token, **extra
+    )
     return forge
