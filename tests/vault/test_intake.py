@@ -173,3 +173,22 @@ def test_problems_are_recorded_and_other_notes_left_alone(
         bench.intake.tick()
     assert not [r for r in caplog.records if "cannot be used" in r.getMessage()]  # not per tick
     assert bench.store.jobs() == []
+
+
+def test_with_a_watcher_only_changed_paths_are_read_and_a_safety_scan_finds_the_rest(
+    bench: Bench,
+) -> None:
+    intake = Intake(bench.ctx)
+    intake.watching = lambda: True
+    intake.tick()  # the first tick walks the whole vault
+    misses = intake.cache.misses
+    note = bench.write_fr("FR-1")
+    missed = bench.write_fr("FR-2")  # a change the watcher never reports
+    intake.notice({note})
+    intake.tick()
+    assert [j.fr_id for j in bench.store.jobs()] == ["FR-1"]
+    assert intake.cache.misses - misses <= 3  # FR-1, then its write-back and move
+    intake.full_scan_s = 0  # the safety rescan is due
+    intake.tick()
+    assert sorted(j.fr_id for j in bench.store.jobs()) == ["FR-1", "FR-2"]
+    assert missed.exists() or bench.note("FR-2")

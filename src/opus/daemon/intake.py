@@ -15,8 +15,9 @@ end (the outcome recorded in the job's spec under `note`) and the user planned i
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +25,17 @@ from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
 from opus.scheduling import Blocked, schedule
-from opus.vault import InvalidNote, NoteCache, ScanResult, scan_vault, write_fields
+from opus.vault import InvalidNote, ScanResult, write_fields
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
 from opus.vault.problems import NoteProblem, problems_of, write_problems
+from opus.vault.scan import NoteCache, VaultIndex
 
 log = logging.getLogger(__name__)
 
 WRITE_RETRY_S = 300.0
+FULL_SCAN_S = 300.0
+"""With a live watcher, the whole vault is walked only at start and this often (a safety
+net for changes the watcher missed, e.g. a renamed folder); otherwise every tick."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,13 @@ class Intake:
     def __init__(self, ctx: PipelineContext, *, settle: bool = False) -> None:
         self.ctx = ctx
         self.settle = settle
-        self.cache = NoteCache()
+        self.index = self._new_index()
+        self.watching: Callable[[], bool] = lambda: False
+        """True while a file watcher feeds `notice`; then a tick re-reads changed notes only."""
+        self._pending: set[Path] = set()
+        self._lock = threading.Lock()
+        self._full_at: float | None = None
+        self.full_scan_s = FULL_SCAN_S
         self._synced: dict[str, tuple[int, str]] = {}
         self._failed: dict[Path, tuple[object, float, str]] = {}
         """Note → (version, when, error) of its last failed write: not retried until the
@@ -70,17 +81,47 @@ class Intake:
     def __repr__(self) -> str:
         return f"Intake(cached={len(self.cache)}, synced={len(self._synced)})"
 
-    def tick(self) -> IntakeReport:
+    @property
+    def cache(self) -> NoteCache:
+        return self.index.cache
+
+    def notice(self, paths: Iterable[Path]) -> None:
+        """Paths the watcher saw change (any thread): the next tick re-reads them."""
+        with self._lock:
+            self._pending.update(Path(path) for path in paths)
+
+    def _new_index(self) -> VaultIndex:
         settings = self.ctx.settings
+        return VaultIndex(
+            settings.vault_path,
+            default_repo=settings.default_repo,
+            features_dir=settings.vault.features_dir,
+            id_pattern=settings.vault.id_pattern,
+        )
+
+    def _scan(self) -> ScanResult:
+        """Changed notes only while a watcher reports them; the whole vault at start,
+        every `FULL_SCAN_S`, after a reload, and on every tick without a watcher."""
+        settings = self.ctx.settings
+        wanted = (settings.vault_path, settings.default_repo, settings.vault.features_dir,
+                  settings.vault.id_pattern)
+        index = self.index
+        if wanted != (index.root, index.default_repo, index.features_dir, index.cache.id_pattern):
+            self.index, self._full_at = self._new_index(), None  # a reload changed the vault
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        mono = time.monotonic()
+        due = self._full_at is None or mono - self._full_at >= self.full_scan_s
+        if due or not self.watching():
+            scan = self.index.full()
+            self._full_at = mono if due else self._full_at
+            return scan
+        return self.index.update(pending)
+
+    def tick(self) -> IntakeReport:
         self._paused_now = None
         try:
-            scan = scan_vault(
-                settings.vault_path,
-                default_repo=settings.default_repo,
-                cache=self.cache,
-                features_dir=settings.vault.features_dir,
-                id_pattern=settings.vault.id_pattern,
-            )
+            scan = self._scan()
         except NoteError as exc:
             if not self._vault_warned:
                 log.error("%s", exc)
@@ -270,13 +311,14 @@ class Intake:
             return False
         fields = {**fields, "updated": self.ctx.clock.now().isoformat(timespec="seconds")}
         try:
-            write_fields(
+            moved = write_fields(
                 path,
                 fields,
                 move=move,
                 vault_root=settings.vault_path,
                 features_dir=settings.vault.features_dir,
             )
+            self.notice({path, moved})  # seen at once, whenever the watcher reports it
         except OpusError as exc:
             self._failed[path] = (version, time.monotonic(), str(exc))
             if failed is None or failed[2] != str(exc):

@@ -163,8 +163,9 @@ class Daemon:
     def _start_watcher(self) -> VaultWatcher | None:
         if self.intake is None:
             return None
-        watcher = VaultWatcher(self.ctx.vault_root, self.wake)
+        watcher = VaultWatcher(self.ctx.vault_root, self.wake, on_changes=self.intake.notice)
         watcher.start()
+        self.intake.watching = watcher.alive  # changed paths only while it watches
         return watcher
 
     def _reload(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
@@ -28,9 +29,16 @@ class VaultWatcher:
     saved after the daemon reports READY wakes it, rather than waiting for the next poll.
     """
 
-    def __init__(self, root: Path, wake: threading.Event) -> None:
+    def __init__(
+        self,
+        root: Path,
+        wake: threading.Event,
+        on_changes: Callable[[set[Path]], None] | None = None,
+    ) -> None:
         self.root = root
         self._wake = wake
+        self._on_changes = on_changes
+        """Given each batch of changed note paths before the wake (incremental intake)."""
         self._stop = _StopSignal()
         self._thread = threading.Thread(target=self._run, name="vault-watch", daemon=True)
 
@@ -41,6 +49,10 @@ class VaultWatcher:
         self._thread.start()
         if not self._stop.watching.wait(timeout=READY_TIMEOUT_S):
             log.warning("vault watcher not ready after %.0fs; polling still runs", READY_TIMEOUT_S)
+
+    def alive(self) -> bool:
+        """Watching now: its events can be trusted to report every changed note."""
+        return self._thread.is_alive() and self._stop.watching.is_set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -57,7 +69,7 @@ class VaultWatcher:
             log.warning("vault %s does not exist; watching nothing (polling still runs)", self.root)
             return
         try:
-            for _changes in watchfiles.watch(
+            for changes in watchfiles.watch(
                 self.root,
                 watch_filter=_is_note,
                 debounce=DEBOUNCE_MS,
@@ -65,6 +77,8 @@ class VaultWatcher:
                 rust_timeout=1000,
                 yield_on_timeout=False,
             ):
+                if self._on_changes is not None:
+                    self._on_changes({Path(path) for _change, path in changes})
                 self._wake.set()
         except Exception as exc:  # the poll is the fallback; never take the daemon down
             log.warning("vault watcher stopped (%s); falling back to polling", exc)

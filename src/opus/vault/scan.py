@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +69,11 @@ class NoteCache:
             self._entries[path] = (version, parsed)
         return parsed
 
+    def peek(self, path: Path) -> Verdict | None:
+        """The verdict last read for `path`, without looking at the file."""
+        cached = self._entries.get(path)
+        return cached[1] if cached is not None else None
+
     def version(self, path: Path) -> Version | None:
         """The version of `path` last read (None when never read or gone)."""
         cached = self._entries.get(path)
@@ -131,33 +135,106 @@ def scan_vault(
     Notes that are not FRs are returned in `others`, untouched. Raises `NoteError`
     when `root` has no features folder.
     """
+    if cache is None or cache.id_pattern != id_pattern:
+        cache = cache if cache is not None and not len(cache) else NoteCache()
+        cache.id_pattern = id_pattern
+    index = VaultIndex(root, default_repo=default_repo, features_dir=features_dir, cache=cache)
+    return index.full()
+
+
+def _features_folder(root: Path, features_dir: Path | str) -> Path:
     features = root / features_dir
     if not features.is_dir():
         raise NoteError(
             f"the vault at {root} has no {features_dir}/ folder; "
             "run `opus init` or fix vault.path / vault.features_dir in opus.toml"
         )
-    if cache is None or cache.id_pattern != id_pattern:
-        cache = cache if cache is not None and not len(cache) else NoteCache()
-        cache.id_pattern = id_pattern
-    paths = list(note_paths(features))
-    cache.keep_only(set(paths))
-    check_repo = functools.cache(is_repo)  # one git call per repo per scan
-    notes: list[Note] = []
-    others: list[OtherNote] = []
-    for path in paths:
-        parsed = cache.read(path)
-        if isinstance(parsed, ParsedNote):
-            notes.append(
-                usable(
-                    parsed, vault_root=root, default_repo=default_repo, is_repo=check_repo
-                )
-            )
-        elif isinstance(parsed, OtherNote):
-            others.append(parsed)
-        elif parsed is not None:
-            notes.append(parsed)
-    return check_vault(notes, root, others=others)
+    return features
+
+
+class VaultIndex:
+    """The vault's notes, kept current from the paths that changed (incremental intake).
+
+    `full()` walks the features folder (unchanged files come from the cache); `update(paths)`
+    re-reads only `paths` — a file watcher's events — and applies the vault-wide rules to
+    the verdicts held in memory, so the cost of a change does not grow with the vault's
+    file I/O. Both give the same `ScanResult` a fresh `scan_vault` would (property-tested).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        default_repo: Path | None,
+        features_dir: Path | str = FEATURES_DIR,
+        cache: NoteCache | None = None,
+        id_pattern: str = DEFAULT_ID_PATTERN,
+    ) -> None:
+        self.root = root
+        self.default_repo = default_repo
+        self.features_dir = features_dir
+        self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern)
+        self._paths: set[Path] = set()
+        self._repos: dict[Path, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"VaultIndex({self.root}, notes={len(self._paths)})"
+
+    def full(self) -> ScanResult:
+        """Walk the whole features folder."""
+        features = _features_folder(self.root, self.features_dir)
+        paths = list(note_paths(features))
+        self._paths = set(paths)
+        self.cache.keep_only(self._paths)
+        self._repos.clear()  # a repo may have appeared or gone: ask git again
+        for path in paths:
+            self.cache.read(path)
+        return self._result()
+
+    def update(self, changed: Iterable[Path]) -> ScanResult:
+        """Re-read the `changed` paths only (created, edited, moved away or deleted)."""
+        features = _features_folder(self.root, self.features_dir)
+        for path in changed:
+            if _is_note_path(path, features) and self.cache.read(path) is not None:
+                self._paths.add(path)
+            else:
+                self._paths.discard(path)
+        self.cache.keep_only(self._paths)
+        return self._result()
+
+    def _result(self) -> ScanResult:
+        notes: list[Note] = []
+        others: list[OtherNote] = []
+        for path in sorted(self._paths, key=lambda p: _walk_key(p, self.root)):
+            parsed = self.cache.peek(path)
+            if isinstance(parsed, ParsedNote):
+                notes.append(usable(parsed, vault_root=self.root,
+                                    default_repo=self.default_repo, is_repo=self._is_repo))
+            elif isinstance(parsed, OtherNote):
+                others.append(parsed)
+            elif parsed is not None:
+                notes.append(parsed)
+        return check_vault(notes, self.root, others=others)
+
+    def _is_repo(self, path: Path) -> bool:
+        if path not in self._repos:
+            self._repos[path] = is_repo(path)
+        return self._repos[path]
+
+
+def _is_note_path(path: Path, features: Path) -> bool:
+    """What `note_paths` would yield: a regular, visible `*.md` file below `features`."""
+    if not path.is_relative_to(features) or not path.name.endswith(".md"):
+        return False
+    if any(part.startswith(".") for part in path.relative_to(features).parts):
+        return False
+    return _regular(path)
+
+
+def _walk_key(path: Path, root: Path) -> tuple[tuple[int, str], ...]:
+    """`os.walk`'s sorted top-down order: a folder's files before its subfolders."""
+    parts = path.relative_to(root).parts if path.is_relative_to(root) else path.parts
+    return (*((1, part) for part in parts[:-1]), (0, parts[-1]))
 
 
 def usable(

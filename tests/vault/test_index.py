@@ -1,0 +1,80 @@
+"""Incremental intake: re-reading only the changed paths gives what a full scan gives."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from opus.vault.scan import VaultIndex, scan_vault
+from tests.conftest import make_repo
+
+FOLDERS = ("01_ideas", "03_planned", "03_planned/team", "06_done")
+NAMES = ("FR-1.md", "FR-2.md", "FR-3 notes.md", "idea.md", ".hidden.md", "x.txt")
+IDS = (None, "FR-1", "FR-2", "FR-3", "FR-9")
+STATUSES = (None, "planned", "draft", "done", "seedling", "plannned")
+
+NOTE = st.builds(
+    lambda fr_id, title, status, deps: (
+        "---\n" + (f"id: {fr_id}\n" if fr_id else "") + (f"title: {title}\n" if title else "")
+        + (f"status: {status}\n" if status else "") + (f"depends_on: [{deps}]\n" if deps else "")
+        + "---\nbody\n"
+    ),
+    st.sampled_from(IDS), st.sampled_from(("", "Do it")), st.sampled_from(STATUSES),
+    st.sampled_from(("", "FR-1", "FR-2", "FR-3", "FR-1, FR-2")),
+)
+PATHS = st.tuples(st.sampled_from(FOLDERS), st.sampled_from(NAMES))
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), PATHS, NOTE),
+        st.tuples(st.just("delete"), PATHS, st.just("")),
+        st.tuples(st.just("move"), PATHS, st.tuples(st.sampled_from(FOLDERS),
+                                                    st.sampled_from(NAMES))),
+        st.tuples(st.just("garbage"), PATHS, st.just("")),
+    ),
+    min_size=1, max_size=25,
+)
+
+
+def _apply(features: Path, op: tuple[str, tuple[str, str], object]) -> set[Path]:
+    kind, (folder, name), arg = op
+    path = features / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "write":
+        path.write_text(str(arg))
+        return {path}
+    if kind == "garbage":
+        path.write_bytes(b"---\nid: FR-2\nstatus: planned\ntitle: caf\xe9\n---\n")
+        return {path}
+    if kind == "delete":
+        path.unlink(missing_ok=True)
+        return {path}
+    assert isinstance(arg, tuple)
+    target = features / arg[0] / arg[1]
+    if path.exists() and path != target:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    return {path, target}
+
+
+@settings(max_examples=60, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
+    ops: list[tuple[str, tuple[str, str], object]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "vault"
+        features = root / "10_features"
+        features.mkdir(parents=True)
+        repo = make_repo(Path(tmp) / "repo")
+        index = VaultIndex(root, default_repo=repo)
+        index.full()
+        for op in ops:
+            changed = _apply(features, op)
+            incremental = index.update(changed)
+            full = scan_vault(root, default_repo=repo)
+            assert incremental == full, op
