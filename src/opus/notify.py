@@ -20,13 +20,14 @@ never holds the daemon's loop.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -210,6 +211,18 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+@contextlib.contextmanager
+def _outbox_lock(outbox_dir: Path) -> Iterator[None]:
+    """One sender at a time over the outbox, across notifier objects (a reload builds a
+    new one while the old may still be sending) and processes (a CLI command)."""
+    with (outbox_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _read_entry(path: Path) -> OutboxEntry | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -311,7 +324,9 @@ class AppriseNotifier:
         `before_send` is called before each send to one URL (the daemon extends systemd's
         start or stop timeout there, as each may take up to `SEND_TIMEOUT_S`).
         """
-        with self._lock:
+        if not self.outbox_dir.is_dir():
+            return 0
+        with self._lock, _outbox_lock(self.outbox_dir):
             done = 0
             for path in sorted(self.outbox_dir.glob("*.json")):
                 entry = _read_entry(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,8 @@ class Sink:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.status = 200
+        self.delay_s = 0.0
+        """How long each request waits before its answer (a slow service)."""
         self.port = 0
 
     @property
@@ -31,6 +34,7 @@ def http_sink() -> Iterator[Sink]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             sink.received.append(json.loads(self.rfile.read(length) or b"{}"))
+            time.sleep(sink.delay_s)
             self.send_response(sink.status)
             self.send_header("Content-Length", "0")
             self.end_headers()

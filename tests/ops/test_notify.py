@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_notification_arrives_with_title_and_body(sink: Sink, tmp_path: Path) ->
     assert "tests failed 3 times" in sink.received[0]["message"]
     assert "opus retry FR-061" in sink.received[0]["message"]
     assert notifier.pending() == []
-    assert list((tmp_path / "outbox").iterdir()) == []
+    assert list((tmp_path / "outbox").glob("*.json")) == []
 
 
 def test_server_error_keeps_the_entry_and_backs_off(sink: Sink, tmp_path: Path) -> None:
@@ -275,3 +276,21 @@ def test_started_notify_only_stores_and_a_thread_sends(
         assert [m["title"] for m in sink.received] == ["opus: recovered 1 job after a restart"]
     finally:
         notifier.stop()
+
+
+def test_two_notifiers_on_one_outbox_never_send_an_entry_twice(sink: Sink, tmp_path: Path) -> None:
+    # A reload builds a new notifier while the old one may still be sending.
+    clock = FakeClock()
+    sink.status = 500
+    old = AppriseNotifier([sink.url], tmp_path / "outbox", clock=clock)
+    old.notify(*notify.job_failed("FR-5", "x"))
+    new = AppriseNotifier([sink.url], tmp_path / "outbox", clock=clock)
+    clock.advance(60)
+    sink.status, sink.delay_s = 200, 0.5
+    threads = [threading.Thread(target=n.flush) for n in (old, new)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(sink.received) == 2  # the failed try, then exactly one delivery
+    assert new.pending() == []

@@ -173,7 +173,7 @@ class Daemon:
         self.sd.reloading()
         try:
             if self._rebuild is not None:
-                self.runtime.notifier.stop()
+                self.runtime.notifier.stop(timeout_s=1.0)  # the outbox lock keeps sends single
                 self.runtime = self._rebuild()
                 self.runtime.notifier.start()
                 self.reviews.refusals.clear()
@@ -200,6 +200,7 @@ class Daemon:
             self.ctx.store.release(job.id, self.worker_id)
         if self.intake is not None:
             self.intake.tick()  # the notes show the states jobs ended in, not the last tick's
+        self.sd.extend_timeout(SEND_TIMEOUT_S)  # a send under way may take that long
         self.runtime.notifier.stop()
         self._flush_notifications()
         log.info("opus stopped")
