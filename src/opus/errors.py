@@ -10,6 +10,11 @@ from __future__ import annotations
 class OpusError(Exception):
     """Something went wrong in opus."""
 
+    retryable: bool = True
+    """Whether running the job again may heal it. A fault no retry can heal (a bad
+    config, a repo without a remote, a refusing guard) fails the job at once instead of
+    counting against a circuit breaker."""
+
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
 
@@ -17,13 +22,19 @@ class OpusError(Exception):
 class ConfigError(OpusError):
     """The configuration is invalid; the message names the key and what is allowed."""
 
+    retryable = False
+
 
 class UsageError(OpusError):
     """The command line was used wrongly."""
 
+    retryable = False
+
 
 class NoteError(OpusError):
     """A feature-request note cannot be used as it is."""
+
+    retryable = False
 
 
 class StoreError(OpusError):
@@ -49,18 +60,32 @@ class EngineError(OpusError):
 class BudgetExceeded(OpusError):
     """A cost ceiling was reached."""
 
+    retryable = False
+
 
 class StageFailed(OpusError):
     """A pipeline stage ended without the result it needs."""
+
+    retryable = False
 
 
 class NotReady(OpusError):
     """The FR cannot start: its repo, base branch or test command is not usable."""
 
+    retryable = False
+
 
 class DeliveryBlocked(OpusError):
     """A guard refused to deliver the branch (protected branch, out-of-scope path, secret)."""
 
+    retryable = False
+
 
 class ForgeError(OpusError):
     """The forge (GitHub, Gitea) refused or failed a request."""
+
+
+class UnsafePath(OpusError):
+    """A file opus was about to read from a worktree is a link, or not a regular file."""
+
+    retryable = False

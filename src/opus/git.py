@@ -56,3 +56,42 @@ def current_branch(repo: Path) -> str | None:
 def branch_exists(repo: Path, branch: str) -> bool:
     out = git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=repo, check=False)
     return bool(out)
+
+
+OWN_COMMITS = "opus-commits"
+"""File in the repository's common git dir listing every sha opus committed, one a line.
+
+The sandbox mounts the git dir read-only, so an agent cannot add to it; it lets opus
+recognise its own commits even where a trailer was lost (e.g. a commit made by an older
+opus whose trailer sat mid-message)."""
+
+
+def _own_commits_file(cwd: Path) -> Path:
+    common = Path(git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=cwd))
+    return common / OWN_COMMITS
+
+
+def record_own_commit(cwd: Path, sha: str) -> None:
+    """Note that opus made commit `sha` in the repository of `cwd`."""
+    with _own_commits_file(cwd).open("a", encoding="ascii") as handle:
+        handle.write(sha + "\n")
+
+
+def own_commits(cwd: Path) -> frozenset[str]:
+    """Every sha opus recorded making in the repository of `cwd`."""
+    try:
+        text = _own_commits_file(cwd).read_text(encoding="ascii", errors="replace")
+    except (OSError, GitError):
+        return frozenset()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+def trailer_job(cwd: Path, sha: str, key: str = "Opus-Job") -> str:
+    """The value of trailer `key` in commit `sha`'s message, or "" when it has none."""
+    fmt = f"--format=%(trailers:key={key},valueonly,separator=%x2C)"
+    return git("log", "-1", fmt, sha, cwd=cwd, check=False).strip()
+
+
+def is_own_commit(cwd: Path, sha: str) -> bool:
+    """True when opus made `sha`: it carries the `Opus-Job` trailer or is recorded."""
+    return bool(trailer_job(cwd, sha)) or sha in own_commits(cwd)

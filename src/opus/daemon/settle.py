@@ -55,6 +55,9 @@ class Settler:
     def _stopped(self, job: Job, reason: str, item: Finished) -> None:
         if isinstance(item.error, RateLimited):
             self._rate_limited(job, item.error)
+        elif item.error is not None and not item.error.retryable:
+            # No retry can heal it (a missing remote, a bad config): fail now, no breaker.
+            self._fail(job, str(item.error))
         elif item.error is not None:
             self._infra_failure(job, item.error)
         elif reason.startswith("stuck"):

@@ -6,7 +6,7 @@ the `Forge`. Functions take the worktree path and branch name, not a `Worktree` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opus.config import GitConfig, Settings
@@ -40,6 +40,12 @@ class DeliveryReport:
     review_summary: str = ""
     iterations: int = 1
     cost_usd: float = 0.0
+    baseline: str = ""
+    """One line about the tests on the untouched base, e.g. "baseline: 737 passed in 41 s"."""
+    notices: tuple[str, ...] = ()
+    """What the reviewer must know about the change (e.g. it edits opus's repo config)."""
+    location: str = ""
+    """Where the branch is when it was not pushed (a repo without a remote)."""
 
 
 def pr_title(fr_id: str, title: str) -> str:
@@ -52,8 +58,13 @@ def render_pr_body(report: DeliveryReport) -> str:
     parts = [f"## {pr_title(report.fr_id, report.title)}", _clip(report.fr_summary.strip())]
     if report.fr_link:
         parts.append(f"Feature request: `{report.fr_link}`")
+    if report.location:
+        parts.append(report.location)
+    if report.notices:
+        parts.append("## Attention\n\n" + "\n".join(f"- {n}" for n in report.notices))
     parts.append("## Plan\n\n" + _plan(report))
-    parts.append("## Tests\n\n" + (report.test_summary or "no test result recorded"))
+    tests = report.test_summary or "no test result recorded"
+    parts.append("## Tests\n\n" + tests + (f"\n\n{report.baseline}" if report.baseline else ""))
     if report.test_tail.strip():
         tail = "\n".join(report.test_tail.strip().splitlines()[-TEST_TAIL_LINES:])
         parts.append(f"<details><summary>test output (tail)</summary>\n\n```\n{tail}\n```\n\n"
@@ -105,14 +116,34 @@ def deliver(
     base = job.base or _default_base(job.repo)
     start = fork_point(worktree, base, remote=settings.git.remote)
     check_paths(changed_paths(worktree, start), _allowed(job))
-    body = render_pr_body(report)
-    check_secrets(worktree, start, pr_body=body)
-    push_branch(worktree, branch, remote=settings.git.remote, git_cfg=settings.git)
+    if settings.pr.provider == "local" and not has_remote(worktree, settings.git.remote):
+        # Nothing to push to: the local PR note points at the branch in the repo itself.
+        location = unpushed_location(job.repo, branch, base, settings.git.remote)
+        report = replace(report, location=location)
+        body = render_pr_body(report)
+        check_secrets(worktree, start, pr_body=body)
+    else:
+        body = render_pr_body(report)
+        check_secrets(worktree, start, pr_body=body)
+        push_branch(worktree, branch, remote=settings.git.remote, git_cfg=settings.git)
     existing = forge.find_pr(branch, base)
     if existing is not None and existing.state == "open":
         return existing
     # A closed PR is a decision already taken (`opus retry` after it): open a new one.
     return forge.open_pr(branch=branch, base=base, title=pr_title(job.fr_id, job.title), body=body)
+
+
+def has_remote(repo: Path, remote: str) -> bool:
+    """True when `repo` has a remote called `remote`."""
+    return remote in git("remote", cwd=repo).split()
+
+
+def unpushed_location(repo: Path, branch: str, base: str, remote: str) -> str:
+    """The PR body's line for a branch that stays in the repo (no remote to push to)."""
+    return (
+        f"Branch `{branch}` in the repository `{repo}` (not pushed: the repo has no remote "
+        f"`{remote}`). Review it there, e.g. `git -C {repo} log -p {base}..{branch}`."
+    )
 
 
 def fork_point(worktree: Path, base: str, *, remote: str) -> str:

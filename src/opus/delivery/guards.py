@@ -20,7 +20,7 @@ from typing import NoReturn
 from opus.config import GitConfig
 from opus.delivery.secrets import PR_BODY, added_lines, scan_added
 from opus.errors import DeliveryBlocked, GitError
-from opus.git import git
+from opus.git import git, own_commits
 
 TRAILER_KEY = "Opus-Job"
 """The trailer on every commit opus makes (`Opus-Job: <job id>`)."""
@@ -94,13 +94,15 @@ def check_remote_history(worktree: Path, branch: str, *, remote: str) -> str | N
 
 
 def foreign_commits(worktree: Path, theirs: str, ours: str) -> list[ForeignCommit]:
-    """Commits reachable from `theirs` but not `ours` that lack the `Opus-Job:` trailer."""
+    """Commits reachable from `theirs` but not `ours` that opus did not make: without the
+    `Opus-Job:` trailer and not in the repository's record of opus's commits."""
     fmt = f"%H%x1f%an <%ae>%x1f%s%x1f%(trailers:key={TRAILER_KEY},valueonly,separator=%x2C)%x1e"
     out = git("log", f"--format={fmt}", theirs, f"^{ours}", cwd=worktree)
+    recorded = own_commits(worktree)
     commits = []
     for record in out.split("\x1e"):
         fields = record.strip("\n").split("\x1f")
-        if len(fields) == 4 and not fields[3].strip():
+        if len(fields) == 4 and not fields[3].strip() and fields[0] not in recorded:
             commits.append(ForeignCommit(sha=fields[0], author=fields[1], subject=fields[2]))
     return commits
 

@@ -14,6 +14,7 @@ from opus.delivery.review_loop import render_round_comment
 from opus.domain import Job, Stage, StageRun
 from opus.git import git
 from opus.pipeline.context import PipelineContext
+from opus.pipeline.preflight import CONFIG_CHANGED
 from opus.pipeline.worktree import Worktree
 from opus.seams import PullRequest
 
@@ -45,6 +46,7 @@ def delivery_report(job: Job, runs: Sequence[StageRun], iteration: int) -> Deliv
     test = _latest(runs, Stage.TEST)
     review = _latest(runs, Stage.REVIEW)
     steps = tuple(str(step.get("title", "")) for step in plan.get("steps", []))
+    baseline = job.spec.get("baseline")
     return DeliveryReport(
         fr_id=job.fr_id,
         title=job.title,
@@ -58,6 +60,8 @@ def delivery_report(job: Job, runs: Sequence[StageRun], iteration: int) -> Deliv
         review_summary=str(review.get("summary", "")),
         iterations=iteration,
         cost_usd=job.cost_usd,
+        baseline=str(baseline.get("summary", "")) if isinstance(baseline, dict) else "",
+        notices=(CONFIG_CHANGED,) if test.get("config_changed") else (),
     )
 
 

@@ -55,7 +55,7 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
     runs = ctx.store.stage_runs(job.id)
     if not any(run.ok for run in runs):
         _check_ready(job, ctx)
-    branch = job.branch or branch_name(ctx.settings.git.branch_prefix, job.fr_id, job.title)
+    branch = job.branch or _fresh_branch(ctx.store.get(job.id), ctx)
     if job.branch != branch:
         ctx.store.update(job.id, branch=branch)
     worktree = Worktree.ensure(
@@ -71,7 +71,23 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
     if "human_feedback" in job.spec:
         _adopt_human_commits(ctx, worktree, branch, control)
     control.log(f"worktree {worktree.path} on {branch}")
+    from opus.pipeline.preflight import prepare
+
+    prepare(ctx.store.get(job.id), ctx, control, worktree)
     return worktree
+
+
+def _fresh_branch(job: Job, ctx: PipelineContext) -> str:
+    """A new job's branch, starting from its base (an earlier attempt's is not reused)."""
+    from opus.pipeline.worktree import fresh_branch
+
+    def in_use(branch: str) -> bool:
+        pr = ctx.forge_for(job).find_pr(branch)
+        return pr is not None and pr.state == "open"
+
+    name = branch_name(ctx.settings.git.branch_prefix, job.fr_id, job.title)
+    base = f"refs/heads/{job.base}" if job.base else "HEAD"
+    return fresh_branch(job.repo, name, base=base, in_use=in_use)
 
 
 def _adopt_human_commits(
@@ -105,7 +121,8 @@ def _has_remote(wt: Worktree, remote: str) -> bool:
 def _check_ready(job: Job, ctx: PipelineContext) -> None:
     from opus.pipeline.readiness import check_ready
 
-    info = check_ready(job.repo, job.base, job.spec.get("test_command"))
+    remote = None if ctx.settings.pr.provider == "local" else ctx.settings.git.remote
+    info = check_ready(job.repo, job.base, job.spec.get("test_command"), remote=remote)
     if job.base != info.base_branch:
         ctx.store.update(job.id, base=info.base_branch)
 
@@ -126,9 +143,12 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
         if isinstance(progress, Finished):
             return _delivered(job, ctx, control)
         if isinstance(progress, Exhausted):
+            from opus.pipeline.sandbox_hints import hint_of
+
+            hint = hint_of(progress.report)
             reason = (
-                f"no passing round after {progress.iteration} iteration(s); last report:\n"
-                f"{progress.report}"
+                f"no passing round after {progress.iteration} iteration(s)"
+                f"{'; ' + hint if hint else ''}; last report:\n{progress.report}"
             )
             return _fail(job, ctx, control, reason)
         if control.should_stop():

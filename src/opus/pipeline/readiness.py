@@ -23,9 +23,21 @@ class ReadyInfo:
     test_command: str
 
 
-def check_ready(repo: Path, base: str | None, test_command: str | None) -> ReadyInfo:
-    """Resolve the base branch and the test command of an FR, or raise `NotReady`."""
+def check_ready(
+    repo: Path,
+    base: str | None,
+    test_command: str | None,
+    *,
+    remote: str | None = None,
+) -> ReadyInfo:
+    """Resolve the base branch and the test command of an FR, or raise `NotReady`.
+
+    `remote` is the remote a forge needs (None with the `local` provider, which can
+    deliver a branch that stays in the repo).
+    """
     _check_repo(repo)
+    if remote is not None:
+        _check_remote(repo, remote)
     branch = _base_branch(repo, base)
     command = command_for(test_command, TreeView(repo, f"refs/heads/{branch}"))
     if command is None:
@@ -51,6 +63,15 @@ def _check_repo(repo: Path) -> None:
     if not git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=repo, check=False):
         raise NotReady(
             f"{repo} has no commits yet; commit at least once so opus has a base to branch from"
+        )
+
+
+def _check_remote(repo: Path, remote: str) -> None:
+    if remote not in git("remote", cwd=repo).split():
+        raise NotReady(
+            f"the repo {repo} has no remote `{remote}`, and the PR provider needs one to "
+            f"push the branch to; add it with `git -C {repo} remote add {remote} URL`, set "
+            '`git.remote` to an existing remote, or use pr.provider = "local"'
         )
 
 

@@ -159,6 +159,10 @@ def _review(call: _Call) -> StageOutcome:
         diff=call.wt.diff(_base(call)),
         test_summary=_test_summary(test),
     )
+    if test.get("config_changed"):
+        from opus.pipeline.preflight import CONFIG_CHANGED
+
+        message += f"\n\nNote from opus: {CONFIG_CHANGED}\n"
     result, sha = _agent(call, Role.REVIEWER, message)
     _require_submitted(result, Role.REVIEWER, "submit_review")
     verdict = result.output.get("verdict")
@@ -169,32 +173,41 @@ def _review(call: _Call) -> StageOutcome:
 
 
 def _test(call: _Call) -> StageOutcome:
-    from opus.pipeline.tester import resolve_test_command, run_tests
+    from opus.pipeline import preflight
+    from opus.pipeline.tester import TestOutcome
 
-    command = resolve_test_command(call.job.spec.get("test_command"), call.wt.path)
+    # The trusted gate: the command comes from the FR or the base commit, never from
+    # the worktree the coder just wrote.
+    command = preflight.test_command(call.job, preflight.trusted_view(call.job, call.wt))
     if not command:
         raise StageFailed(
             "no test command: add `test_command:` to the note, or `test_command` to the "
             "repo's .opus.toml"
         )
-    pipeline = call.ctx.settings.pipeline
+    setup = preflight.run_setup(call.job, call.ctx, call.control, call.wt)
     call.control.touch(f"running tests: {command}")
-    result = run_tests(
-        call.ctx.sandbox,
-        call.wt.path,
-        command,
-        timeout_s=pipeline.test_timeout_s,
-        tail_bytes=pipeline.output_tail_bytes,
-    )
+    if setup.ok:
+        result = preflight.run_tests(call.job, call.ctx, call.wt, command)
+    else:
+        # The coder's change broke the setup (a bad dependency): its round to fix.
+        result = TestOutcome(command, False, setup.exit_code, setup.duration_s,
+                             setup.report(), hint=setup.hint)
     output = {
         "command": result.command,
         "passed": result.passed,
         "exit_code": result.exit_code,
         "duration_s": round(result.duration_s, 3),
         "timed_out": result.timed_out,
-        "output_tail": result.output_tail,
+        "output_tail": _with_hint(result.hint, result.output_tail),
+        "config_changed": preflight.config_changed(call.job, call.wt),
     }
+    if result.hint:
+        output["hint"] = result.hint
     return StageOutcome(output, _test_summary(output))
+
+
+def _with_hint(hint: str, tail: str) -> str:
+    return f"{hint}\n{tail}" if hint else tail
 
 
 def _test_summary(output: dict[str, Any]) -> str:

@@ -4,23 +4,29 @@ The command comes, in this order, from the FR's `test_command:`, from the repo's
 `.opus.toml` at its root:
 
     test_command = "make check"
+    setup = "python3 -m venv .opus-venv && .opus-venv/bin/pip install -e .[test]"
 
 or from detection by marker files (see `detect`). Detection reads a `RepoView`, so it
-works on a checked-out worktree (`DirView`) and on a branch's tree without a checkout
-(`TreeView`, used by readiness).
+works on a checked-out directory (`DirView`) and on a commit's tree without a checkout
+(`TreeView`). The pipeline only ever asks the *base* commit's tree (the trusted gate):
+the agent can rewrite every file of its worktree, so nothing in it decides how opus
+judges the agent's work.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from opus.errors import NotReady
+from opus.errors import NotReady, UnsafePath
 from opus.git import git
+from opus.pipeline.safe_read import is_plain_dir, read_text
+from opus.pipeline.sandbox_hints import sandbox_hint, strip_ansi
 from opus.seams import Sandbox
 
 REPO_CONFIG = ".opus.toml"
@@ -52,38 +58,65 @@ class RepoView(Protocol):
 
 @dataclass(frozen=True)
 class DirView:
-    """A `RepoView` over a checked-out directory."""
+    """A `RepoView` over a checked-out directory that an agent may have written.
+
+    Files are read without following symlinks and only when regular (see `safe_read`);
+    a refusal is kept in `problems` and the file counts as absent.
+    """
 
     root: Path
+    problems: list[str] = field(default_factory=list, compare=False)
 
     def top_level(self) -> set[str]:
-        return {entry.name for entry in self.root.iterdir()} if self.root.is_dir() else set()
+        return {entry.name for entry in self.root.iterdir()} if is_plain_dir(self.root) else set()
 
     def read(self, name: str) -> str | None:
         try:
-            return (self.root / name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            return read_text(self.root, name)
+        except UnsafePath as exc:
+            self.problems.append(str(exc))
             return None
 
     def has_python_tests(self) -> bool:
         tests = self.root / "tests"
-        return tests.is_dir() and next(tests.rglob("*.py"), None) is not None
+        if not is_plain_dir(tests):
+            return False
+        # os.walk does not descend into symlinked directories.
+        return any(
+            name.endswith(".py") for _dir, _subdirs, files in os.walk(tests) for name in files
+        )
+
+
+REGULAR_BLOB_MODES = ("100644", "100755")
 
 
 @dataclass(frozen=True)
 class TreeView:
-    """A `RepoView` over a commit's tree (no checkout needed)."""
+    """A `RepoView` over a commit's tree (no checkout needed).
+
+    Only regular blobs are read: a symlink committed as `.opus.toml` is a problem, not
+    a pointer to follow.
+    """
 
     repo: Path
     rev: str
+    problems: list[str] = field(default_factory=list, compare=False)
 
     def top_level(self) -> set[str]:
         out = git("ls-tree", "--name-only", self.rev, cwd=self.repo, check=False)
         return set(out.splitlines())
 
     def read(self, name: str) -> str | None:
-        # A missing file prints nothing; an empty one means as little to detection.
-        return git("show", f"{self.rev}:{name}", cwd=self.repo, check=False) or None
+        entry = git("ls-tree", self.rev, "--", name, cwd=self.repo, check=False)
+        meta, _, path = entry.partition("\t")
+        if not entry or path != name:
+            return None
+        mode, kind, sha = meta.split()
+        if kind != "blob" or mode not in REGULAR_BLOB_MODES:
+            self.problems.append(f"{name} in {self.rev} is not a regular file (mode {mode})")
+            return None
+        # An empty file means as little to detection as a missing one.
+        return git("cat-file", "blob", sha, cwd=self.repo, check=False) or None
 
     def has_python_tests(self) -> bool:
         out = git(
@@ -104,12 +137,18 @@ class TestOutcome:
     duration_s: float
     output_tail: str
     timed_out: bool = False
+    hint: str = ""
+    """Set when a failure looks like a sandbox limit; names the setting that allows it."""
 
     def report(self) -> str:
         """What a coder needs to fix a failure: the command, how it ended, the output tail."""
         ending = "timed out" if self.timed_out else f"exited {self.exit_code}"
         verdict = "passed" if self.passed else "FAILED"
-        return f"`{self.command}` {verdict} ({ending}, {self.duration_s:.1f}s)\n{self.output_tail}"
+        hint = f"{self.hint}\n" if self.hint else ""
+        return (
+            f"`{self.command}` {verdict} ({ending}, {self.duration_s:.1f}s)\n"
+            f"{hint}{self.output_tail}"
+        )
 
 
 def detect(view: RepoView) -> str | None:
@@ -136,11 +175,19 @@ def detect_test_command(worktree: Path) -> str | None:
 
 def configured_command(view: RepoView) -> str | None:
     """`test_command` from the repo's `.opus.toml`, or None; raises `NotReady` if invalid."""
+    return repo_setting(view, "test_command")
+
+
+def repo_setting(view: RepoView, key: str) -> str | None:
+    """A string setting (`test_command`, `setup`) from the repo's `.opus.toml`, or None.
+
+    Raises `NotReady` when the file is not TOML or the value is not a non-empty string.
+    """
     text = view.read(REPO_CONFIG)
     if text is None:
         return None
     try:
-        value = tomllib.loads(text).get("test_command")
+        value = tomllib.loads(text).get(key)
     except tomllib.TOMLDecodeError as exc:
         raise NotReady(
             f"{REPO_CONFIG} in the repo is not valid TOML ({exc}); fix it or set "
@@ -150,8 +197,8 @@ def configured_command(view: RepoView) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise NotReady(
-            f"`test_command` in the repo's {REPO_CONFIG} must be a non-empty string, "
-            f'e.g. test_command = "pytest -q"; got {value!r}'
+            f"`{key}` in the repo's {REPO_CONFIG} must be a non-empty string, "
+            f'e.g. {key} = "make check"; got {value!r}'
         )
     return value.strip()
 
@@ -169,17 +216,33 @@ def resolve_test_command(fr_command: str | None, worktree: Path) -> str | None:
 
 
 def run_tests(
-    sandbox: Sandbox, worktree: Path, command: str, *, timeout_s: float, tail_bytes: int
+    sandbox: Sandbox,
+    worktree: Path,
+    command: str,
+    *,
+    timeout_s: float,
+    tail_bytes: int,
+    env_prefix: str = "",
 ) -> TestOutcome:
-    """Run `command` in the sandbox (worktree writable: tests write caches)."""
-    result = sandbox.run(command, worktree=worktree, timeout_s=timeout_s, writable=True)
+    """Run `command` in the sandbox (worktree writable: tests write caches).
+
+    `env_prefix` is shell that puts the worktree's own environment first (see `setup`).
+    The output is kept without terminal escapes; a failure that looks like a sandbox
+    limit carries a hint naming the setting that allows it.
+    """
+    result = sandbox.run(
+        env_prefix + command, worktree=worktree, timeout_s=timeout_s, writable=True
+    )
+    output = strip_ansi(result.output)
+    passed = result.exit_code == 0 and not result.timed_out
     return TestOutcome(
         command=command,
-        passed=result.exit_code == 0 and not result.timed_out,
+        passed=passed,
         exit_code=result.exit_code,
         duration_s=result.duration_s,
-        output_tail=_tail(result.output, tail_bytes),
+        output_tail=_tail(output, tail_bytes),
         timed_out=result.timed_out,
+        hint="" if passed else sandbox_hint(output),
     )
 
 

@@ -6,7 +6,14 @@ worktree is reused; a vanished one is recreated from the branch; with no local b
 the job's last checkpoint is fetched from `refs/opus/wip/<job>` on the remote.
 
 Every git command runs with hooks disabled, so nothing in the target repository's
-hooks runs with opus's privileges.
+hooks runs with opus's privileges. Before every `worktree add/remove/prune` (under the
+repository's worktree lock) the residue of a killed git is repaired first
+(`worktree_repair`); a failed add is repaired and tried once more, so a fault the
+repair heals never reaches the caller (nor the infrastructure breaker).
+
+Commit messages are built so that the `Opus-Job:` trailer is the last paragraph and
+parses whatever the agent's summary says (`commit_message`); each sha opus commits is
+also recorded in the repository (`opus.git.record_own_commit`).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import fcntl
 import re
 import shutil
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from opus.errors import GitError
-from opus.git import branch_exists, current_branch, git
+from opus.git import branch_exists, current_branch, git, is_own_commit, record_own_commit
+from opus.pipeline.worktree_repair import drop_stale_locks, drop_stale_ref_lock, repair_admin
 
 SLUG_MAX = 40
 TRAILER_KEY = "Opus-Job"
@@ -41,6 +49,22 @@ def branch_name(prefix: str, fr_id: str, title: str) -> str:
     """`<prefix><fr-id-lowercase>-<slug of title>`, e.g. `opus/fr-061-add-rate-limiting`."""
     parts = [part for part in (slugify(fr_id), slugify(title, SLUG_MAX)) if part]
     return prefix + "-".join(parts)
+
+
+def commit_message(text: str, job_id: int) -> str:
+    """`text` as a commit message whose last paragraph is the trailer `Opus-Job: <id>`.
+
+    Git's trailer parser takes the last paragraph, but stops at a line starting with
+    `---` and whitespace (a patch divider): such lines are indented by one space. NULs
+    cannot go through argv; `\r` becomes a line break. Committed with
+    `--cleanup=whitespace`, so `#` lines in the summary are kept, not stripped.
+    """
+    clean = text.replace("\0", "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = [f" {line}" if line.startswith("---") else line for line in clean.splitlines()]
+    body = "\n".join(line.rstrip() for line in lines).strip("\n")
+    if not body.strip():
+        body = f"opus job {job_id}"
+    return f"{body}\n\n{TRAILER_KEY}: {job_id}\n"
 
 
 def wip_ref(job_id: int) -> str:
@@ -74,19 +98,18 @@ class Worktree:
         """The job's worktree on `branch`, reused or (re)built; `base` defaults to HEAD's branch."""
         repo = Path(_git("rev-parse", "--show-toplevel", cwd=repo))
         path = (state_dir / "worktrees" / f"job-{job_id}").resolve()
-        if _is_worktree_on(path, branch):
-            return cls(repo, path, branch)
-        new_branch: list[str] = []
-        if branch_exists(repo, branch):
-            start = branch
-        elif _fetch_wip(repo, remote, job_id):
-            new_branch, start = ["-b", branch], wip_ref(job_id)
-        else:
-            new_branch, start = ["-b", branch], _base_commit(repo, base)
         with _worktrees_lock(repo):
-            _clear(repo, path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _git("worktree", "add", "--quiet", *new_branch, str(path), start, cwd=repo)
+            if _is_worktree_on(path, branch):
+                _drop_locks(path)
+                return cls(repo, path, branch)
+            new_branch: list[str] = []
+            if branch_exists(repo, branch):
+                start = branch
+            elif _fetch_wip(repo, remote, job_id):
+                new_branch, start = ["-b", branch], wip_ref(job_id)
+            else:
+                new_branch, start = ["-b", branch], _base_commit(repo, base)
+            _add(repo, path, [*new_branch, str(path), start], branch)
         return cls(repo, path, branch)
 
     def head(self) -> str:
@@ -111,12 +134,13 @@ class Worktree:
         }
         _git(
             "-c", "commit.gpgsign=false",
-            "commit", "--quiet", "--no-verify",
-            "-m", message.strip() or f"opus job {job_id}",
-            "--trailer", f"{TRAILER_KEY}: {job_id}",
+            "commit", "--quiet", "--no-verify", "--cleanup=whitespace",
+            "-m", commit_message(message, job_id),
             cwd=self.path, env=identity,
         )  # fmt: skip
-        return self.head()
+        sha = self.head()
+        record_own_commit(self.path, sha)
+        return sha
 
     def discard_uncommitted(self) -> None:
         """Drop edits and untracked files, back to HEAD (the last checkpoint)."""
@@ -150,6 +174,38 @@ class Worktree:
             _clear(self.repo, self.path)
 
 
+def fresh_branch(
+    repo: Path, name: str, *, base: str, in_use: Callable[[str], bool]
+) -> str:
+    """The branch for a job's first start, which always starts from `base`.
+
+    `name` when no branch has it. When an earlier attempt (a failed or cancelled job)
+    left it, it is deleted so the new job starts from `base` — only when every commit
+    on it is opus's own, no worktree has it checked out and no open PR uses it
+    (`in_use`); the push then replaces the remote branch with `--force-with-lease`.
+    Otherwise the first free `name-2`, `name-3`, ….
+    """
+    candidate, number = name, 1
+    with _worktrees_lock(repo):
+        while branch_exists(repo, candidate):
+            if _reclaimable(repo, candidate, base, in_use):
+                _git("branch", "--quiet", "-D", candidate, cwd=repo)
+                break
+            number += 1
+            candidate = f"{name}-{number}"
+    return candidate
+
+
+def _reclaimable(repo: Path, branch: str, base: str, in_use: Callable[[str], bool]) -> bool:
+    checked_out = _git("worktree", "list", "--porcelain", cwd=repo).splitlines()
+    if f"branch refs/heads/{branch}" in checked_out:
+        return False
+    theirs = _git("rev-list", f"refs/heads/{branch}", "--not", base, cwd=repo).split()
+    if not all(is_own_commit(repo, sha) for sha in theirs):
+        return False
+    return not in_use(branch)
+
+
 def remove_worktree_at(repo: Path, path: Path) -> None:
     """Remove the worktree at `path` of `repo` if there is one (the branch is kept).
 
@@ -175,16 +231,45 @@ def _worktrees_lock(repo: Path) -> Iterator[None]:
     Jobs of one daemon (threads) and of other daemons on this host (processes) share the
     repository's `.git/worktrees`. Unserialized, one job's `worktree add` can read another
     job's half-made entry ("failed to read .git/worktrees/job-N/commondir") and fail, and
-    a `worktree prune` can delete it. The lock is a `flock` on a file in the common git dir.
+    a `worktree prune` can delete it. The lock is a `flock` on a file in the common git dir
+    (the kernel drops it when its holder dies). Holding it, the residue of killed git
+    commands is repaired before anything else happens.
     """
-    common = Path(_git("rev-parse", "--git-common-dir", cwd=repo))
-    lock_path = (common if common.is_absolute() else repo / common) / "opus-worktrees.lock"
-    with lock_path.open("a") as lock_file:
+    common = _common_dir(repo)
+    with (common / "opus-worktrees.lock").open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
+            repair_admin(common)
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _common_dir(repo: Path) -> Path:
+    common = Path(_git("rev-parse", "--git-common-dir", cwd=repo))
+    return common if common.is_absolute() else repo / common
+
+
+def _add(repo: Path, path: Path, args: list[str], branch: str) -> None:
+    """`git worktree add args` at `path` (lock held); after a failure, repair and retry once."""
+    for attempt in (1, 2):
+        _clear(repo, path)
+        drop_stale_ref_lock(_common_dir(repo), branch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _git("worktree", "add", "--quiet", *args, cwd=repo)
+            return
+        except GitError:
+            if attempt == 2:
+                raise
+            repair_admin(_common_dir(repo))
+
+
+def _drop_locks(path: Path) -> None:
+    """Drop lock files a killed git left in the job's own worktree (its worker owns it)."""
+    admin = _git("rev-parse", "--absolute-git-dir", cwd=path, check=False)
+    if admin:
+        drop_stale_locks(Path(admin))
 
 
 def _clear(repo: Path, path: Path) -> None:
