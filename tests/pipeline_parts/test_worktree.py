@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opus.errors import GitError
-from opus.pipeline.worktree import Worktree, branch_name, slugify, wip_ref
+from opus.pipeline.worktree import Worktree, branch_name, fresh_branch, slugify, wip_ref
 from tests.conftest import make_repo, run_git
 
 AUTHOR = ("opus", "opus@example.invalid")
@@ -236,3 +236,44 @@ def test_a_leftover_directory_is_replaced(git_repo: Path, state: Path) -> None:
     wt = ensure(git_repo, state)
     assert not (wt.path / "junk").exists()
     assert run_git(wt.path, "symbolic-ref", "--short", "HEAD") == BRANCH
+
+
+# --------------------------------------------------------------------------- fresh attempts
+
+
+def _old_attempt(repo: Path, state: Path) -> None:
+    """An earlier job's branch with one opus commit, its worktree gone."""
+    wt = ensure(repo, state, job_id=1, base="main")
+    (wt.path / "a.txt").write_text("a\n")
+    wt.commit("earlier attempt", job_id=1, author=AUTHOR)
+    wt.remove()
+
+
+def test_a_fresh_attempt_takes_back_opus_own_unused_branch(git_repo: Path, state: Path) -> None:
+    _old_attempt(git_repo, state)
+    assert fresh_branch(git_repo, BRANCH, base="main", in_use=lambda _b: False) == BRANCH
+    wt = ensure(git_repo, state, job_id=2, base="main")
+    assert wt.head() == run_git(git_repo, "rev-parse", "main")
+
+
+def test_a_fresh_attempt_never_takes_a_branch_in_use(git_repo: Path, state: Path) -> None:
+    _old_attempt(git_repo, state)
+    old = run_git(git_repo, "rev-parse", BRANCH)
+    assert fresh_branch(git_repo, BRANCH, base="main", in_use=lambda b: b == BRANCH) == (
+        f"{BRANCH}-2"
+    )
+    # A human's commit on it: not opus's to take back either.
+    run_git(git_repo, "checkout", "-q", BRANCH)
+    (git_repo / "human.txt").write_text("mine\n")
+    run_git(git_repo, "add", "human.txt")
+    run_git(git_repo, "commit", "-qm", "a human's fix")
+    run_git(git_repo, "checkout", "-q", "main")
+    assert fresh_branch(git_repo, BRANCH, base="main", in_use=lambda _b: False) == (
+        f"{BRANCH}-2"
+    )
+    # Checked out in a live worktree: left alone too.
+    ensure(git_repo, state, job_id=3, base="main")
+    assert run_git(git_repo, "merge-base", "--is-ancestor", old, BRANCH) == ""
+    assert fresh_branch(git_repo, BRANCH, base="main", in_use=lambda _b: False) == (
+        f"{BRANCH}-2"
+    )

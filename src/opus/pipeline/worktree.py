@@ -19,8 +19,10 @@ also recorded in the repository (`opus.git.record_own_commit`).
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import shutil
+import stat
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,6 +124,7 @@ class Worktree:
         The message gets the trailer `Opus-Job: <job_id>`. Returns the new sha, or None
         when there was nothing to commit.
         """
+        _drop_special_files(self.path)
         _git("add", "--all", cwd=self.path)
         if not _git("diff", "--cached", "--name-only", cwd=self.path):
             return None
@@ -214,6 +217,29 @@ def remove_worktree_at(repo: Path, path: Path) -> None:
     if path.exists():
         with _worktrees_lock(repo):
             _clear(repo, path)
+
+
+def _drop_special_files(path: Path) -> list[str]:
+    """Delete FIFOs, sockets and devices an agent left among the changes.
+
+    Git cannot commit them, and `git add --all` fails outright on one that replaced a
+    tracked file: an agent could otherwise make every checkpoint fail. Returns the paths.
+    """
+    out = _git("status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=path)
+    dropped = []
+    for record in out.split("\0"):
+        rel = record[3:]
+        if len(record) < 4 or record[:2] == "R ":
+            continue
+        target = path / rel
+        try:
+            mode = os.lstat(target).st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+            target.unlink()
+            dropped.append(rel)
+    return dropped
 
 
 def _is_worktree_on(path: Path, branch: str) -> bool:
