@@ -128,6 +128,8 @@ class FeatureRequest:
     base: str | None = None
     depends_on: tuple[str, ...] = ()
     test_command: str | None = None
+    setup: str | None = None
+    """The worktree setup command (`setup:`), else the repo's or a detected one."""
     allowed_paths: tuple[str, ...] = ()
     budget_usd: float | None = None
     budget_minutes: float | None = None

@@ -61,6 +61,7 @@ def spec_for(fr: FeatureRequest) -> dict[str, Any]:
     return {
         "body": fr.body,
         "test_command": fr.test_command,
+        "setup": fr.setup,
         "allowed_paths": list(fr.allowed_paths),
         "budget_usd": fr.budget_usd,
         "budget_minutes": fr.budget_minutes,

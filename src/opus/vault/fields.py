@@ -117,6 +117,10 @@ def check_test_command(meta: Meta, path: Path) -> str | None:
     return _text(meta, "test_command", "pytest -q")
 
 
+def check_setup(meta: Meta, path: Path) -> str | None:
+    return _text(meta, "setup", "npm ci")
+
+
 def check_depends_on(meta: Meta, path: Path) -> tuple[str, ...]:
     """Ids, `[[FR-045]]` / `[[FR-045|alias]]` wiki-links, or unquoted `[[FR-045]]`.
 

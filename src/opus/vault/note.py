@@ -108,6 +108,7 @@ _CHECKS: tuple[tuple[str, Callable[[f.Meta, Path], Any]], ...] = (
     ("base", f.check_base),
     ("depends_on", f.check_depends_on),
     ("test_command", f.check_test_command),
+    ("setup", f.check_setup),
     ("allowed_paths", f.check_allowed_paths),
     ("budget", f.check_budget),
     ("job", f.check_job),
