@@ -152,3 +152,22 @@ def test_baseline_lines() -> None:
     message = failure_message(failed, "main")
     assert message.startswith("the tests fail on `main` before any change")
     assert message.count("boom") == 40
+
+
+def test_an_environment_edited_after_setup_is_built_again(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"package.json": '{"name": "a"}'})
+    sandbox = sandbox_for(SandboxConfig(kind="none"))
+    command = (
+        "mkdir -p .opus-venv/bin && printf '#!/bin/sh\\nexit 1\\n' > .opus-venv/bin/gate "
+        "&& chmod +x .opus-venv/bin/gate"
+    )
+    exclude_generated(repo)
+    assert ensure_setup(sandbox, repo, command, timeout_s=30, tail_bytes=1000).ran
+    # The agent makes the gate's tool pass, inside the writable worktree.
+    (repo / ".opus-venv" / "bin" / "gate").write_text("#!/bin/sh\nexit 0\n")
+    (repo / ".opus-venv" / "planted.pth").write_text("/elsewhere\n")
+    again = ensure_setup(sandbox, repo, command, timeout_s=30, tail_bytes=1000)
+    assert again.ran and again.ok
+    assert "exit 1" in (repo / ".opus-venv" / "bin" / "gate").read_text()
+    assert not (repo / ".opus-venv" / "planted.pth").exists()
+    assert not ensure_setup(sandbox, repo, command, timeout_s=30, tail_bytes=1000).ran

@@ -25,6 +25,7 @@ from opus.pipeline.workenv import (
     ensure_setup,
     env_prefix,
     exclude_generated,
+    refresh_fingerprint,
 )
 from opus.pipeline.worktree import Worktree
 from opus.pipeline.worktree_proof import check_node, check_python, python_import_name
@@ -114,11 +115,13 @@ def run_setup(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree)
 def run_tests(job: Job, ctx: PipelineContext, wt: Worktree, command: str) -> TestOutcome:
     """The test command in the sandbox, with the worktree's environment first on PATH."""
     pipeline = ctx.settings.pipeline
-    return run_test_command(
+    outcome = run_test_command(
         ctx.sandbox, wt.path, command,
         timeout_s=pipeline.test_timeout_s, tail_bytes=pipeline.output_tail_bytes,
         env_prefix=env_prefix(wt.path),
     )  # fmt: skip
+    refresh_fingerprint(wt.path)
+    return outcome
 
 
 def prepare(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) -> Job:

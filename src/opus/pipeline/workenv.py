@@ -14,7 +14,9 @@ the worktree, in the sandbox (with network only when `sandbox.setup_network` all
   --frozen-lockfile`).
 
 It runs once per worktree and again only when its inputs change (the command, or the
-blobs of pyproject/setup files, package.json or a lockfile at HEAD). The record of the
+blobs of pyproject/setup files, package.json or a lockfile at HEAD), or when the
+environment it built was changed since (its fingerprint: an agent could edit the venv's
+`pytest` to pass; the environment is then removed and built again). The record of the
 last run is kept in the worktree's git admin dir, which the sandbox mounts read-only,
 so an agent cannot fake it; a rebuilt worktree has no record and runs setup again.
 Test commands then run with `env_prefix`: the worktree's `.opus-venv/bin` and
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +51,10 @@ SETUP_INPUTS = (
     "pnpm-lock.yaml",
 )  # fmt: skip
 STAMP = "opus-setup.json"
-# Package managers keep caches under $HOME, which the sandbox keeps read-only.
+# Package managers keep caches under $HOME, which the sandbox keeps read-only; and
+# test runners behave as in CI (no watch mode, no prompts, plain output) with CI=1.
 CACHE_ENV = (
-    'export npm_config_cache="${TMPDIR:-/tmp}/opus-npm-cache" '
+    'export CI="${CI:-1}" npm_config_cache="${TMPDIR:-/tmp}/opus-npm-cache" '
     'PIP_CACHE_DIR="${TMPDIR:-/tmp}/opus-pip-cache" npm_config_update_notifier=false; '
 )
 LOCKFILE_INSTALLS = (
@@ -142,11 +147,20 @@ def setup_key(worktree: Path, command: str) -> str:
 def ensure_setup(
     sandbox: Sandbox, worktree: Path, command: str, *, timeout_s: float, tail_bytes: int
 ) -> SetupOutcome:
-    """Run `command` in `worktree` unless it already ran for the same inputs."""
+    """Run `command` in `worktree` unless it already ran for the same inputs and the
+    environment it built is untouched.
+
+    The environment lives in the writable worktree, so an agent could edit it (a
+    `pytest` that always passes). Its fingerprint is kept with the record; when it no
+    longer matches, the environment is removed and built again before the gate runs.
+    """
     key = setup_key(worktree, command)
     stamp = _stamp_path(worktree)
-    if _stamped(stamp) == key:
+    recorded = _stamped(stamp)
+    if recorded.get("key") == key and recorded.get("fingerprint") == fingerprint(worktree):
         return SetupOutcome(command, ran=False)
+    if recorded.get("key") == key:
+        _remove_environment(worktree)  # tampered with since setup: start clean
     result = sandbox.run(CACHE_ENV + command, worktree=worktree, timeout_s=timeout_s)
     output = strip_ansi(result.output)
     ok = result.exit_code == 0 and not result.timed_out
@@ -160,16 +174,57 @@ def ensure_setup(
         hint="" if ok else sandbox_hint(output),
     )
     if ok:
-        stamp.write_text(json.dumps({"key": key, "command": command}), encoding="utf-8")
+        record = {"key": key, "command": command, "fingerprint": fingerprint(worktree)}
+        stamp.write_text(json.dumps(record), encoding="utf-8")
     return outcome
+
+
+def refresh_fingerprint(worktree: Path) -> None:
+    """Take the environment's fingerprint again after a run opus made (the gate's own
+    test run writes caches there, e.g. `__pycache__`)."""
+    stamp = _stamp_path(worktree)
+    record = _stamped(stamp)
+    if record:
+        record["fingerprint"] = fingerprint(worktree)
+        stamp.write_text(json.dumps(record), encoding="utf-8")
+
+
+def fingerprint(worktree: Path) -> str:
+    """A hash of every entry's path, kind, size and mtime under the worktree's
+    environment dirs (`lstat` only: links are not followed)."""
+    digest = hashlib.sha256()
+    for name in (VENV, NODE_MODULES):
+        top = worktree / name
+        if not is_plain_dir(top):
+            digest.update(f"{name}:absent\n".encode())
+            continue
+        for directory, subdirs, files in os.walk(top):
+            subdirs.sort()
+            for entry in sorted(files + subdirs):
+                path = os.path.join(directory, entry)
+                info = os.lstat(path)
+                rel = os.path.relpath(path, worktree)
+                digest.update(f"{rel}\0{info.st_mode}\0{info.st_size}\0"
+                              f"{info.st_mtime_ns}\n".encode(errors="surrogateescape"))
+    return digest.hexdigest()
+
+
+def _remove_environment(worktree: Path) -> None:
+    for name in (VENV, NODE_MODULES):
+        path = worktree / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
 
 
 def _stamp_path(worktree: Path) -> Path:
     return Path(git("rev-parse", "--absolute-git-dir", cwd=worktree)) / STAMP
 
 
-def _stamped(stamp: Path) -> str | None:
+def _stamped(stamp: Path) -> dict[str, str]:
     try:
-        return str(json.loads(stamp.read_text(encoding="utf-8")).get("key"))
-    except (OSError, ValueError, AttributeError):
-        return None
+        data = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
