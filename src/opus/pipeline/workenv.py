@@ -79,7 +79,7 @@ class SetupOutcome:
 
     def report(self) -> str:
         """The failure as a user or coder reads it: command, exit code, hint, output tail."""
-        hint = f"\n{self.hint}" if self.hint else ""
+        hint = f"; {self.hint}" if self.hint else ""
         return f"setup `{self.command}` exited {self.exit_code}{hint}\n{self.output_tail}"
 
 
