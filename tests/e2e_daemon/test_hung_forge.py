@@ -1,13 +1,17 @@
-"""A hung forge does not starve the watchdog: `opus run` as a real subprocess, ten jobs
-awaiting review on a GitHub stand-in that never answers, a real NOTIFY_SOCKET."""
+"""Hung services do not starve systemd: `opus run` as a real subprocess with a real
+NOTIFY_SOCKET; ten jobs awaiting review on a GitHub stand-in that never answers; an
+outbox owed to a notification URL that never answers."""
 
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 
 from opus.domain import FeatureRequest, FRStatus, JobState
+from opus.notify import AppriseNotifier
 from opus.registry import open_store
+from opus.testing.clock import FakeClock
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 from tests.e2e_daemon.sdnotify_socket import notify_socket
 from tests.standins.forge import ForgeStandin
@@ -53,3 +57,27 @@ def test_watchdog_pings_keep_their_interval_while_the_forge_hangs(
         assert max(gaps) < WATCHDOG_USEC / 1e6  # systemd would kill at this gap
         assert forge.held == 1  # one poll, stuck on its first request
         assert daemon.stop(timeout_s=20) == 0
+
+
+def test_flushing_the_outbox_at_start_extends_the_start_timeout_per_send(
+    ws: Workspace, daemons: Daemons
+) -> None:
+    owed = 2
+    with socket.socket() as refused, socket.socket() as hung, notify_socket() as sd:
+        refused.bind(("127.0.0.1", 0))
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # accepts, never answers: apprise gives up after 4 s
+        # What a dead daemon owed: entries whose retry is long due.
+        earlier = AppriseNotifier([f"json://127.0.0.1:{refused.getsockname()[1]}/x"],
+                                  ws.root / ".opus" / "outbox", clock=FakeClock())
+        for n in range(owed):
+            earlier.notify("info", f"opus: owed {n}", "body")
+        ws.write_config(notify={"urls": [f"json://127.0.0.1:{hung.getsockname()[1]}/x"]})
+
+        daemons.start(ws, env={"NOTIFY_SOCKET": str(sd.path)})
+        ready = sd.wait_for("READY=1", timeout_s=60)
+
+        before = sd.snapshot()[:ready]
+        extends = [m for m in before if m.startswith("EXTEND_TIMEOUT_USEC=")]
+        print(f"{len(extends)} EXTEND_TIMEOUT_USEC before READY=1: {extends}")
+        assert extends == ["EXTEND_TIMEOUT_USEC=30000000"] * owed
