@@ -18,6 +18,7 @@ from pathlib import Path
 from opus.sandbox.cgroups import CgroupHost, CommandCgroup
 from opus.sandbox.environment import SANDBOX_TMPDIR
 from opus.sandbox.limits import Limits, diagnose, find_prlimit, rlimit_argv, with_limit_note
+from opus.sandbox.owner import guarded_shell_argv, owner_fd
 from opus.sandbox.process import LiveProcess, ShellRunner, run_in_group, shell, start_in_group
 from opus.seams import CommandResult
 
@@ -211,12 +212,15 @@ def bwrap_argv(
     limits: Limits | None = None,
     prlimit: str | None = None,
     sockets: Sequence[Path] = (),
+    owner_fd: int | None = None,
 ) -> list[str]:
     """The whole bwrap command line that runs `command` in a shell in `worktree`.
 
     With `limits` and a `prlimit`, the shell starts under the rlimits; they are set
     inside the sandbox, after bwrap made its user namespace, so the process count is
-    this sandbox's alone and not the opus user's across the host.
+    this sandbox's alone and not the opus user's across the host. With `owner_fd` (the
+    read end of `sandbox.owner`'s pipe, passed to the child) the command does not start
+    when its owner died while bwrap was setting up.
     """
     isolation = [
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -231,7 +235,8 @@ def bwrap_argv(
         worktree, writable=writable, home=home, state_dir=state_dir, sockets=sockets, tmp_mb=tmp_mb
     )
     rlimits = rlimit_argv(prlimit, limits) if limits is not None and prlimit else []
-    return [bwrap, *plan, *isolation, "--", *rlimits, shell(), "-c", command]
+    inner = [shell(), "-c", command] if owner_fd is None else guarded_shell_argv(command, owner_fd)
+    return [bwrap, *plan, *isolation, "--", *rlimits, *inner]
 
 
 class BwrapSandbox(ShellRunner):
@@ -262,7 +267,9 @@ class BwrapSandbox(ShellRunner):
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
 
-    def argv(self, command: str, *, worktree: Path, writable: bool) -> list[str]:
+    def argv(
+        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None
+    ) -> list[str]:
         """The bwrap command line for `command` in `worktree` (read-only unless `writable`)."""
         return bwrap_argv(
             self.bwrap,
@@ -275,6 +282,7 @@ class BwrapSandbox(ShellRunner):
             limits=self.limits,
             prlimit=self.prlimit,
             sockets=host_sockets(worktree),
+            owner_fd=owner_fd,
         )
 
     def run(
@@ -292,13 +300,16 @@ class BwrapSandbox(ShellRunner):
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
         worktree = worktree.resolve()
+        fd = owner_fd()
+        argv = self.argv(command, worktree=worktree, writable=writable, owner_fd=fd)
         try:
             result = run_in_group(
-                [*prefix, *self.argv(command, worktree=worktree, writable=writable)],
+                [*prefix, *argv],
                 cwd=worktree,
                 env=self.env,
                 timeout_s=timeout_s,
                 cap_bytes=self.output_cap_bytes,
+                pass_fds=(fd,),
             )
             counters = group.counters() if group is not None else None
         finally:
@@ -315,9 +326,10 @@ class BwrapSandbox(ShellRunner):
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
         worktree = worktree.resolve()
+        fd = owner_fd()
         try:
-            argv = [*prefix, *self.argv(command, worktree=worktree, writable=writable)]
-            proc = start_in_group(argv, cwd=worktree, env=self.env)
+            argv = [*prefix, *self.argv(command, worktree=worktree, writable=writable, owner_fd=fd)]
+            proc = start_in_group(argv, cwd=worktree, env=self.env, pass_fds=(fd,))
         except BaseException:
             if group is not None:
                 group.remove()

@@ -138,9 +138,17 @@ class CappedOutput:
 
 
 def start_in_group(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: int = subprocess.PIPE
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: int = subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session (its own process group), output piped, stderr merged."""
+    """Start `argv` in a new session (its own process group), output piped, stderr merged.
+
+    `pass_fds` stay open in the child (the sandbox's owner pipe).
+    """
     if not cwd.is_dir():
         raise SandboxError(f"worktree {cwd} is not a directory; recreate the job's worktree")
     try:
@@ -152,6 +160,7 @@ def start_in_group(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
@@ -164,10 +173,11 @@ def run_in_group(
     env: Mapping[str, str],
     timeout_s: float,
     cap_bytes: int,
+    pass_fds: Sequence[int] = (),
 ) -> CommandResult:
     """Run `argv` in a new session; kill its whole group on timeout; capture capped output."""
     started = time.monotonic()
-    proc = start_in_group(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+    proc = start_in_group(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds)
     output = CappedOutput(cap_bytes)
     try:
         timed_out = _pump(proc, output, deadline=started + timeout_s)
