@@ -20,7 +20,8 @@ def test_ready_watchdog_reload_and_stop(
 ) -> None:
     with notify_socket() as sd:
         env = {"NOTIFY_SOCKET": str(sd.path), "WATCHDOG_USEC": str(WATCHDOG_USEC),
-               "E2E_MARKER": "visible"}
+               "E2E_MARKER": "visible", "E2E_UNLISTED": "hidden",
+               "OPUS_SANDBOX__PASS_ENV": '["E2E_MARKER"]'}
         daemon = daemons.start(ws, env=env)
 
         ready = sd.wait_for("READY=1")
@@ -46,8 +47,9 @@ def test_ready_watchdog_reload_and_stop(
         )
         test_run = [r for r in ws.store.stage_runs(job.id) if r.stage is Stage.TEST][-1]
         tail = test_run.output["output_tail"]
-        assert "E2E_MARKER=visible" in tail  # the child did get the daemon's environment...
-        assert "NOTIFY_SOCKET" not in tail and "WATCHDOG_USEC" not in tail  # ...minus systemd's
+        assert "E2E_MARKER=visible" in tail  # the child got what sandbox.pass_env lists...
+        assert "E2E_UNLISTED" not in tail  # ...and the allowlist, nothing else of the daemon's
+        assert "NOTIFY_SOCKET" not in tail and "WATCHDOG_USEC" not in tail
 
         # SIGTERM while a coder is at work: STOPPING, exit 0, the job resumable.
         agency.overrides[("FR-2", "coder")] = busy_coder("FR-2", threading.Event())

@@ -241,7 +241,14 @@ class CommandCgroup:
 
     @classmethod
     def create(cls, host: CgroupHost, limits: Limits | None) -> CommandCgroup | None:
-        """Make the command's cgroup with `limits`; None (logged) when the host refuses."""
+        """Make the command's cgroup with `limits`; None (logged) when the host refuses.
+
+        Each new command first sweeps the cgroups of dead owners, so what a killed opus
+        left (a bwrap caught mid-setup, see `sandbox/owner.py`) lives until the next
+        command anywhere on the host, not until the next restart.
+        """
+        if limits is not None:
+            _remove_stale(host)
         name = f"{PREFIX}{os.getpid()}-{next(_names)}"
         parents = [host.pids] if host.memory in (None, host.pids) else [host.pids, host.memory]
         made = cls(host, [parent / name for parent in parents if parent is not None])
