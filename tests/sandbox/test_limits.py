@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,8 @@ import pytest
 
 from opus.config import SandboxConfig
 from opus.sandbox import BwrapSandbox, limits_in_force, sandbox_for
-from opus.sandbox.limits import CgroupCounters, Limits, diagnose, rlimit_argv
+from opus.sandbox.bwrap import bwrap_argv
+from opus.sandbox.limits import CgroupCounters, Limits, diagnose, find_prlimit, rlimit_argv
 from opus.seams import CommandResult
 from tests.sandbox.conftest import needs_bwrap
 
@@ -244,3 +248,54 @@ def test_the_owner_process_is_not_limited(worktree: Path) -> None:
     small_sandbox().run("true", worktree=worktree, timeout_s=20)
     after = [resource.getrlimit(r) for r in (resource.RLIMIT_NPROC, resource.RLIMIT_DATA)]
     assert after == before
+
+
+FORKER = (
+    "import os, time\n"
+    "n = 0\n"
+    "try:\n"
+    "    while n < 400:\n"
+    "        if os.fork() == 0:\n"
+    "            time.sleep(4)\n"
+    "            os._exit(0)\n"
+    "        n += 1\n"
+    "except BlockingIOError:\n"
+    "    pass\n"
+    "print('forked', n, flush=True)\n"
+)
+
+
+@needs_bwrap
+@pytest.mark.bwrap
+@pytest.mark.skipif(
+    os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root"
+)
+def test_as_a_normal_user_the_process_rlimit_counts_each_sandbox_alone(outside: Path) -> None:
+    """The rlimit path (no cgroup, not root): two sandboxes of one uid, separate counts."""
+    bwrap, prlimit = shutil.which("bwrap"), find_prlimit()
+    assert bwrap is not None and prlimit is not None
+    limits = Limits(max_processes=40, max_memory_mb=512, max_file_mb=10, max_cpu_s=30)
+    outside.chmod(0o777)
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    prefix = drop if os.geteuid() == 0 else []
+
+    def start(name: str, command: str) -> subprocess.Popen[str]:
+        wt = outside / name
+        wt.mkdir(mode=0o777)
+        wt.chmod(0o777)
+        (wt / "forker.py").write_text(FORKER)
+        argv = bwrap_argv(
+            bwrap, command, worktree=wt, writable=True, network=False, home=None,
+            state_dir=None, limits=limits, prlimit=prlimit,
+        )  # fmt: skip
+        return subprocess.Popen(
+            [*prefix, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    first = start("a", "/usr/bin/python3 forker.py")
+    second = start("b", "/usr/bin/python3 forker.py")
+    outputs = [proc.communicate(timeout=60)[0] for proc in (first, second)]
+    print(outputs)
+    counts = [int(out.split("forked")[1].split()[0]) for out in outputs]
+    # Each sandbox gets close to its own 40 (its shell and python count too), at once.
+    assert all(30 <= count < limits.max_processes for count in counts), outputs
