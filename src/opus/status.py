@@ -83,6 +83,8 @@ class StatusReport:
     jobs: list[StatusRow]
     problems: list[NoteProblem] = field(default_factory=list)
     now: datetime | None = None
+    quiet_turn_s: float | None = None
+    """A live daemon whose loop has not turned for longer is shown as possibly stuck."""
 
     @property
     def running(self) -> list[DaemonView]:
@@ -122,6 +124,9 @@ def status_report(
         jobs=[],
         problems=read_problems(settings.state_dir),
         now=now,
+        # An idle loop sleeps at most poll_idle_s between turns; twice that and a minute
+        # more without a turn while the heartbeat goes on means the loop is wedged.
+        quiet_turn_s=2 * settings.daemon.poll_idle_s + 60,
     )
     blocker = _common_blocker(report, settings.agents.engine)
     rows = [_row(job, now, blocker, report.breakers) for job in _newest_first(store.jobs())]
@@ -255,11 +260,16 @@ def _header(report: StatusReport, view: View) -> list[str]:
 
 def _daemon_lines(report: StatusReport) -> list[str]:
     now = report.now
-    running = [
-        f"{d.record.host} pid {d.record.pid}, role {d.record.role}, opus {d.record.version}, "
-        f"up {_duration(_age(d.record.started_at, now))}, beat {_duration(d.beat_age_s)} ago"
-        for d in report.running
-    ]
+    running = []
+    for d in report.running:
+        running.append(
+            f"{d.record.host} pid {d.record.pid}, role {d.record.role}, opus {d.record.version}, "
+            f"up {_duration(_age(d.record.started_at, now))}, beat {_duration(d.beat_age_s)} ago"
+        )
+        quiet = _turn_age(d, now)
+        if quiet is not None and report.quiet_turn_s is not None and quiet > report.quiet_turn_s:
+            running.append(f"its loop last turned {_duration(quiet)} ago though it beats: "
+                           "it may be stuck (see its log)")
     if running:
         return running
     lines = ["no daemon running: start one with `opus run`"]
@@ -269,6 +279,14 @@ def _daemon_lines(report: StatusReport) -> list[str]:
         lines.append(f"last: {gone.record.host} pid {gone.record.pid}, role {gone.record.role}, "
                      f"beat {_duration(gone.beat_age_s)} ago; it did not stop cleanly")
     return lines
+
+
+def _turn_age(daemon: DaemonView, now: datetime | None) -> float | None:
+    turn = daemon.record.info.get("turn_at")
+    try:
+        return _age(datetime.fromisoformat(str(turn)), now) if turn else None
+    except ValueError:
+        return None
 
 
 def _breaker_line(breaker: BreakerView, now: datetime | None, view: View) -> str:

@@ -5,6 +5,7 @@ The registry is real (SQLite in memory); daemon records are the rows a daemon wr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -266,3 +267,24 @@ def test_status_reads_every_beat_time_as_aware_utc(
     beat_at = daemon.record.beat_at
     assert isinstance(beat_at, datetime) and beat_at.tzinfo is not None
     assert daemon.as_dict()["last_turn_at"] is None and "info" not in daemon.as_dict()
+
+
+def test_a_live_daemon_whose_loop_stopped_turning_is_shown_as_possibly_stuck(
+    store: Registry, settings: Settings, clock: FakeClock
+) -> None:
+    # The heartbeat thread goes on; the loop (poll_idle_s 300: it turns at least every 5 m)
+    # last turned 20 minutes ago.
+    record = _daemon(clock)
+    stuck = dataclasses.replace(
+        record, info={**record.info, "turn_at": (clock.now() - timedelta(minutes=20)).isoformat()}
+    )
+    store.beat_daemon(stuck)
+    lines = render_status(status_report(store, settings, clock.now())).splitlines()
+    assert lines[1] == ("          its loop last turned 20m00s ago though it beats: it may be "
+                        "stuck (see its log)")
+    fresh = dataclasses.replace(
+        record, info={**record.info, "turn_at": (clock.now() - timedelta(minutes=4)).isoformat()}
+    )
+    store.beat_daemon(fresh)
+    assert render_status(status_report(store, settings, clock.now())).splitlines()[1].startswith(
+        "claiming")
