@@ -23,6 +23,7 @@ checkout (`--src /path/to/src`).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import shutil
@@ -180,6 +181,7 @@ class Workspace:
     root: Path
     src: Path
     sandbox: str
+    settings_env: dict[str, str] = field(default_factory=dict)
 
     def config(self, state: str = ".opus", repo: str = "repo") -> Path:
         path = self.root / f"opus-{state.strip('.')}.toml"
@@ -189,7 +191,8 @@ class Workspace:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OPUS_", "NOTIFY_", "WATCHDOG_", "ANTHROPIC_"))}
-        env.update(PYTHONPATH=str(self.src), ANTHROPIC_API_KEY=API_KEY, **extra)
+        env.update(PYTHONPATH=str(self.src), ANTHROPIC_API_KEY=API_KEY, **self.settings_env,
+                   **extra)
         return env
 
     def opus(self, config: Path, *args: str) -> float:
@@ -391,6 +394,9 @@ class Blocker:
         self.arrived: list[float] = []
         self.release = threading.Event()
 
+    def reached(self, calls: int) -> bool:
+        return len(self.arrived) >= calls
+
     def reply(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def play(_body: dict[str, Any]) -> dict[str, Any]:
             self.arrived.append(time.monotonic())
@@ -417,7 +423,7 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
                 blocker.release.set()
                 blocker.release = threading.Event()
                 daemon = Daemon(ws, config, notify, api)
-                wait(lambda n=n: len(blocker.arrived) == n + 2, 300, daemon.proc)
+                wait(functools.partial(blocker.reached, n + 2), 300, daemon.proc)
                 figures["restart"].values.append(blocker.arrived[-1] - killed)
                 figures["restart_ready"].values.append(daemon.ready_s)
         finally:
@@ -505,6 +511,10 @@ def main() -> None:
                              "two, each vault size is measured with one, then the other, "
                              "so both see the same machine load (default: this checkout)")
     parser.add_argument("--skip", default="", help="phases to skip: idle,restart,once")
+    parser.add_argument("--settle-s", type=float, default=None,
+                        help="vault.settle_s for every opus process (default: opus's own "
+                             "default); 0 measures intake without waiting for a note to "
+                             "settle")
     parser.add_argument("--quick", action="store_true",
                         help="1,000 and 10,000 notes, 3 runs, 9 s idle (a few minutes)")
     args = parser.parse_args()
@@ -514,7 +524,9 @@ def main() -> None:
     srcs = [Path(src).resolve() for src in args.src.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     sandbox = sandbox_kind()
-    print(f"sandbox {sandbox}; {os.cpu_count()} cpus; repeat {args.repeat}", flush=True)
+    settle = "default" if args.settle_s is None else f"{args.settle_s:g} s"
+    print(f"sandbox {sandbox}; {os.cpu_count()} cpus; repeat {args.repeat}; "
+          f"vault.settle_s {settle}", flush=True)
     for index, src in enumerate(srcs, 1):
         print(f"[{index}] opus from {src} ({_describe(src)})", flush=True)
     pickups: dict[tuple[int, int], float] = {}
@@ -538,7 +550,8 @@ def measure(notes: int, src: Path, sandbox: str, args: argparse.Namespace,
     """Every figure for one vault size and one source tree, in a fresh workspace."""
     figures = new_figures(notes)
     with tempfile.TemporaryDirectory(prefix="opus-lean-") as tmp:
-        ws = Workspace(Path(tmp), src, sandbox)
+        env = {} if args.settle_s is None else {"OPUS_VAULT__SETTLE_S": str(args.settle_s)}
+        ws = Workspace(Path(tmp), src, sandbox, env)
         make_repo(ws.root, "repo")
         made = time.perf_counter()
         make_vault(ws.root / "vault", notes)
