@@ -154,6 +154,11 @@ def _remote_problem(repo: Path, remote: str) -> str | None:
     if not url:
         return (f"{repo} has no remote {remote!r} to push to; add it with "
                 f"`git remote add {remote} URL` or set git.remote")
+    if _relative_path(url):
+        # git resolves it against the directory it runs in: opus pushes from worktrees.
+        return (f"remote {remote} of {repo} is the relative path {url!r}, which git resolves "
+                "from each job's worktree, where it points nowhere; use an absolute path: "
+                f"git -C {repo} remote set-url {remote} {(repo / url).resolve()}")
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0",
            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=5"}
     result = run_in_group(["git", "ls-remote", "--heads", remote], cwd=repo, env=env,
@@ -166,6 +171,12 @@ def _remote_problem(repo: Path, remote: str) -> str | None:
         said = [line for line in result.output.strip().splitlines() if line.strip()]
         return f"{where} does not answer: {said[-1] if said else f'exit {result.exit_code}'}"
     return None
+
+
+def _relative_path(url: str) -> bool:
+    """A remote URL that is a relative local path (not URL, scp-like, absolute or ~)."""
+    first = url.partition("/")[0]
+    return "://" not in url and ":" not in first and not url.startswith(("/", "~"))
 
 
 def _tests(d: Doctor) -> Check:

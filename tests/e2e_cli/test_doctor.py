@@ -104,6 +104,16 @@ def test_a_repo_without_the_push_remote_fails(project: Path, code: Path, tmp_pat
     assert f"{code} has no remote 'origin'" in detail and "git remote add origin" in detail
 
 
+def test_a_relative_remote_path_fails_naming_the_absolute_one(
+    project: Path, code: Path, tmp_path: Path
+) -> None:
+    # `../origin.git` answers from the repo, but opus pushes from worktrees elsewhere.
+    run_git(code, "remote", "set-url", "origin", "../../origin.git")
+    detail = _fails(*_doctor(project, tmp_path), "remote")
+    assert "relative path '../../origin.git'" in detail
+    assert f"remote set-url origin {tmp_path / 'origin.git'}" in detail
+
+
 def test_a_remote_that_refuses_fails(project: Path, code: Path, tmp_path: Path) -> None:
     run_git(code, "remote", "set-url", "origin", "http://127.0.0.1:1/nobody.git")
     detail = _fails(*_doctor(project, tmp_path), "remote")
