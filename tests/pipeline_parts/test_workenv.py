@@ -171,3 +171,33 @@ def test_an_environment_edited_after_setup_is_built_again(tmp_path: Path) -> Non
     assert "exit 1" in (repo / ".opus-venv" / "bin" / "gate").read_text()
     assert not (repo / ".opus-venv" / "planted.pth").exists()
     assert not ensure_setup(sandbox, repo, command, timeout_s=30, tail_bytes=1000).ran
+
+
+def test_setup_comes_from_the_note_then_the_base_config_then_detection(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from opus.domain import Job, JobState, Priority
+    from opus.pipeline.preflight import setup_command
+    from opus.registry.records import spec_for
+    from opus.vault import scan_vault
+
+    repo = make_repo(tmp_path / "repo", {"package.json": "{}", "package-lock.json": "{}"})
+    notes = tmp_path / "vault" / "10_features"
+    notes.mkdir(parents=True)
+    (notes / "FR-5.md").write_text(
+        "---\nid: FR-5\ntitle: T\nstatus: planned\nsetup: make dev-env\n---\nbody\n"
+    )
+    (fr,) = scan_vault(tmp_path / "vault", default_repo=repo).valid
+    now = datetime.now(UTC)
+
+    def job(spec: dict[str, object]) -> Job:
+        return Job(1, "FR-5", "T", JobState.RUNNING, Priority.MEDIUM, "h", fr.path, repo,
+                   "main", now, now, spec=spec)
+
+    view = TreeView(repo, "main")
+    assert setup_command(job(spec_for(fr)), view) == "make dev-env"
+    assert setup_command(job({}), view) == "npm ci --no-audit --no-fund"
+    (repo / ".opus.toml").write_text('setup = "./bootstrap --offline"\n')
+    run_git(repo, "add", ".opus.toml")
+    run_git(repo, "commit", "-qm", "repo setup")
+    assert setup_command(job({}), TreeView(repo, "main")) == "./bootstrap --offline"
