@@ -136,7 +136,7 @@ def test_paused_run_once_claims_nothing_and_exits(tmp_path: Path) -> None:
     paused = run_opus("pause", cwd=project, env=env)
     assert paused.code == 0 and "paused" in paused.out
     run = run_opus("run", "--once", cwd=project, env=env, timeout_s=30)
-    assert run.code == 0, run.err
+    assert run.code == 1, run.err  # a job left blocked (SPEC §3)
     assert "paused" in run.err.lower()
     status = json.loads(run_opus("status", "--json", cwd=project, env=env).out)
     assert status["paused"] is True

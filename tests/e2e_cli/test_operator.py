@@ -44,7 +44,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env = clean_env(root, {**FAST_POLL, **api_env(api.base_url),
                                "OPUS_SANDBOX__KIND": "none", "OPUS_PIPELINE__MAX_ITERATIONS": "1"})
         run = run_opus("run", "--once", cwd=project, env=env)
-    assert run.code == 0, run.err
+    assert run.code == 1, run.err  # FR-300 failed: `run --once` says so (SPEC §3)
     return project
 
 

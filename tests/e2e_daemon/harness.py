@@ -42,7 +42,7 @@ Write the file for {fr_id}.
 """
 
 
-def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 15.0) -> T:
+def wait_until(check: Callable[[], T | None], what: str, timeout_s: float = 45.0) -> T:
     """Poll `check` until it returns something truthy, or fail naming `what`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -120,7 +120,7 @@ class Workspace:
     def job(self, fr_id: str) -> Job | None:
         return self.store.latest_for_fr(fr_id)
 
-    def wait_state(self, fr_id: str, *states: JobState, timeout_s: float = 20.0) -> Job:
+    def wait_state(self, fr_id: str, *states: JobState, timeout_s: float = 45.0) -> Job:
         def reached() -> Job | None:
             job = self.job(fr_id)
             return job if job is not None and job.state in states else None
@@ -133,6 +133,20 @@ class Workspace:
         assert job is not None, f"{fr_id} has no job"
         return [run.stage.value for run in self.store.stage_runs(job.id) if run.ok]
 
+    def cli(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+        """Run `opus --config opus.toml ARGS` as a subprocess (bounded); (exit code, output)."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("OPUS_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "opus", "--config", str(self.config), *args],
+            cwd=self.root,
+            env={**base, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode, done.stdout + done.stderr
+
     def branch_files(self, fr_id: str) -> set[str]:
         """The files a job's branch (on the remote) adds or changes relative to main."""
         job = self.job(fr_id)
@@ -140,6 +154,27 @@ class Workspace:
         remote = self.root / "remote.git"
         names = run_git(remote, "diff", "--name-only", "main", job.branch)
         return set(names.split())
+
+
+def processes_with(token: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains `token`."""
+    return processes_matching(lambda cmdline: token in cmdline)
+
+
+def processes_matching(match: Callable[[str], bool]) -> list[int]:
+    """Live (non-zombie) processes whose command line (spaces for NULs) `match`es."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if match(cmdline) and stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 def _toml_section(name: str, values: Mapping[str, object]) -> str:

@@ -57,8 +57,9 @@ def test_engine_breaker_opens_notifies_and_stops_claiming(tmp_path: Path) -> Non
     runtime.ctx.notifier = notifier
     runtime.notifier = notifier  # type: ignore[assignment]
 
-    # --once returns as soon as nothing can be claimed: here, behind the open breaker.
-    assert Daemon(runtime, once=True, environ={}).run() == 0
+    # --once returns as soon as nothing can be claimed: here, behind the open breaker;
+    # a job left blocked is a runtime failure (exit 1, SPEC §3).
+    assert Daemon(runtime, once=True, environ={}).run() == 1
 
     assert engine.calls == 2, "two failures open the breaker; no third call is made"
     assert notifier.kinds().count("breaker") == 1

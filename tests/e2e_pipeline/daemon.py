@@ -62,15 +62,18 @@ def start_once(project: Project, api: MessagesAPI, log_name: str) -> subprocess.
     )
 
 
-def run_once(project: Project, api: MessagesAPI, log_name: str = "run.log") -> str:
-    """Run `opus run --once` to completion (bounded); returns its log, asserting exit 0."""
+def run_once(
+    project: Project, api: MessagesAPI, log_name: str = "run.log", *, expect: int = 0
+) -> str:
+    """Run `opus run --once` to completion (bounded); returns its log, asserting the exit
+    code (`expect`: 1 when a job is meant to fail)."""
     proc = start_once(project, api, log_name)
     try:
         proc.wait(timeout=60)
     finally:
         stop(proc)
     log = (project.root / log_name).read_text()
-    assert proc.returncode == 0, log
+    assert proc.returncode == expect, log
     return log
 
 

@@ -50,7 +50,7 @@ def test_run_once_sends_an_fr_with_a_missing_base_back_without_spending(
     daemon.write_config(project)
     note = write_fr(project, "base: develop")
 
-    daemon.run_once(project, api)
+    daemon.run_once(project, api, expect=1)  # the job failed: exit 1 (SPEC §3)
 
     assert api.requests == []
     meta = _note_meta(project, "07_failed", note.name)

@@ -6,6 +6,12 @@ claim new work while slots are free, and only then — the loop having shown its
 healthy — ping the systemd watchdog. It sleeps until a file event or the adaptive poll
 delay, whichever comes first. The loop never waits on the network: open PRs are polled
 by a `ReviewPoller` thread and notifications sent by the notifier's own thread.
+
+Stopping (designs/jobs.md): SIGTERM stops every running stage now (its commands get
+SIGTERM, then SIGKILL after `daemon.stop_grace_s`), puts the jobs back in the queue at
+their last checkpoint and exits 0; a second SIGTERM or SIGINT kills them and exits at
+once. `opus cancel` only marks the job (and rewrites the wake file): the loop sees it at
+its next turn and kills the stage.
 """
 
 from __future__ import annotations
@@ -19,21 +25,22 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from pathlib import Path
 from types import FrameType
 from typing import Literal
 
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.intake import Intake
-from opus.daemon.logs import JobLog
 from opus.daemon.polling import PollDelay
 from opus.daemon.review_poll import ReviewPoller
 from opus.daemon.runtime import Runtime
 from opus.daemon.sdnotify import SystemdNotifier, WatchdogGate
 from opus.daemon.settle import Settler
 from opus.daemon.supervision import RunningSnapshot, preemption_victim, stuck_reason
-from opus.daemon.watch import VaultWatcher
-from opus.daemon.workers import Finished, WorkerPool
+from opus.daemon.watch import VaultWatcher, wake_watcher
+from opus.daemon.workers import Finished, WorkerPool, job_logger
 from opus.domain import Job, JobState
+from opus.forges.local import REVIEW
 from opus.notify import (
     SEND_TIMEOUT_S,
     budget_hit,
@@ -46,9 +53,8 @@ from opus.presence import Presence, daemon_info
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "intake", "worker"]
-STOP_GRACE_S = 60.0
-# Job-log lines also worth a line on stderr (the journal): progress, not every tool call.
-PROGRESS_PREFIXES = ("stage ", "delivered", "failed", "error")
+KILL_WAIT_S = 3.0
+"""After the grace (and the SIGKILL that ends it), how long the loop waits for workers."""
 
 
 @dataclass
@@ -88,12 +94,16 @@ class Daemon:
         self.wake = threading.Event()
         self.reviews = ReviewPoller(lambda: self.ctx, poll_s=settings.pr.poll_s,
                                     on_change=self.wake.set)
-        self.pool = WorkerPool(ctx, job_log=self._job_log, on_finish=self.wake.set)
+        self.pool = WorkerPool(
+            ctx, job_log=self._job_log, on_finish=self.wake.set, processes=runtime.own_engine
+        )
         # A one-shot run acts on notes as they are; a serving daemon lets typing settle.
         self.intake = Intake(ctx, settle=not once) if role in ("all", "intake") else None
         self.flags = _Flags()
         self.presence = Presence(ctx.store, ctx.clock, daemon_id=self.worker_id, role=role,
                                  every_s=settings.daemon.heartbeat_s)
+        self._claimed: set[int] = set()
+        self._healthy = False
 
     def __repr__(self) -> str:
         return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
@@ -106,27 +116,35 @@ class Daemon:
         self._recover()
         self.presence.start(self._presence_info())
         self._flush_notifications()  # what it owed when it died, before serving
-        watcher = self._start_watcher()
+        watchers = self._start_watchers()
         self.sd.ready(self._status_line())
         self.runtime.notifier.start()
         if self.intake is not None and not self.once:
             self.reviews.start()
         log.info("opus serving as %s (%s)", self.role, self.worker_id)
+        if self.role != "intake":
+            self.pool.warm_up()  # after READY: the fork server's imports are not the daemon's
+        if self.intake is not None and self.once:
+            self.reviews.poll_once()  # decisions made while no daemon ran
+        blocked = False
         try:
             while not self.flags.stop:
                 if self.flags.reload:
                     self._reload()
                 busy = self._turn()
                 if self.once and self._once_finished():
+                    blocked = self._once_blocked()
                     break
                 self._sleep(self._delay(busy))
         finally:
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.stop()
             try:
                 self._shutdown()
             finally:
                 self.presence.stop()
+        if self.once:
+            return 1 if blocked or self._once_failed() else 0
         return 0
 
     def _delay(self, busy: bool) -> float:
@@ -136,14 +154,30 @@ class Daemon:
             delay = min(delay, self.ctx.settings.daemon.heartbeat_s)
         if self.intake is not None and self.intake.due_in_s is not None:
             delay = min(delay, self.intake.due_in_s + 0.05)  # a settling note is due
-        # Never sleep past the watchdog's due time, or systemd kills a healthy daemon.
-        remaining = self.gate.remaining_s(self.ctx.clock.monotonic())
-        return delay if remaining is None else max(0.05, min(delay, remaining))
+        return delay
 
     def _sleep(self, seconds: float) -> None:
-        if self.wake.wait(timeout=seconds):
-            self.wake.clear()
-            self.poll.wake()
+        """Sleep until an event or `seconds`; ping the watchdog on the way if it falls due.
+
+        A ping needs no turn: nothing changed, and a loop that reaches this point after
+        a healthy turn is not wedged. After a failed turn it does not ping, so a failure
+        that persists still ends in a restart by systemd.
+        """
+        deadline = self.ctx.clock.monotonic() + seconds
+        while True:
+            now = self.ctx.clock.monotonic()
+            # Never sleep past the watchdog's due time, or systemd kills a healthy daemon.
+            remaining = self.gate.remaining_s(now) if self._healthy else None
+            timeout = deadline - now if remaining is None else min(deadline - now, remaining)
+            if self.wake.wait(timeout=max(0.05, timeout)):
+                self.wake.clear()
+                self.poll.wake()
+                return
+            now = self.ctx.clock.monotonic()
+            if self._healthy and self.gate.due(now):
+                self.sd.watchdog()
+            if now >= deadline:
+                return
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -152,7 +186,13 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
 
-    def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if self.flags.stop:
+            # The second stop signal: no grace, no settling; the next start recovers.
+            log.warning("stopping at once: killing %d job(s)", len(self.pool))
+            self.pool.kill_all()
+            logging.shutdown()
+            os._exit(128 + signum)
         self.flags.stop = True
         self.wake.set()
 
@@ -160,13 +200,27 @@ class Daemon:
         self.flags.reload = True
         self.wake.set()
 
-    def _start_watcher(self) -> VaultWatcher | None:
-        if self.intake is None:
-            return None
-        watcher = VaultWatcher(self.ctx.vault_root, self.wake, on_changes=self.intake.notice)
-        watcher.start()
-        self.intake.watching = watcher.alive  # changed paths only while it watches
-        return watcher
+    def _start_watchers(self) -> list[VaultWatcher]:
+        watchers = [wake_watcher(self.ctx.settings.state_dir, self.wake)]
+        vault: VaultWatcher | None = None
+        if self.intake is not None:
+            vault = VaultWatcher(self.ctx.vault_root, self.wake, on_changes=self._notes_changed)
+            watchers.append(vault)
+        for watcher in watchers:
+            watcher.start(wait=False)
+        for watcher in watchers:
+            watcher.wait_ready()
+        if self.intake is not None and vault is not None:
+            self.intake.watching = vault.alive  # changed paths only while it watches
+        return watchers
+
+    def _notes_changed(self, paths: set[Path]) -> None:
+        if self.intake is not None:
+            self.intake.notice(paths)
+        # An edit of a local PR note is a human's decision: poll PRs now, not in pr.poll_s.
+        review = self.ctx.vault_root / self.ctx.settings.vault.features_dir / REVIEW
+        if any(path.is_relative_to(review) for path in paths):
+            self.reviews.poke()
 
     def _reload(self) -> None:
         self.flags.reload = False
@@ -191,9 +245,18 @@ class Daemon:
     def _shutdown(self) -> None:
         self.sd.stopping()
         self.reviews.stop()
-        self.pool.stop_all("shutdown")
-        if not self.pool.wait(STOP_GRACE_S):
-            log.warning("some jobs did not reach a checkpoint in %.0fs", STOP_GRACE_S)
+        running = self.pool.controls()
+        if running:
+            stages = ", ".join(f"{control.stage or 'start'} ({job.fr_id})"
+                               for job, control in running)
+            log.info("stopping: %d job(s) at stage %s; they resume from their last checkpoint",
+                     len(running), stages)
+        self.pool.terminate_all("shutdown")
+        grace = self.ctx.settings.daemon.stop_grace_s
+        if not self.pool.wait(grace + KILL_WAIT_S):
+            log.warning("some jobs were still running %.0fs after the stop; killing them", grace)
+            self.pool.kill_all()
+            self.pool.wait(KILL_WAIT_S)
         self._settle(self.pool.drain())
         for job, _control in self.pool.controls():
             # Still inside a stage: its checkpoint is the previous one; the next start resumes.
@@ -234,10 +297,13 @@ class Daemon:
         database is gone) ends in a restart by systemd rather than a silent spin.
         """
         try:
-            return self._tick()
+            busy = self._tick()
         except Exception:
             log.exception("a loop turn failed; trying again next turn")
+            self._healthy = False
             return len(self.pool) > 0
+        self._healthy = True
+        return busy
 
     def _tick(self) -> bool:
         if self.intake is not None:
@@ -269,10 +335,26 @@ class Daemon:
             return True
         # Nothing will be claimed while paused, over budget or behind an open breaker:
         # `--once` must not hang (a breaker's cool-down can be long).
-        blocked = self._claim_blocker(waiting)
+        return self._claim_blocker(waiting) is not None
+
+    def _once_blocked(self) -> bool:
+        """Say what `--once` leaves behind; True when jobs wait on something it cannot fix."""
+        for job in self.ctx.store.jobs([JobState.AWAITING_REVIEW]):
+            log.info("--once: %s waits for a human decision on %s", job.fr_id, job.pr_url)
+        waiting = self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
+        blocked = self._claim_blocker(waiting) if waiting else None
         if blocked is not None:
             log.warning("--once: %d job(s) left waiting because %s", len(waiting), blocked)
         return blocked is not None
+
+    def _once_failed(self) -> bool:
+        """True when a job this run worked on ended failed (then `--once` exits 1)."""
+        failed = [self.ctx.store.get(job_id) for job_id in sorted(self._claimed)]
+        failed = [job for job in failed if job.state is JobState.FAILED]
+        for job in failed:
+            first_line = (job.error or "unknown error").splitlines()[0]
+            log.error("--once: %s failed: %s", job.fr_id, first_line)
+        return bool(failed)
 
     def _claim_blocker(self, waiting: Sequence[Job]) -> str | None:
         if self._paused():
@@ -306,6 +388,7 @@ class Daemon:
             if job is None:
                 return
             self.ctx.store.add_event(job.id, "claimed", f"claimed by {self.worker_id}")
+            self._claimed.add(job.id)
             self.pool.start(job)
 
     def _over_daily_budget(self) -> bool:
@@ -328,8 +411,10 @@ class Daemon:
         snapshots = []
         for job, control in self.pool.controls():
             lease_s = self.ctx.settings.daemon.lease_s
-            if not self.ctx.store.heartbeat(job.id, self.worker_id, lease_s):
-                control.request_stop("lease lost")
+            if not control.must_stop_now() and not self.ctx.store.heartbeat(
+                job.id, self.worker_id, lease_s
+            ):
+                self._lost(job)
             snapshot = RunningSnapshot(
                 job.id, job.priority, control.stage, control.idle_s(),
                 control.stage_elapsed_s(), control.should_stop(),
@@ -348,9 +433,19 @@ class Daemon:
         control = self.pool.control(victim) if victim is not None else None
         if control is not None and victim is not None:
             reason = f"{PREEMPTED} by a critical FR"
-            control.request_stop(reason)
+            self.pool.stop_at_checkpoint(victim, reason)
             control.log(f"{reason}: pausing after the running stage completes")
             self.ctx.store.add_event(victim, "preempting", reason)
+
+    def _lost(self, job: Job) -> None:
+        """The job is no longer ours to run (cancelled, or its lease taken): kill its stage."""
+        state = self.ctx.store.get(job.id).state
+        reason = "cancelled" if state is JobState.CANCELLED else f"lease lost (job {state.value})"
+        log.info("%s: stopping its stage: %s", job.fr_id, reason)
+        control = self.pool.control(job.id)
+        if control is not None:
+            control.log(f"stopping the stage now: {reason}")
+        self.pool.terminate(job.id, reason)
 
     # ------------------------------------------------------------------ settling
 
@@ -360,9 +455,9 @@ class Daemon:
             settle(item)
 
     def _report_stuck(self, job: Job, control: JobControl, reason: str) -> None:
-        # Told at detection, not when the stage finally stops: a hung API call can hold
-        # the worker until its own timeout.
-        control.request_stop(f"stuck: {reason}")
+        # Told at detection, and the stage is killed: a hung call must not hold the slot.
+        log.warning("%s: stage stuck: %s", job.fr_id, reason)
+        self.pool.terminate(job.id, f"stuck: {reason}")
         stage = control.stage or "?"
         minutes = control.stage_elapsed_s() / 60
         self.ctx.notifier.notify(*stage_stuck(job.fr_id, stage, minutes, f"{job.fr_id}: {reason}"))
@@ -371,14 +466,7 @@ class Daemon:
     # ------------------------------------------------------------------ logs
 
     def _job_log(self, job_id: int) -> Callable[[str], None]:
-        write = JobLog.for_job(self.ctx.settings.state_dir, job_id).write
-
-        def emit(line: str) -> None:
-            write(line)
-            if line.startswith(PROGRESS_PREFIXES):
-                log.info("job %d: %s", job_id, line.splitlines()[0])
-
-        return emit
+        return job_logger(self.ctx.settings.state_dir, job_id)
 
 
 def _dead_local_worker(worker: str, host: str) -> bool:

@@ -56,6 +56,7 @@ class ReviewPoller:
         self._on_change = on_change
         self.refusals: dict[int, int] = {}
         self._stop = threading.Event()
+        self._poke = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -72,6 +73,7 @@ class ReviewPoller:
         """Stop polling; a request under way is not waited for longer than `timeout_s`."""
         thread, self._thread = self._thread, None
         self._stop.set()
+        self._poke.set()
         if thread is not None:
             thread.join(timeout=timeout_s)
 
@@ -88,9 +90,17 @@ class ReviewPoller:
             changed = 0
         return self._backoff.next_delay(changed > 0)
 
+    def poke(self) -> None:
+        """Poll now, whatever the backoff (a local PR note was edited)."""
+        self._poke.set()
+
     def _run(self) -> None:
         delay = 0.0
-        while not self._stop.wait(delay):
+        while True:
+            self._poke.wait(delay)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
             delay = self.poll_once()
 
     def _changed(self, job: Job, what: str) -> None:

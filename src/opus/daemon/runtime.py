@@ -21,6 +21,9 @@ from opus.seams import Clock, Engine, Forge
 class Runtime:
     ctx: PipelineContext
     notifier: AppriseNotifier
+    own_engine: bool = True
+    """True when the engine is the one the settings name (built where it is used);
+    False when the caller passed an engine object, which only this process holds."""
 
 
 def build_runtime(
@@ -41,7 +44,7 @@ def build_runtime(
         clock=clock,
         forge_for=lambda job: _forge(settings, job),
     )
-    return Runtime(ctx, notifier)
+    return Runtime(ctx, notifier, own_engine=engine is None)
 
 
 def _forge(settings: Settings, job: Job) -> Forge:

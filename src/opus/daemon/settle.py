@@ -40,8 +40,8 @@ class Settler:
         store = self.ctx.store
         job, outcome = store.get(item.job.id), item.outcome
         if outcome.kind == "awaiting_review":
-            self.breaker.record_success(repo_key(job.repo))
-            self.breaker.record_success(engine_key(self.ctx.settings.agents.engine))
+            self._success(repo_key(job.repo))
+            self._success(engine_key(self.ctx.settings.agents.engine))
             self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
         elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
             self._stopped(job, outcome.detail, item)
@@ -51,6 +51,12 @@ class Settler:
                 remove_worktree(self.ctx.settings, job)
             except OpusError as exc:
                 log.warning("could not remove the worktree of %s: %s", job.fr_id, exc)
+
+    def _success(self, key: str) -> None:
+        was = self.breaker.state(key)
+        self.breaker.record_success(key)
+        if was != "closed":
+            log.warning("circuit breaker %s closed again after a success", key)
 
     def _stopped(self, job: Job, reason: str, item: Finished) -> None:
         if isinstance(item.error, RateLimited):
@@ -86,7 +92,10 @@ class Settler:
         store = self.ctx.store
         engine = isinstance(error, EngineError)
         key = engine_key(self.ctx.settings.agents.engine) if engine else repo_key(job.repo)
+        log.warning("%s: infrastructure error (%s): %s", job.fr_id, key, _first_line(str(error)))
         if self.breaker.record_failure(key, str(error)):
+            log.error("circuit breaker %s opened after %d failures in a row; retrying in %.0fs",
+                      key, self.breaker.failures, self.breaker.cooldown_s)
             self.ctx.notifier.notify(
                 *breaker_opened(key, self.breaker.failures, self.breaker.cooldown_s)
             )
@@ -99,6 +108,11 @@ class Settler:
         store.release(job.id, self.worker_id)
 
     def _fail(self, job: Job, error: str) -> None:
+        log.warning("%s failed: %s", job.fr_id, _first_line(error))
         self.ctx.store.transition(job.id, JobState.FAILED, error=error)
         self.ctx.store.add_event(job.id, "failed", error)
         self.ctx.notifier.notify(*job_failed(job.fr_id, error))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "(no reason given)"

@@ -1,7 +1,9 @@
 """Run one job from its first incomplete stage to a delivered branch (or a failure).
 
-`run_job` is called by a worker thread with a claimed job. It checks the stop flag
-between stages, so a stop (shutdown, preemption, stuck) always lands on a checkpoint.
+`run_job` is called by a job process (or a worker thread) with a claimed job. It checks
+the stop flag between stages, so a stop at a checkpoint (preemption) loses no work; a stop
+now (shutdown, cancel, stuck) kills the job process mid-stage, and a stage told to stop
+now is never committed.
 Terminal outcomes are written to the store here; a stop is handed back to the caller,
 which decides whether the job goes back to the queue or fails.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from opus.domain import Job, JobState, Stage, StageRun
@@ -61,6 +64,7 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
     worktree = Worktree.ensure(
         job.repo, ctx.settings.state_dir, job.id, branch, job.base, remote=ctx.settings.git.remote
     )
+    _drop_stale_index_lock(worktree.path)
     checkpoint = _last_commit(runs)
     if checkpoint:
         # A stage that died half-way left edits behind; start again from its checkpoint.
@@ -114,6 +118,14 @@ def _adopt_human_commits(
     control.log(f"building on commits pushed to {branch} by a human ({theirs[:10]})")
 
 
+def _drop_stale_index_lock(path: Path) -> None:
+    """A job killed inside a git command leaves `index.lock`; the job is ours (we hold its
+    lease), so no other git can be working in its worktree and the lock is residue."""
+    lock = Path(git("rev-parse", "--git-path", "index.lock", cwd=path))
+    lock = lock if lock.is_absolute() else path / lock
+    lock.unlink(missing_ok=True)
+
+
 def _has_remote(wt: Worktree, remote: str) -> bool:
     return remote in git("remote", cwd=wt.path).split()
 
@@ -165,6 +177,9 @@ def _run_step(
     control.log(f"stage {step.stage.value} (round {step.iteration}) started")
     started = ctx.clock.now()
     outcome = run_stage(job, ctx, control, wt, step, budget_usd=_remaining_usd(job, ctx))
+    if control.must_stop_now():
+        # Cancelled, stopping or stuck while the stage ran: nothing of it is kept.
+        raise Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
     _record(job, ctx, step, outcome, started=started, commit=commit)
     control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")

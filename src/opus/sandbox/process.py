@@ -1,7 +1,10 @@
 """Process control shared by every sandbox kind.
 
 The child runs in its own process group (its own session), so a timeout can kill
-everything it started, grandchildren included. Output (stdout and stderr interleaved)
+everything it started, grandchildren included. It is also told to die with the thread
+that started it (`PR_SET_PDEATHSIG`), and its group is listed in `live_groups()` while it
+runs, so whoever stops a job (its job process, or the daemon) can kill every command of
+it at once. Output (stdout and stderr interleaved)
 is read incrementally into a capped buffer that keeps the head and the tail: the head
 usually says what ran, the tail says how it ended.
 """
@@ -13,6 +16,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from opus.errors import SandboxError
 from opus.sandbox.environment import parent_environ, scrubbed_env
+from opus.sandbox.lifetime import die_with_parent
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -30,6 +35,53 @@ READ_CHUNK = 65536
 TIMEOUT_EXIT_CODE = 124
 """The exit code reported for a timed-out command (as coreutils `timeout` does)."""
 SHELL_CANDIDATES = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
+
+
+_live: set[int] = set()
+_live_lock = threading.Lock()
+_observers: list[Callable[[int], None]] = []
+
+
+def live_groups() -> list[int]:
+    """The process groups of the commands running right now in this process.
+
+    Only groups whose leader is still our child (a zombie counts): its pid cannot have
+    been reused by another process, so signalling the group hits only our command.
+    """
+    with _live_lock:
+        return sorted(pgid for pgid in _live if _is_our_child(pgid))
+
+
+def _is_our_child(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return len(fields) > 1 and int(fields[1]) == os.getpid()
+
+
+def observe_groups(callback: Callable[[int], None]) -> None:
+    """Call `callback(pgid)` whenever a command's process group starts (a job process
+    reports them to the daemon, which kills them if the job process itself is killed)."""
+    _observers.append(callback)
+
+
+def _started(pgid: int) -> None:
+    with _live_lock:
+        _live.add(pgid)
+    for callback in _observers:
+        callback(pgid)
+
+
+def _ended(pgid: int) -> None:
+    with _live_lock:
+        _live.discard(pgid)
+
+
+def _child_setup() -> None:
+    # Runs in the child between fork and exec: only a prctl, no allocation, no locks.
+    die_with_parent()
 
 
 def shell() -> str:
@@ -152,7 +204,7 @@ def start_in_group(
     if not cwd.is_dir():
         raise SandboxError(f"worktree {cwd} is not a directory; recreate the job's worktree")
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=dict(env),
@@ -161,9 +213,13 @@ def start_in_group(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=tuple(pass_fds),
+            # Only a prctl on a libc loaded before the fork: no lock a thread could hold.
+            preexec_fn=_child_setup,  # noqa: PLW1509
         )
     except OSError as exc:
         raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
+    _started(proc.pid)
+    return proc
 
 
 def run_in_group(
@@ -246,6 +302,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=TERM_GRACE_S if proc.poll() is None else 0.05)
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
+    _ended(proc.pid)
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
             with contextlib.suppress(OSError):
