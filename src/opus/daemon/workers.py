@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from opus.daemon.logs import JobLog
 from opus.domain import Job
 from opus.errors import EngineError, OpusError
+from opus.forges.http import RateLimited
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.executor import Outcome, run_job
 from opus.sandbox.lifetime import signal_all
@@ -87,20 +88,31 @@ def run_guarded(job: Job, ctx: PipelineContext, control: JobControl) -> Finished
 
 
 def finished_to_dict(item: Finished) -> dict[str, Any]:
-    """What a job process sends back (JSON) when `run_guarded` returns."""
+    """What a job process sends back when `run_guarded` returns: plain data, with the
+    kind of error the settler tells apart (engine, rate limit, any other)."""
     error = item.error
+    kind = (
+        "rate_limited" if isinstance(error, RateLimited)
+        else "engine" if isinstance(error, EngineError)
+        else "other"
+    )
     return {
         "kind": item.outcome.kind,
         "detail": item.outcome.detail,
         "error": None if error is None else str(error),
-        "engine": isinstance(error, EngineError),
+        "error_kind": kind,
+        "wait_s": error.wait_s if isinstance(error, RateLimited) else 0.0,
     }
 
 
 def finished_from_dict(job: Job, data: dict[str, Any]) -> Finished:
     error: OpusError | None = None
     if data.get("error") is not None:
-        error = (EngineError if data.get("engine") else OpusError)(str(data["error"]))
+        message, kind = str(data["error"]), data.get("error_kind")
+        if kind == "rate_limited":
+            error = RateLimited(message, float(data.get("wait_s", 0.0)))
+        else:
+            error = (EngineError if kind == "engine" else OpusError)(message)
     return Finished(job, Outcome(data["kind"], str(data.get("detail", ""))), error)
 
 
