@@ -18,9 +18,6 @@ WATCHDOG_USEC = 2_000_000
 def test_ready_watchdog_reload_and_stop(
     ws: Workspace, daemons: Daemons, agency: Agency, sink: Sink
 ) -> None:
-    # The sandbox passes an allowlist of variables; this one is let through by name.
-    ws.settings["sandbox"] = {"pass_env": ["E2E_MARKER"]}
-    ws.write_config()
     with notify_socket() as sd:
         env = {"NOTIFY_SOCKET": str(sd.path), "WATCHDOG_USEC": str(WATCHDOG_USEC),
                "E2E_MARKER": "visible", "E2E_UNLISTED": "hidden",
