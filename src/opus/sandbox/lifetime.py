@@ -4,8 +4,8 @@ Linux only (`prctl` through ctypes); elsewhere each call is a no-op, and the pro
 groups that `run_in_group` starts are still killed on timeout and stop.
 
 - `die_with_parent(sig)`: the kernel sends `sig` to this process when the thread that
-  forked it ends (the daemon dies → its job process is told; a job process dies → the
-  commands it started are killed).
+  forked it ends (the fork server, which ends with the daemon, dies → its job process is
+  told).
 - `become_subreaper()`: orphans of our descendants are re-parented to us instead of to
   init, so a command that daemonized itself is still found by `descendants()`.
 - `descendants(pid)` and `kill_tree(pid, sig)`: every live process below `pid`, from
@@ -35,7 +35,7 @@ def _load_libc() -> ctypes.CDLL | None:
         return None
 
 
-# Loaded once, here: `die_with_parent` runs between fork and exec, where dlopen may deadlock.
+# Loaded once, at import: no dlopen later, wherever the prctl calls run.
 _LIBC = _load_libc()
 
 
@@ -46,10 +46,7 @@ def _prctl(option: int, value: int) -> bool:
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send `sig` to this process when its parent ends; False if unsupported.
-
-    Safe to call between fork and exec (it only calls `prctl`).
-    """
+    """Ask the kernel to send `sig` to this process when its parent ends; False if unsupported."""
     return _prctl(PR_SET_PDEATHSIG, int(sig))
 
 

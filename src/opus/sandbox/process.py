@@ -1,10 +1,12 @@
 """Process control shared by every sandbox kind.
 
 The child runs in its own process group (its own session), so a timeout can kill
-everything it started, grandchildren included. It is also told to die with the thread
-that started it (`PR_SET_PDEATHSIG`), and its group is listed in `live_groups()` while it
-runs, so whoever stops a job (its job process, or the daemon) can kill every command of
-it at once. Output (stdout and stderr interleaved)
+everything it started, grandchildren included. Its group is listed in `live_groups()`
+while it runs, so whoever stops a job (its job process, or the daemon) can kill every
+command of it at once. (No `preexec_fn` parent-death signal here: it would run the
+interpreter's at-fork hooks in the child, which close `sandbox.owner`'s pipe before it
+is passed; the owner pipe, bwrap's `--die-with-parent` and the job process's subreaper
+cover the owner's death instead.) Output (stdout and stderr interleaved)
 is read incrementally into a capped buffer that keeps the head and the tail: the head
 usually says what ran, the tail says how it ended.
 """
@@ -24,7 +26,6 @@ from pathlib import Path
 
 from opus.errors import SandboxError
 from opus.sandbox.environment import parent_environ, scrubbed_env
-from opus.sandbox.lifetime import die_with_parent
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -77,11 +78,6 @@ def _started(pgid: int) -> None:
 def _ended(pgid: int) -> None:
     with _live_lock:
         _live.discard(pgid)
-
-
-def _child_setup() -> None:
-    # Runs in the child between fork and exec: only a prctl, no allocation, no locks.
-    die_with_parent()
 
 
 def shell() -> str:
@@ -213,8 +209,6 @@ def start_in_group(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=tuple(pass_fds),
-            # Only a prctl on a libc loaded before the fork: no lock a thread could hold.
-            preexec_fn=_child_setup,  # noqa: PLW1509
         )
     except OSError as exc:
         raise SandboxError(f"cannot start {argv[0]!r} in {cwd}: {exc}") from exc
