@@ -3,6 +3,7 @@ while typing makes one job, a note opus cannot write back makes one job, not one
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,12 @@ def test_run_once_then_a_daemon_touch_only_fr_notes(tmp_path: Path, daemons: Dae
     assert once.proc.wait(timeout=120) in (0, 1), once.output
     check_corpus(ws.root / "vault", ws.root / ".opus")
     assert [job.fr_id for job in ws.store.jobs()] == ["FR-1"]
+    status = subprocess.run([sys.executable, "-m", "opus", "--config", str(ws.config), "status",
+                             "--json"], cwd=ws.root, capture_output=True, text=True, timeout=60,
+                            check=True)
+    listed = {p["path"]: p["reason"] for p in json.loads(status.stdout)["problems"]}
+    for rel, (_data, words, _rewritable) in UNUSABLE.items():
+        assert words in listed[f"10_features/{rel}"], (rel, listed)
 
     daemon = daemons.start(ws)
     started = time.monotonic()
