@@ -102,6 +102,12 @@ def test_notes_mirror_jobs(bench: Bench) -> None:
     bench.intake.tick()
     assert bench.note()[1]["stage"] == "waiting: paused"
     set_paused(bench.store, False)
+    bench.intake.claim_blocker = lambda _job: "daily budget"  # what the loop says
+    bench.intake.tick()
+    assert bench.note()[1]["stage"] == "waiting: daily budget"
+    bench.intake.claim_blocker = None
+    bench.intake.tick()
+    assert bench.note()[1]["stage"] == "queued"
     report = "no passing round after 3 iteration(s); last report:\n" + "x " * 50 + (
         "\ntest_greet — AssertionError: 'Hi' != 'Hello'")
     bench.store.transition(job.id, JobState.FAILED, error=report)

@@ -73,6 +73,9 @@ class Intake:
         self._problems: list[NoteProblem] | None = None
         self._vault_warned = False
         self._paused_now: bool | None = None
+        self._blockers: dict[Path, str | None] = {}
+        self.claim_blocker: Callable[[Job], str | None] | None = None
+        """Set by the loop: why a queued job cannot be claimed now (budget, breaker)."""
         self.due_in_s: float | None = None
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
         self.blocked: tuple[Blocked, ...] = ()
@@ -120,6 +123,7 @@ class Intake:
 
     def tick(self) -> IntakeReport:
         self._paused_now = None
+        self._blockers = {}
         try:
             scan = self._scan()
         except NoteError as exc:
@@ -267,8 +271,7 @@ class Intake:
 
     def _sync(self, fr: FeatureRequest, job: Job) -> int:
         """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
-        paused = self._paused() if job.state is JobState.QUEUED else False
-        fields = note_fields(job, paused=paused)
+        fields = note_fields(job, waiting=self._waiting(job))
         stamp = (job.id, "|".join(f"{key}={value}" for key, value in fields.items()))
         if self._synced.get(fr.id) == stamp:
             return 0
@@ -291,6 +294,18 @@ class Intake:
                 self.ctx.store.update(job.id, spec={**job.spec, NOTE_OUTCOME: job.state.value})
             except OpusError as exc:
                 log.error("could not record that %s's note shows its end: %s", job.fr_id, exc)
+
+    def _waiting(self, job: Job) -> str | None:
+        """Why a queued job is not claimed now: paused, or what `claim_blocker` says."""
+        if job.state is not JobState.QUEUED:
+            return None
+        if self._paused():
+            return "paused"
+        if self.claim_blocker is None:
+            return None
+        if job.repo not in self._blockers:  # once per repo per tick, not per queued note
+            self._blockers[job.repo] = self.claim_blocker(job)
+        return self._blockers[job.repo]
 
     def _paused(self) -> bool:
         """Read once per tick: one read per queued note would be a transaction each."""

@@ -212,6 +212,7 @@ class Daemon:
             watcher.wait_ready()
         if self.intake is not None and vault is not None:
             self.intake.watching = vault.alive  # changed paths only while it watches
+            self.intake.claim_blocker = self._note_wait
         return watchers
 
     def _notes_changed(self, paths: set[Path]) -> None:
@@ -368,6 +369,13 @@ class Daemon:
         if all(self.breaker.state(key) == "open" for key in repos):
             return f"the circuit breaker is open for {', '.join(sorted(repos))}"
         return None
+
+    def _note_wait(self, job: Job) -> str | None:
+        """The `stage: waiting: <reason>` of a queued job's note (pause is intake's own)."""
+        if self._over_daily_budget():
+            return "daily budget"
+        keys = (engine_key(self.ctx.settings.agents.engine), repo_key(job.repo))
+        return "breaker open" if any(self.breaker.state(k) == "open" for k in keys) else None
 
     # ------------------------------------------------------------------ claiming
 

@@ -2,7 +2,7 @@
 
 | job state | `status:` | `stage:` |
 | --- | --- | --- |
-| queued | `in-progress` | `queued` (`waiting: paused` while opus is paused) |
+| queued | `in-progress` | `queued`, or `waiting: <reason>`: paused, daily budget, breaker open |
 | running | `in-progress` | the running stage: `plan`, `code`, `test`, `review`, `deliver` |
 | waiting for a person | `in-progress` | `needs-input` |
 | awaiting_review | `review` | the last stage (`deliver`) |
@@ -23,21 +23,22 @@ NOTE_OUTCOME = "note"
 ERROR_CHARS = 300
 
 
-def note_fields(job: Job, *, paused: bool = False) -> dict[str, object | None]:
+def note_fields(job: Job, *, waiting: str | None = None) -> dict[str, object | None]:
     """The keys opus writes into the FR note of `job` (`updated` and `error` aside)."""
     status = FR_STATUS_FOR_JOB.get(job.state, FRStatus.IN_PROGRESS)
     return {
         "status": status.value,
         "job": job.id,
-        "stage": stage_text(job, paused=paused),
+        "stage": stage_text(job, waiting=waiting),
         "branch": job.branch,
         "pr": job.pr_url,
     }
 
 
-def stage_text(job: Job, *, paused: bool = False) -> str | None:
+def stage_text(job: Job, *, waiting: str | None = None) -> str | None:
+    """`waiting` says why a queued job cannot be claimed now (None: it can)."""
     if job.state is JobState.QUEUED:
-        return "waiting: paused" if paused else "queued"
+        return f"waiting: {waiting}" if waiting else "queued"
     if job.state not in FR_STATUS_FOR_JOB:  # a job waiting for a person's answer
         return "needs-input"
     return job.stage.value if job.stage else None
