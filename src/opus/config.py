@@ -99,12 +99,12 @@ class PipelineConfig(_Section):
     open_questions: Literal["ask", "recommend", "ignore"] = Field(
         "ask",
         description="Undecided questions in an FR: ask (wait for answers), recommend (plan "
-        "with each question's recommendation), ignore.",
+        "with each question's recommendation), ignore. Not acted on yet.",
     )
     approve_plan: Literal["never", "always"] | list[str] = Field(
         "never",
         description="Plans a human approves before coding: never, always, or a list of "
-        "priorities, e.g. [\"critical\", \"high\"].",
+        "priorities, e.g. [\"critical\", \"high\"]. Not acted on yet.",
     )
 
 
@@ -129,7 +129,9 @@ class AgentsConfig(_Section):
         default_factory=dict,
         description="USD per million tokens per model: input, output, cache_read, cache_write.",
     )
-    coder_can_ask: bool = Field(False, description="The coder may ask the human questions too.")
+    coder_can_ask: bool = Field(
+        False, description="The coder may ask the human questions too (not acted on yet)."
+    )
 
     def model_for(self, role: str) -> str:
         """The model a role uses: its own key, else `agents.model`."""
@@ -175,19 +177,29 @@ class PRConfig(_Section):
     poll_s: float = Field(120, gt=0, description="How often open PRs are checked.")
     ci: Literal["react", "wait", "ignore"] = Field(
         "react",
-        description="Failing CI on an open PR: react (a new round), wait (report only), ignore.",
+        description="Failing CI on an open PR: react (a new round), wait (report only), ignore. "
+        "Not acted on yet.",
     )
-    ci_rounds: int = Field(2, ge=0, description="Rounds spent on failing CI before escalating.")
-    ci_timeout_s: float = Field(3600, gt=0, description="How long checks may stay pending.")
+    ci_rounds: int = Field(
+        2, ge=0, description="Rounds spent on failing CI before escalating (not acted on yet)."
+    )
+    ci_timeout_s: float = Field(
+        3600, gt=0, description="How long checks may stay pending (not acted on yet)."
+    )
     update_branch: Literal["never", "when-behind"] = Field(
-        "never", description="Merge a moved base into a clean PR branch: never, when-behind."
+        "never",
+        description="Merge a moved base into a clean PR branch: never, when-behind. "
+        "Not acted on yet.",
     )
 
 
 class NotifyConfig(_Section):
     urls: list[str] = Field(default_factory=list, description="apprise URLs.")
     remind_after_h: float = Field(
-        24, gt=0, description="One reminder when a question waits this long unanswered."
+        24,
+        gt=0,
+        description="One reminder when a question waits this long unanswered (not acted on "
+        "yet).",
     )
 
 
@@ -198,11 +210,13 @@ class BudgetConfig(_Section):
 
 class DashboardConfig(_Section):
     listen: str | None = Field(
-        None, description="host:port to serve the web board from `opus run`; unset: off."
+        None,
+        description="host:port to serve the web board from `opus run`; unset: off. Not acted "
+        "on yet.",
     )
     token_env: str = Field(
         "OPUS_DASHBOARD_TOKEN",
-        description="Env var holding the board's action token; else one is generated.",
+        description="Env var holding the board's action token (not acted on yet).",
     )
 
 
