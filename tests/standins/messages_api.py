@@ -13,8 +13,9 @@ and a `tool_result` answering no `tool_use` of the previous assistant message. U
 told otherwise it also requires `tools` in every request (opus always sends them).
 
 It records every request and plays a script: each entry is a response dict, an
-`ApiError`, or a callable `(request_json) -> response | ApiError` (so a test can assert
-on the tool_result it received). Usage is what the real API would report: input and
+`ApiError`, a `Hang` (no answer at all; it sees when the client goes away), or a callable
+`(request_json) -> response | ApiError | Hang` (so a test can assert on the tool_result it
+received). Usage is what the real API would report: input and
 prompt-cache tokens are computed from the request (`PromptCache`: nothing is cached below
 the model's minimum cacheable prefix, and a later request reads what an earlier one
 wrote), output tokens never exceed `max_tokens` (a `max_tokens` stop uses all of them).
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -92,7 +95,47 @@ def server_error() -> ApiError:
     return ApiError(500, "api_error", "Internal server error")
 
 
-Reply = dict[str, Any] | ApiError | Callable[[dict[str, Any]], "dict[str, Any] | ApiError"]
+class Hang:
+    """A reply that never comes: the stand-in accepts the request, sends nothing, and holds
+    the connection until the client closes it or `limit_s` passes (then it closes it).
+
+    `accepted` is set when a request is being held, `closed` when the client went away;
+    `closed_at` is when the stand-in saw that (monotonic). One `Hang` may hold several
+    requests (the SDK's retries); the events tell of the latest.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.accepted = threading.Event()
+        self.closed = threading.Event()
+        self.closed_at: float | None = None
+
+    def hold(self, connection: socket.socket) -> None:
+        """Wait (bounded) for the client to close `connection`; record when it did."""
+        self.closed.clear()
+        self.accepted.set()
+        deadline = time.monotonic() + self.limit_s
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([connection], [], [], min(left, 0.1))
+            if not readable:
+                continue
+            try:
+                gone = connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:  # reset by the peer: gone as well
+                gone = True
+            if gone:
+                self.closed_at = time.monotonic()
+                self.closed.set()
+                return
+            time.sleep(0.05)  # the client sent more (it should not): keep holding
+
+
+Reply = (
+    dict[str, Any]
+    | ApiError
+    | Hang
+    | Callable[[dict[str, Any]], "dict[str, Any] | ApiError | Hang"]
+)
 
 Response = tuple[int, dict[str, Any], dict[str, str]]
 """(HTTP status, JSON body, extra headers)."""
@@ -236,7 +279,7 @@ class MessagesAPI:
 
     # ------------------------------------------------------------ request handling
 
-    def handle(self, headers: dict[str, str], raw: bytes) -> Response:
+    def handle(self, headers: dict[str, str], raw: bytes) -> Response | Hang:
         """Check one request and play the next scripted reply: (status, json, headers)."""
         problem = self._check_headers(headers)
         if problem is not None:
@@ -255,7 +298,7 @@ class MessagesAPI:
             step = self.script.pop(0)
         return self._play(step, body)
 
-    def _play(self, step: Reply, body: dict[str, Any]) -> Response:
+    def _play(self, step: Reply, body: dict[str, Any]) -> Response | Hang:
         if callable(step):
             try:
                 step = step(body)
@@ -264,6 +307,8 @@ class MessagesAPI:
                 return self._broken(f"stand-in assertion failed: {exc}")
         if isinstance(step, ApiError):
             return _error(step)
+        if isinstance(step, Hang):
+            return step
         try:
             message = self._complete(step, body)
         except AssertionError as exc:
@@ -328,7 +373,12 @@ def _handler_for(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:
                 status, payload, headers = _error(ApiError(404, "not_found_error", self.path))
             else:
                 lowered = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, headers = api.handle(lowered, raw)
+                played = api.handle(lowered, raw)
+                if isinstance(played, Hang):
+                    played.hold(self.connection)
+                    self.close_connection = True
+                    return
+                status, payload, headers = played
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
