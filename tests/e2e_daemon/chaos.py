@@ -71,7 +71,8 @@ class ChaosReport:
     git_kills: int = 0
     """Kills made while a `git worktree` command of the workspace was running."""
     recoveries_s: list[float] = field(default_factory=list)
-    """Per kill: seconds until the registry next recorded progress."""
+    """Seconds from a kill until the registry next recorded progress, for each kill that
+    progress followed before the next kill (kills in quick succession count once)."""
     converge_s: float = 0.0
     """From the first daemon's start until every FR was awaiting review."""
     converged: bool = False
@@ -180,6 +181,14 @@ def _kill_group(daemon: Daemon) -> None:
         os.killpg(daemon.proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         daemon.proc.wait(timeout=10)
+
+
+def settled_audit(ws: Workspace, frs: list[str], settle_s: float = 10.0) -> list[str]:
+    """`audit`, given the FR notes (which follow the registry a moment later) `settle_s`."""
+    settled = time.monotonic() + settle_s
+    while (problems := audit(ws, frs)) and time.monotonic() < settled:
+        time.sleep(0.2)
+    return problems
 
 
 def audit(ws: Workspace, frs: list[str]) -> list[str]:

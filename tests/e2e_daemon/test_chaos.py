@@ -7,13 +7,12 @@ and prints figures.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e_daemon.chaos import Chaos, audit
+from tests.e2e_daemon.chaos import Chaos, audit, settled_audit
 from tests.e2e_daemon.harness import Daemons, Workspace
 from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
 
@@ -48,8 +47,4 @@ def test_random_kills_leave_every_fr_done_once(
     )
     assert report.kills >= 3, "the FRs finished before the chaos had a chance"
     assert report.converged, f"not every FR reached awaiting review: {audit(ws, FRS)}"
-    # The FR notes follow the registry a moment later (the daemon mirrors each state).
-    settled = time.monotonic() + 10
-    while audit(ws, FRS) and time.monotonic() < settled:
-        time.sleep(0.2)
-    assert audit(ws, FRS) == []
+    assert settled_audit(ws, FRS) == []
