@@ -316,3 +316,22 @@ def test_moves_stay_inside_the_configured_features_folder(tmp_path: Path) -> Non
                          features_dir="Work/Requests")
     assert moved == vault / "Work" / "Requests" / "06_done" / "FR-1.md"
     assert not (vault / "10_features").exists()
+
+
+def test_a_move_killed_between_link_and_unlink_is_finished_by_the_next_move(
+    tmp_path: Path,
+) -> None:
+    from opus.domain import FRStatus
+    from opus.vault.write import move_to_status_folder
+
+    features = tmp_path / "10_features"
+    old = features / "04_in_progress" / "FR-3.md"
+    new = features / "05_review" / "FR-3.md"
+    old.parent.mkdir(parents=True)
+    new.parent.mkdir(parents=True)
+    old.write_text("---\nid: FR-3\ntitle: t\nstatus: review\n---\n")
+    os.link(old, new)  # the state a SIGKILL after os.link and before unlink leaves
+
+    assert move_to_status_folder(old, FRStatus.REVIEW, tmp_path) == new
+    assert not old.exists()
+    assert new.read_text().startswith("---\nid: FR-3")

@@ -210,7 +210,9 @@ def _move_without_clobber(source: Path, target: Path) -> bool:
     try:
         os.link(source, target)
     except FileExistsError:
-        return False
+        if not os.path.samefile(source, target):
+            return False
+        # The same file under both names: a move killed between link and unlink. Finish it.
     except OSError:
         if target.exists():
             return False
