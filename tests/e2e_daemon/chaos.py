@@ -97,7 +97,10 @@ class Chaos:
         began = time.monotonic()
         deadline = began + self.deadline_s
         env = self._git_trap()
-        live = [self.daemons.start(self.ws, env=env) for _ in range(self.daemon_count)]
+        live = [
+            self.daemons.start(self.ws, *_role(index), env=env)
+            for index in range(self.daemon_count)
+        ]
         progress = self._progress()
         killed_at: float | None = None
         while self.report.kills < self.kills and time.monotonic() < deadline:
@@ -122,7 +125,7 @@ class Chaos:
             self.report.kills += 1
             self.report.git_kills += hit_git
             (self.trap / "sprung").unlink(missing_ok=True)
-            live[index] = self.daemons.start(self.ws, env=env)
+            live[index] = self.daemons.start(self.ws, *_role(index), env=env)
         while time.monotonic() < deadline and not self._all_done():
             progress, killed_at = self._note_progress(progress, killed_at)
             time.sleep(0.1)
@@ -261,3 +264,8 @@ def _audit_notes(ws: Workspace, frs: list[str]) -> list[str]:
 
 def _rel(path: Path, root: Path) -> str:
     return str(path.relative_to(root))
+
+
+def _role(index: int) -> tuple[str, ...]:
+    """SPEC §9: exactly one daemon watches the vault and writes notes; the others only work."""
+    return () if index == 0 else ("--role", "worker")
