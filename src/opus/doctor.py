@@ -305,7 +305,8 @@ def _program_problem(program: str, key: str, base_dir: Path) -> str | None:
 def _forge(d: Doctor) -> Check:
     pr = d.settings.pr
     if pr.provider == "local":
-        return Check("forge", "ok", "local: PRs are notes in 10_features/05_review/")
+        folder = d.settings.vault.features_dir / "05_review"
+        return Check("forge", "ok", f"local: PRs are notes in {folder.as_posix()}/")
     token = d.env.get(pr.token_env)
     if not token:
         return Check("forge", "fail", f"pr.provider = {pr.provider} needs a token in "
