@@ -100,6 +100,7 @@ class Intake:
             default_repo=settings.default_repo,
             features_dir=settings.vault.features_dir,
             id_pattern=settings.vault.id_pattern,
+            finish_moves=True,
         )
 
     def _scan(self) -> ScanResult:

@@ -14,6 +14,7 @@ from opus.errors import NoteError
 from opus.git import is_repo
 from opus.vault.checks import Note, ScanResult, check_vault
 from opus.vault.fields import DEFAULT_ID_PATTERN
+from opus.vault.interrupted import finish_interrupted_moves
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict, read_note, resolve_repo
 
 FEATURES_DIR = "10_features"
@@ -169,8 +170,11 @@ class VaultIndex:
         features_dir: Path | str = FEATURES_DIR,
         cache: NoteCache | None = None,
         id_pattern: str = DEFAULT_ID_PATTERN,
+        finish_moves: bool = False,
     ) -> None:
         self.root = root
+        self.finish_moves = finish_moves
+        """Let `full()` finish note moves a kill cut short (intake only: it writes notes)."""
         self.default_repo = default_repo
         self.features_dir = features_dir
         self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern)
@@ -181,9 +185,12 @@ class VaultIndex:
         return f"VaultIndex({self.root}, notes={len(self._paths)})"
 
     def full(self) -> ScanResult:
-        """Walk the whole features folder."""
+        """Walk the whole features folder (and, with `finish_moves`, repair half-done moves)."""
         features = _features_folder(self.root, self.features_dir)
         paths = list(note_paths(features))
+        if self.finish_moves:
+            removed = finish_interrupted_moves(paths, self.cache.read, features)
+            paths = [path for path in paths if path not in removed]
         self._paths = set(paths)
         self.cache.keep_only(self._paths)
         self._repos.clear()  # a repo may have appeared or gone: ask git again
