@@ -107,9 +107,14 @@ class StatusReport:
 
 
 def status_report(
-    store: JobReader, settings: Settings, now: datetime, *, host: str | None = None
+    store: JobReader,
+    settings: Settings,
+    now: datetime,
+    *,
+    host: str | None = None,
+    jobs: Sequence[Job] | None = None,
 ) -> StatusReport:
-    """Everything `opus status` shows, as of `now`."""
+    """Everything `opus status` shows, as of `now` (`jobs`: already read, else read here)."""
     host = host or socket.gethostname()
     records = store.daemons()
     daemons = [_daemon_view(record, now, host) for record in records]
@@ -129,7 +134,8 @@ def status_report(
         quiet_turn_s=2 * settings.daemon.poll_idle_s + 60,
     )
     blocker = _common_blocker(report, settings.agents.engine)
-    rows = [_row(job, now, blocker, report.breakers) for job in _newest_first(store.jobs())]
+    jobs = store.jobs() if jobs is None else jobs
+    rows = [_row(job, now, blocker, report.breakers) for job in _newest_first(jobs)]
     waiting = [w for r in records if r.id in live for w in r.info.get("waiting", [])]
     rows += _waiting_rows(waiting, {row.fr for row in rows if row.state == "queued"})
     return replace(report, jobs=rows)
