@@ -41,6 +41,14 @@ class StoreError(OpusError):
     """The job registry could not be read or written."""
 
 
+class StoreConflict(StoreError):
+    """Two registry transactions collided (a deadlock or a serialization failure).
+
+    Not an outage: the database aborted one of them and running it again succeeds. The
+    registry retries such a transaction a few times before this reaches a caller.
+    """
+
+
 class NotFound(OpusError):
     """No such job or feature request."""
 

@@ -13,7 +13,7 @@ from opus.daemon.breaker import CircuitBreaker
 from opus.daemon.settle import Settler
 from opus.daemon.workers import Finished
 from opus.domain import JobState
-from opus.errors import ConfigError, GitError, OpusError
+from opus.errors import ConfigError, GitError, OpusError, StoreConflict
 from opus.pipeline.executor import Outcome
 from opus.testing.clock import FakeClock
 from tests.conftest import run_git
@@ -92,3 +92,7 @@ def test_a_fault_no_retry_heals_fails_the_job_without_the_breaker(tmp_path: Path
     # A git failure may heal (a lock, a network blip): released, and the breaker counts.
     state, opened, _ = _settle(tmp_path / "git", GitError("git fetch failed: timeout"))
     assert state is JobState.QUEUED and len(opened) == 1
+    # Two daemons' transactions that kept colliding: released, and nobody's fault.
+    conflict = StoreConflict("a registry transaction collided (deadlock detected)")
+    state, opened, _ = _settle(tmp_path / "conflict", conflict)
+    assert state is JobState.QUEUED and opened == []

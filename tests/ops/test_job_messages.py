@@ -10,7 +10,7 @@ import pytest
 
 from opus.daemon.workers import Finished, finished_from_dict, finished_to_dict
 from opus.domain import Job, JobState, Priority
-from opus.errors import EngineError, OpusError
+from opus.errors import EngineError, OpusError, StoreConflict
 from opus.forges.http import RateLimited
 from opus.pipeline.executor import Outcome
 
@@ -22,7 +22,8 @@ JOB = Job(id=7, fr_id="FR-7", title="t", state=JobState.RUNNING, priority=Priori
 
 @pytest.mark.parametrize(
     "error",
-    [None, EngineError("529 overloaded"), RateLimited("rate limited", 42.0), OpusError("git")],
+    [None, EngineError("529 overloaded"), RateLimited("rate limited", 42.0), OpusError("git"),
+     StoreConflict("deadlock detected")],
 )
 def test_a_result_survives_the_trip_from_the_job_process(error: OpusError | None) -> None:
     sent = Finished(JOB, Outcome("stopped", "error"), error)

@@ -14,7 +14,7 @@ from opus.control import remove_worktree
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.workers import Finished
 from opus.domain import Job, JobState
-from opus.errors import EngineError, OpusError
+from opus.errors import EngineError, OpusError, StoreConflict
 from opus.forges.http import RateLimited
 from opus.notify import breaker_opened, job_failed, pr_opened
 from opus.pipeline.context import PipelineContext
@@ -61,6 +61,11 @@ class Settler:
     def _stopped(self, job: Job, reason: str, item: Finished) -> None:
         if isinstance(item.error, RateLimited):
             self._rate_limited(job, item.error)
+        elif isinstance(item.error, StoreConflict):
+            # Two daemons' transactions collided past the registry's retries: nobody's
+            # fault and nothing broken, so no breaker and no count toward failing the job.
+            self.ctx.store.release(job.id, self.worker_id)
+            self.ctx.store.add_event(job.id, "released", f"{item.error}")
         elif item.error is not None and not item.error.retryable:
             # No retry can heal it (a missing remote, a bad config): fail now, no breaker.
             self._fail(job, str(item.error))

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from opus.daemon.logs import JobLog
 from opus.domain import Job
-from opus.errors import EngineError, OpusError
+from opus.errors import EngineError, OpusError, StoreConflict
 from opus.forges.http import RateLimited
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.executor import Outcome, run_job
@@ -94,6 +94,7 @@ def finished_to_dict(item: Finished) -> dict[str, Any]:
     kind = (
         "rate_limited" if isinstance(error, RateLimited)
         else "engine" if isinstance(error, EngineError)
+        else "conflict" if isinstance(error, StoreConflict)
         else "other"
     )
     return {
@@ -105,6 +106,9 @@ def finished_to_dict(item: Finished) -> dict[str, Any]:
     }
 
 
+_ERROR_KINDS: dict[str, type[OpusError]] = {"engine": EngineError, "conflict": StoreConflict}
+
+
 def finished_from_dict(job: Job, data: dict[str, Any]) -> Finished:
     error: OpusError | None = None
     if data.get("error") is not None:
@@ -112,7 +116,7 @@ def finished_from_dict(job: Job, data: dict[str, Any]) -> Finished:
         if kind == "rate_limited":
             error = RateLimited(message, float(data.get("wait_s", 0.0)))
         else:
-            error = (EngineError if kind == "engine" else OpusError)(message)
+            error = _ERROR_KINDS.get(str(kind), OpusError)(message)
     return Finished(job, Outcome(data["kind"], str(data.get("detail", ""))), error)
 
 

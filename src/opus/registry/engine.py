@@ -19,9 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from opus.errors import StoreError
+from opus.errors import StoreConflict, StoreError
 
 BUSY_TIMEOUT_S = 30.0
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled
+the transaction back to let another finish; running it again is the documented answer."""
 
 
 def normalise_url(url: str) -> URL:
@@ -119,15 +122,26 @@ def translated(url: URL) -> Iterator[None]:
     """Turn driver errors into `StoreError`s that say what to check."""
     try:
         yield
-    except exc.OperationalError as err:
-        raise StoreError(_operational_message(url, err)) from err
     except exc.DBAPIError as err:
-        raise StoreError(
-            f"database error on {describe(url)}: {_first_line(err.orig)}; "
-            "check database.url and that the schema belongs to this version of opus"
-        ) from err
+        raise _driver_error(url, err) from err
     except exc.SQLAlchemyError as err:
         raise StoreError(f"database error on {describe(url)}: {err}") from err
+
+
+def _driver_error(url: URL, err: exc.DBAPIError) -> StoreError:
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    if sqlstate in CONFLICT_SQLSTATES:
+        # psycopg files these under OperationalError, but the server is there and answered.
+        return StoreConflict(
+            f"a registry transaction on {describe(url)} collided with another one "
+            f"({_first_line(err.orig)}); it is safe to run again"
+        )
+    if isinstance(err, exc.OperationalError):
+        return StoreError(_operational_message(url, err))
+    return StoreError(
+        f"database error on {describe(url)}: {_first_line(err.orig)}; "
+        "check database.url and that the schema belongs to this version of opus"
+    )
 
 
 def _operational_message(url: URL, err: exc.OperationalError) -> str:

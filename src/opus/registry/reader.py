@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opus.domain import DaemonRecord, Job, JobState
-from opus.errors import StoreError
+from opus.errors import StoreConflict, StoreError
 from opus.registry.records import daemon_from_row, job_from_row
 from opus.seams import JobReader
 
@@ -153,6 +153,11 @@ class PostgresReader:
                 return conn.execute(sql, params).fetchall()
         except psycopg.errors.UndefinedTable:
             return []
+        except psycopg.errors.TransactionRollback as err:
+            raise StoreConflict(
+                f"a read of postgresql at {self._where} collided with a transaction "
+                f"({_first_line(err)}); run it again"
+            ) from err
         except psycopg.OperationalError as err:
             raise StoreError(
                 f"cannot reach postgresql at {self._where} (database {self._database!r}): "

@@ -3,6 +3,7 @@
 Every public method is one short transaction and returns frozen domain records. A
 claim is a single compare-and-set `UPDATE … RETURNING`; the other writes that race
 (heartbeat, transition, release, update-in-place on enqueue) are compare-and-set too.
+Each write runs again when PostgreSQL aborts it for a deadlock (`retry_conflicts`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from opus.domain import (
 )
 from opus.errors import NotFound, StoreError
 from opus.registry import records
+from opus.registry.conflicts import retry_conflicts
 from opus.registry.engine import describe, is_memory, make_engine, normalise_url, translated
 from opus.registry.tables import (
     DAEMONS,
@@ -142,6 +144,7 @@ class Registry:
             # Another intake process inserted the same FR between our read and write.
             return self._enqueue_once(fr, repo)
 
+    @retry_conflicts
     def _enqueue_once(self, fr: FeatureRequest, repo: Path) -> Job:
         with self._tx() as conn:
             latest = self._latest(conn, fr.id)
@@ -167,6 +170,7 @@ class Registry:
 
     # ------------------------------------------------------------------ leases
 
+    @retry_conflicts
     def claim(
         self, worker: str, lease_s: float, *, exclude_repos: Collection[str | Path] = ()
     ) -> Job | None:
@@ -236,6 +240,7 @@ class Registry:
             and_(columns.state == RUNNING, columns.lease_until < now),
         )
 
+    @retry_conflicts
     def heartbeat(self, job_id: int, worker: str, lease_s: float) -> bool:
         """Renew a lease; False when the worker no longer holds it."""
         now = self._clock.now()
@@ -247,6 +252,7 @@ class Registry:
             )
         return result.rowcount == 1
 
+    @retry_conflicts
     def release(self, job_id: int, worker: str) -> bool:
         """Put a running job back in the queue with its checkpoints (preemption, shutdown).
 
@@ -264,6 +270,7 @@ class Registry:
 
     # ------------------------------------------------------------------ job changes
 
+    @retry_conflicts
     def transition(
         self, job_id: int, to: JobState, *, holder: str | None = None, **fields: Any
     ) -> Job:
@@ -292,6 +299,7 @@ class Registry:
             )
         return moved
 
+    @retry_conflicts
     def update(self, job_id: int, **fields: Any) -> Job:
         """Change fields other than the state (stage, iteration, branch, pr_url...)."""
         values = records.encode_fields(fields)
@@ -390,6 +398,7 @@ class Registry:
             if not (run.ok and isinstance(err.__cause__, exc.IntegrityError)):
                 raise
 
+    @retry_conflicts
     def _record_stage(self, run: StageRun) -> None:
         with self._tx() as conn:
             self._get(conn, run.job_id)
@@ -435,6 +444,7 @@ class Registry:
 
     # ------------------------------------------------------------------ events, flags
 
+    @retry_conflicts
     def add_event(self, job_id: int | None, kind: str, message: str) -> None:
         """Append to the log (job_id None: about the daemon, not one job)."""
         with self._tx() as conn:
@@ -458,6 +468,7 @@ class Registry:
             value = conn.execute(select(FLAGS.c.value).where(FLAGS.c.name == name)).scalar()
         return None if value is None else str(value)
 
+    @retry_conflicts
     def set_flag(self, name: str, value: str | None) -> None:
         """Set a global flag; None removes it."""
         with self._tx() as conn:
@@ -473,6 +484,7 @@ class Registry:
 
     # ------------------------------------------------------------------ daemons
 
+    @retry_conflicts
     def beat_daemon(self, record: DaemonRecord) -> None:
         """Insert or renew a daemon's presence record (see `opus.presence`)."""
         columns = records.daemon_columns(record)
@@ -491,6 +503,7 @@ class Registry:
         with self._tx() as conn:
             return [records.daemon_from_row(row._mapping) for row in conn.execute(query)]
 
+    @retry_conflicts
     def forget_daemon(self, daemon_id: str) -> None:
         """Remove a daemon's record (it stopped, or it died and another cleans up)."""
         with self._tx() as conn:
