@@ -177,14 +177,17 @@ class PRConfig(_Section):
     poll_s: float = Field(120, gt=0, description="How often open PRs are checked.")
     ci: Literal["react", "wait", "ignore"] = Field(
         "react",
-        description="Failing CI on an open PR: react (a new round), wait (report only), ignore. "
-        "Not acted on yet.",
+        description="Checks of an open PR's head commit: react (failing CI starts a new "
+        "round, then \"needs you\"), wait (read them: failing CI is reported to you, and "
+        "\"ready to merge\" waits for green), ignore (not read; approval alone is ready).",
     )
     ci_rounds: int = Field(
-        2, ge=0, description="Rounds spent on failing CI before escalating (not acted on yet)."
+        2, ge=0, description="Rounds spent on failing CI per PR before \"CI still failing on "
+        "PR N — needs you\" (the round cap `pipeline.max_iterations` holds too).",
     )
     ci_timeout_s: float = Field(
-        3600, gt=0, description="How long checks may stay pending (not acted on yet)."
+        3600, gt=0, description="Checks pending longer than this (from the first poll that "
+        "saw the head pending) → one \"needs you\" notification.",
     )
     update_branch: Literal["never", "when-behind"] = Field(
         "never",

@@ -56,6 +56,8 @@ _NOTIFY_TYPE: dict[str, str] = {
     "stuck": "warning",
     "failed": "failure",
     "breaker": "failure",
+    "needs_you": "warning",
+    "ready": "success",
 }
 
 
@@ -113,6 +115,28 @@ def pr_unreadable(fr_id: str, reason: str) -> Message:
         f"The forge refused every check of {fr_id}'s pull request: {reason}\n"
         "opus no longer checks it. Fix the token or `pr.repository`, then restart or "
         "reload opus (`systemctl reload opus`) to check it again.",
+    )
+
+
+def needs_you(fr_id: str, pr_number: int, url: str, what: str, todo: str) -> Message:
+    """opus stopped reacting on an open PR (`what`: "CI still failing", "merge conflict
+    it cannot resolve") and hands it to a person, who should `todo`."""
+    return Message(
+        "needs_you",
+        f"opus: {what} on PR {pr_number} ({fr_id}) — needs you",
+        f"{what} on PR {pr_number} ({fr_id}) — needs you.\n{url}\n{todo}\n"
+        f"opus does not react to this PR again by itself; `opus logs {fr_id}` shows what "
+        "it tried.",
+    )
+
+
+def ready_to_merge(fr_id: str, pr_number: int, url: str) -> Message:
+    """A human approved the PR and every check on its head is green."""
+    return Message(
+        "ready",
+        f"PR {pr_number} ({fr_id}) is ready to merge",
+        f"PR {pr_number} ({fr_id}) is ready to merge: a reviewer approved it and all its "
+        f"checks are green.\n{url}\nMerge it when you are ready; opus never merges.",
     )
 
 

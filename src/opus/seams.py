@@ -158,6 +158,45 @@ class PRFeedback:
     changes_requested: bool = False
     comments: tuple[ReviewComment, ...] = field(default=())
     summary: str = ""
+    approved: bool = False
+    """Some human's latest verdict approves and none asks for changes."""
+    head: str | None = None
+    """The commit the PR's head is at (`head.sha`), when the forge says."""
+
+
+CheckState = Literal["pending", "success", "failure", "none"]
+"""What a commit's checks add up to: some still running, all green, some red, none at all."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of a commit: a GitHub check run or commit status, a Gitea status."""
+
+    name: str
+    state: Literal["pending", "success", "failure"]
+    conclusion: str
+    """The forge's own word: success, failure, error, cancelled, timed_out, neutral, ..."""
+    title: str = ""
+    summary: str = ""
+    text: str = ""
+    url: str = ""
+    annotations: tuple[str, ...] = ()
+    """`path:line: message`, filled only when details were asked for."""
+    log_tail: str = ""
+    """The end of a failed GitHub Actions job's log (ANSI stripped), when asked for."""
+
+
+@dataclass(frozen=True)
+class CIReport:
+    """The checks of one commit (`sha`) and what they add up to."""
+
+    sha: str
+    state: CheckState
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def failing(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if check.state == "failure")
 
 
 class Forge(Protocol):
@@ -172,12 +211,18 @@ class Forge(Protocol):
 
     def comment(self, pr: PullRequest, body: str) -> None: ...
 
+    def checks(self, sha: str, *, details: bool = False) -> CIReport:
+        """The checks of commit `sha`; with `details`, the failing ones carry their
+        annotations and (GitHub Actions) log tails. A forge without CI reports `none`."""
+        ...
+
 
 # --------------------------------------------------------------------------- notifier
 
 
 NotifyKind = Literal[
-    "pr_opened", "failed", "stuck", "recovered", "budget", "breaker", "info"
+    "pr_opened", "failed", "stuck", "recovered", "budget", "breaker", "info", "needs_you",
+    "ready",
 ]
 
 

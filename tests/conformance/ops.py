@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 Flavor = Literal["github", "gitea"]
 HERE = Path(__file__).parent
-INTEGER_PARAMS = frozenset({"pull_number", "issue_number", "index", "id"})
+INTEGER_PARAMS = frozenset({"pull_number", "issue_number", "index", "id", "check_run_id", "job_id"})
 JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "integer": int, "boolean": bool, "array": list, "object": dict,
 }  # fmt: skip

@@ -15,6 +15,7 @@ from opus.config import PRConfig
 from opus.forges import forge_for
 from opus.forges.rest import RestForge
 from tests.conformance.ops import Flavor, check, document, operations
+from tests.standins.ci import StandinCheck
 from tests.standins.forge import ForgeStandin
 
 GITHUB_HEADERS = {"authorization": "Bearer t", "user-agent": "opus",
@@ -109,8 +110,16 @@ def test_a_full_workload_uses_every_operation_and_only_as_published(
         server.rename("acme", "gadgets")
         feedback = forge.feedback(pr, datetime(2020, 1, 1, tzinfo=UTC))
         assert feedback.changes_requested
+        assert feedback.head is not None
+        server.ci.set(feedback.head, [
+            StandinCheck("build", "failure", annotations=[("a.py", 3, "boom")], log="E  boom\n"),
+            StandinCheck("lint", "success"),
+            StandinCheck("deploy", "failure", kind="status", summary="no"),
+        ])  # fmt: skip
+        report = forge.checks(feedback.head, details=True)
+        assert report.state == "failure" and report.failing
 
-        assert server.unexpected == []
+        assert server.unexpected == [] and server.ci.log_host.unexpected == []
         used = {r.operation for r in server.requests}
         assert used == {op.operation_id for op in operations(flavor)}
         print(f"{flavor}: {len(server.requests)} requests, all as published; "

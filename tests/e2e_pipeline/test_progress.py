@@ -87,15 +87,15 @@ def test_a_timed_out_test_says_so() -> None:
     assert report_of_test({**FAILED_TEST, "timed_out": True}).startswith("The tests timed out.")
 
 
-def test_human_feedback_reopens_a_delivered_job_at_the_next_round() -> None:
+def test_round_feedback_reopens_a_delivered_job_at_the_next_round() -> None:
     delivered = [PLAN, *round_(1, PASSED_TEST, APPROVED), run(Stage.DELIVER, 1)]
-    assert next_step(delivered, 3, human_feedback="rename sub") == Step(
+    assert next_step(delivered, 3, round_feedback="rename sub") == Step(
         Stage.CODE, 2, feedback="rename sub"
     )
     # The round cap still holds for a human's request.
-    assert next_step(delivered, 1, human_feedback="rename sub") == Exhausted(1, "rename sub")
+    assert next_step(delivered, 1, round_feedback="rename sub") == Exhausted(1, "rename sub")
     # Feedback only matters once delivered; before that it is the pipeline's own loop.
-    assert next_step([PLAN], 3, human_feedback="x") == Step(Stage.CODE, 1)
+    assert next_step([PLAN], 3, round_feedback="x") == Step(Stage.CODE, 1)
 
 
 OUTCOMES = st.sampled_from(["pass", "fail", "changes"])

@@ -14,7 +14,9 @@ real services do where opus has been caught out before (designs/services.md):
 - `rename()` makes the old repository path answer 301 (GET) / 307 (other methods);
 - `primary_limit()` / `secondary_limit()` answer 403 or 429 with GitHub's headers and
   bodies until the limit lifts; every reply carries `x-ratelimit-*` headers;
-- `hang()` holds requests without answering; `fail_once()` injects a 5xx.
+- `hang()` holds requests without answering; `fail_once()` injects a 5xx;
+- the checks of each commit (`ci`, see tests/standins/ci.py): GitHub check runs, the
+  combined status, annotations and Actions job logs behind a redirect; Gitea statuses.
 
 Every request is recorded (`requests`) with its headers, so a test can check what opus
 said; anything the stand-in refuses as malformed is listed in `unexpected`.
@@ -37,6 +39,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.conformance import ops as conformance
+from tests.standins.ci import CIState
 
 Flavor = Literal["github", "gitea"]
 
@@ -147,6 +150,7 @@ class ForgeStandin:
         """Requests that arrived while the stand-in hung (counted before any answer)."""
         self._released = threading.Event()
         self._next_id = 1000
+        self.ci = CIState(flavor, lambda: self.api_url, lambda: f"{self.owner}/{self.name}")
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
         self._server.daemon_threads = True
@@ -165,6 +169,7 @@ class ForgeStandin:
 
     def __enter__(self) -> ForgeStandin:
         self._thread.start()
+        self.ci.log_host.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -172,6 +177,7 @@ class ForgeStandin:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self.ci.log_host.stop()
 
     # ------------------------------------------------------------------ test controls
 
@@ -501,12 +507,23 @@ _BASE_HEAD = re.compile(
 )
 
 
+_CI_ROUTE = re.compile(
+    r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)/"
+    r"(?:commits/(?P<ref>[^/]+)/(?P<what>check-runs|status)"
+    r"|check-runs/(?P<run>\d+)/annotations|actions/jobs/(?P<job>\d+)/logs)$"
+)
+
+
 def _route(
     standin: ForgeStandin, method: str, path: str, query: dict[str, str], body: Any
 ) -> _Reply:
     if not path.startswith(standin.prefix + "/repos/"):
         raise _Reject(404, f"no route {path}")
     local = path[len(standin.prefix) :]
+    ci = _CI_ROUTE.match(local)
+    if ci is not None and method == "GET":
+        _same_repo(standin, ci["owner"], ci["name"])
+        return _on_ci(standin, ci, query)
     match = _ROUTE.match(local)
     if match is None:
         pair = _BASE_HEAD.match(local)
@@ -525,6 +542,29 @@ def _route(
     if pr is None:
         raise _Answer(404, {"message": "Not Found"})
     return _on_pr(standin, pr, method, match["kind"] + rest, query=query, body=body)
+
+
+def _on_ci(standin: ForgeStandin, ci: re.Match[str], query: dict[str, str]) -> _Reply:
+    github = standin.flavor == "github"
+    if ci["what"] == "status":
+        return _Reply(200, standin.ci.combined(unquote(ci["ref"])))
+    if ci["what"] == "check-runs" and github:
+        found = standin.ci.check_runs(unquote(ci["ref"]))
+        size = min(int(query.get("per_page", "30")), 100)
+        page = max(1, int(query.get("page", "1")))
+        found["check_runs"] = found["check_runs"][(page - 1) * size : page * size]
+        return _Reply(200, found)
+    if ci["run"] and github:
+        notes = standin.ci.annotations(int(ci["run"]))
+        if notes is None:
+            raise _Answer(404, {"message": "Not Found"})
+        return _page(standin, notes, query)
+    if ci["job"] and github:
+        url = standin.ci.log_url(int(ci["job"]))
+        if url is None:
+            raise _Answer(404, {"message": "Not Found"})
+        return _Reply(302, None, {"Location": url})
+    raise _Reject(404, f"no route {ci[0]} on {standin.flavor}")
 
 
 def _same_repo(standin: ForgeStandin, owner: str, name: str) -> None:

@@ -272,7 +272,7 @@ class Intake:
 
     def _sync(self, fr: FeatureRequest, job: Job) -> int:
         """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
-        fields = note_fields(job, waiting=self._waiting(job))
+        fields = {**note_fields(job, waiting=self._waiting(job)), "error": error_line(job)}
         stamp = (job.id, "|".join(f"{key}={value}" for key, value in fields.items()))
         if self._synced.get(fr.id) == stamp:
             return 0
@@ -282,7 +282,7 @@ class Intake:
             self._record_outcome(job)
             return 0
         move = self.ctx.settings.vault.move_notes and fr.status is not status
-        if not self._write(fr.path, {**fields, "error": error_line(job)}, move=move):
+        if not self._write(fr.path, fields, move=move):
             return 0
         self._synced[fr.id] = stamp
         self._record_outcome(job)

@@ -3,7 +3,8 @@
 merged → job done, worktree, local branch and WIP ref removed; closed → cancelled (the
 branch stays, the work may still be wanted); changes requested → the job
 goes back to the queue with the comments, for a new code → test → review round on the
-same branch (the round cap still holds).
+same branch (the round cap still holds). Otherwise the open PR's conflicts and checks
+are looked at (`opus.daemon.pr_gate`): a new round, a "needs you", or "ready to merge".
 
 `ReviewPoller` runs the polling on a thread of its own, so the daemon's loop never
 waits on the forge (see designs/services.md).
@@ -17,6 +18,8 @@ from collections.abc import Callable, MutableMapping
 
 from opus.control import remove_worktree
 from opus.daemon.polling import Backoff
+from opus.daemon.pr_gate import react_to_pr
+from opus.daemon.pr_reactions import start_round
 from opus.delivery.guards import remote_head
 from opus.delivery.review_loop import decide
 from opus.domain import Job, JobState, Stage
@@ -168,7 +171,7 @@ def _check(ctx: PipelineContext, job: Job) -> str:
     delivered = [r for r in ctx.store.stage_runs(job.id) if r.ok and r.stage is Stage.DELIVER]
     since = delivered[-1].finished_at if delivered else None
     feedback = forge.feedback(pr, since)
-    decision = decide(feedback)
+    decision: str = decide(feedback)
     if decision == "done":
         ctx.store.transition(job.id, JobState.DONE)
         ctx.store.add_event(job.id, "merged", f"{pr.url} was merged")
@@ -179,9 +182,12 @@ def _check(ctx: PipelineContext, job: Job) -> str:
         ctx.store.add_event(job.id, "closed", f"{pr.url} was closed without merge")
         _remove_worktree(ctx, job)
     elif decision == "new_round":
-        spec = {**job.spec, "human_feedback": human_report(feedback)}
-        ctx.store.transition(job.id, JobState.QUEUED, spec=spec)
         ctx.store.add_event(job.id, "changes_requested", f"a human asked for changes on {pr.url}")
+        start_round(ctx, job, pr, kind="review", sha=feedback.head or "",
+                    trigger="a human requested changes", report=human_report(feedback),
+                    once_per_sha=False)  # fmt: skip
+    else:
+        decision = react_to_pr(ctx, job, forge, pr, feedback)
     return decision
 
 

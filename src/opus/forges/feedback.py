@@ -21,6 +21,8 @@ from opus.forges.http import after, is_ours, parse_time
 from opus.seams import PRFeedback, PullRequest, ReviewComment
 
 PRState = Literal["open", "merged", "closed"]
+APPROVED = "APPROVED"
+"""Both GitHub and Gitea name an approving review so."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -37,6 +39,7 @@ class Review:
     id: int = 0
     commit: str | None = None
     """The commit the review was given on (`commit_id`), when the forge says."""
+    approved: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def review_from(item: dict[str, Any], *, changes: str, verdicts: frozenset[str])
         counts=state in verdicts,
         id=int(item.get("id") or 0),
         commit=str(item["commit_id"]) if item.get("commit_id") else None,
+        approved=state == APPROVED and not item.get("dismissed"),
     )
 
 
@@ -142,11 +146,15 @@ def build_feedback(
         if after(m.at, since) and m.body.strip() and not is_ours(m.body)
     ]
     summary = "\n\n".join(f"{r.reviewer}: {r.body.strip()}" for r in asking if r.body.strip())
+    verdicts = list(latest.values())
     return PRFeedback(
         state=state,
         changes_requested=bool(asking),
         comments=tuple(texts + said),
         summary=summary,
+        approved=any(r.approved for r in verdicts)
+        and not any(r.changes_requested for r in verdicts),
+        head=head,
     )
 
 

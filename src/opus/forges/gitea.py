@@ -1,4 +1,5 @@
-"""Gitea and Forgejo (`/api/v1`) as a `Forge`: find, open, read and comment on PRs.
+"""Gitea and Forgejo (`/api/v1`) as a `Forge`: find, open, read and comment on PRs, and
+read their head commit's statuses (Gitea Actions and other CI report through them).
 
 `find_pr` asks the exact `GET /repos/{owner}/{repo}/pulls/{base}/{head}` (Gitea ≥ 1.22).
 That lookup returns *a* pull of the pair, not the newest (models/issues/pull.go
@@ -16,11 +17,12 @@ from urllib.parse import quote
 
 from opus.config import PRConfig
 from opus.errors import ConfigError, ForgeError
+from opus.forges.checks import check_from_status, overall
 from opus.forges.feedback import build_feedback, head_sha, remark_from, review_from
 from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
-from opus.seams import PRFeedback, PullRequest
+from opus.seams import CIReport, PRFeedback, PullRequest
 
 API_PREFIX = "/api/v1"
 
@@ -78,6 +80,16 @@ class GiteaForge(RestForge):
         issue = self.client.get(f"{self.repo_path}/issues/{pr.number}/comments", params)
         remarks += [remark_from(c) for c in _unique(issue)]
         return build_feedback(state, reviews, remarks, since, head=head_sha(item))
+
+    def checks(self, sha: str, *, details: bool = False) -> CIReport:
+        """The commit statuses of `sha` (Gitea's combined status: the latest per context).
+        Gitea publishes no annotations or logs for them, so `details` adds nothing."""
+        del details
+        data = self.client.get(f"{self.repo_path}/commits/{sha}/status", {"limit": 50})
+        statuses = data.get("statuses") if isinstance(data, dict) else None
+        found = [check_from_status(item, key="status") for item in statuses or []
+                 if isinstance(item, dict)]  # fmt: skip
+        return CIReport(sha=sha, state=overall(found), checks=tuple(found))
 
 
 def _unique(found: Any) -> list[Any]:

@@ -1,25 +1,46 @@
-"""GitHub (REST v3) as a `Forge`: find, open, read and comment on pull requests.
+"""GitHub (REST v3) as a `Forge`: find, open, read and comment on pull requests, and
+read the checks of their head commit (check runs, commit statuses, Actions job logs).
 
-opus never merges; it only opens PRs and reads what reviewers said.
+opus never merges; it only opens PRs and reads what reviewers and CI said.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from opus.config import PRConfig
+from opus.errors import ForgeError
+from opus.forges.checks import (
+    actions_job_id,
+    annotation_line,
+    check_from_run,
+    check_from_status,
+    log_tail,
+    overall,
+)
 from opus.forges.feedback import build_feedback, head_sha, remark_from, review_from
-from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token
+from opus.forges.http import (
+    MAX_PAGES,
+    ApiClient,
+    ForgeRefused,
+    RateLimited,
+    iso_z,
+    require_token,
+)
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
-from opus.seams import PRFeedback, PullRequest
+from opus.seams import Check, CIReport, PRFeedback, PullRequest
 
 PUBLIC_API = "https://api.github.com"
 
 CHANGES = "CHANGES_REQUESTED"
 VERDICTS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
 """Review states that replace a reviewer's earlier verdict."""
+LOG_BYTES = 64 * 1024
+"""How much of a failed job's log is read (its end); the coder sees its last lines."""
 
 
 class GitHubForge(RestForge):
@@ -58,6 +79,52 @@ class GitHubForge(RestForge):
         found += self.client.get_all(f"{self.repo_path}/issues/{pr.number}/comments", params)
         remarks = [remark_from(c, "line", "original_line") for c in found]
         return build_feedback(state, reviews, remarks, since, head=head_sha(pull))
+
+    def checks(self, sha: str, *, details: bool = False) -> CIReport:
+        """The check runs and commit statuses of `sha`; with `details`, each failing check
+        run carries its annotations and, for GitHub Actions, its job's log tail."""
+        runs = self._check_runs(sha)
+        combined = self.client.get(f"{self.repo_path}/commits/{sha}/status", {"per_page": 100})
+        statuses = combined.get("statuses") if isinstance(combined, dict) else None
+        found = [self._detailed(run) if details else check_from_run(run) for run in runs]
+        found += [check_from_status(item) for item in statuses or []]
+        return CIReport(sha=sha, state=overall(found), checks=tuple(found))
+
+    def _check_runs(self, sha: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            data = self.client.get(f"{self.repo_path}/commits/{sha}/check-runs",
+                                   {"per_page": 100, "page": page})  # fmt: skip
+            batch = data.get("check_runs") if isinstance(data, dict) else None
+            if not isinstance(batch, list):
+                raise ForgeError("GitHub returned no check runs list; check `pr.api_url`")
+            runs += [run for run in batch if isinstance(run, dict)]
+            if not batch or len(runs) >= int(data.get("total_count") or 0):
+                break
+        return runs
+
+    def _detailed(self, run: dict[str, Any]) -> Check:
+        check = check_from_run(run)
+        if check.state != "failure":
+            return check
+        output = run.get("output") if isinstance(run.get("output"), dict) else {}
+        notes: list[str] = []
+        if int((output or {}).get("annotations_count") or 0) > 0:
+            found = self.client.get_all(f"{self.repo_path}/check-runs/{run['id']}/annotations")
+            notes = [annotation_line(item) for item in found if isinstance(item, dict)]
+        return replace(check, annotations=tuple(notes), log_tail=self._log_tail(run))
+
+    def _log_tail(self, run: dict[str, Any]) -> str:
+        job = actions_job_id(run)
+        if job is None:
+            return ""
+        try:
+            raw = self.client.get_tail(f"{self.repo_path}/actions/jobs/{job}/logs", LOG_BYTES)
+        except RateLimited:
+            raise
+        except ForgeError as exc:  # expired or withheld logs must not stop the round
+            return f"(the job's log could not be read: {exc})"
+        return log_tail(raw)
 
 def make(
     pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None

@@ -28,6 +28,7 @@ MAX_PAGES = 20
 """Listing stops after this many pages: opus only looks for its own, recent PRs."""
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 307, 308})
+"""Followed with the same method; a 302 is how GitHub hands out a job log's address."""
 RATE_WAIT_MAX_S = 480.0
 """The longest opus waits inside one call for a rate limit to pass: under the stage's
 silence limit (`pipeline.stage_idle_s`, 600 s by default), so a wait is not "stuck"."""
@@ -128,6 +129,24 @@ class ApiClient:
         resp = self._send("POST", self.base_url + path, payload=payload)
         return _decode(resp, "POST", path)
 
+    def get_tail(self, path: str, max_bytes: int) -> bytes:
+        """GET `path` (following its redirect, e.g. to a log's storage) and return the
+        last `max_bytes` bytes of the body, read as a stream so a huge log never sits in
+        memory whole."""
+        resp = self._send("GET", self.base_url + path, stream=True)
+        kept = bytearray()
+        try:
+            for chunk in resp.iter_bytes():
+                kept += chunk
+                if len(kept) > 2 * max_bytes:
+                    del kept[: len(kept) - max_bytes]
+        except httpx.HTTPError as exc:
+            raise ForgeError(f"GET {path} broke off: {exc}; check that the forge is "
+                             "reachable") from exc
+        finally:
+            resp.close()
+        return bytes(kept[-max_bytes:])
+
     def get_all(self, path: str, params: Params | None = None) -> list[Any]:
         """Every item of a paginated list, up to `MAX_PAGES` pages.
 
@@ -166,11 +185,15 @@ class ApiClient:
         *,
         params: Params | None = None,
         payload: Mapping[str, Any] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         waited = 0.0
         for attempt in range(RATE_RETRIES + 1):
-            resp = self._follow(method, url, params, payload)
-            wait = rate_limit_wait(resp.status_code, resp.headers, _message(resp),
+            resp = self._follow(method, url, params, payload, stream=stream)
+            if stream and resp.status_code >= 300:
+                resp.read()  # an error's body is small and says why
+            message = _message(resp) if resp.status_code >= 400 else ""
+            wait = rate_limit_wait(resp.status_code, resp.headers, message,
                                    now_epoch=self._epoch(), attempt=attempt)
             if wait is None:
                 break
@@ -191,7 +214,13 @@ class ApiClient:
         return resp
 
     def _follow(
-        self, method: str, url: str, params: Params | None, payload: Mapping[str, Any] | None
+        self,
+        method: str,
+        url: str,
+        params: Params | None,
+        payload: Mapping[str, Any] | None,
+        *,
+        stream: bool = False,
     ) -> httpx.Response:
         target = httpx.URL(url, params=params) if params else httpx.URL(url)
         for _hop in range(MAX_REDIRECTS + 1):
@@ -200,7 +229,8 @@ class ApiClient:
                 # The token is for this forge only: never sent to another host or port.
                 headers.pop("Authorization", None)
             try:
-                resp = self._http.request(method, target, json=payload, headers=headers)
+                request = self._http.build_request(method, target, json=payload, headers=headers)
+                resp = self._http.send(request, stream=stream)
             except httpx.HTTPError as exc:
                 raise ForgeError(
                     f"{method} {target} failed: {exc or type(exc).__name__}; check "
@@ -209,6 +239,7 @@ class ApiClient:
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECTS or not location:
                 return resp
+            resp.close()
             target = resp.url.join(location)
             self._warn_moved(resp.status_code, target)
         raise ForgeError(f"{method} {url}: more than {MAX_REDIRECTS} redirects; check "

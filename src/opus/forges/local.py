@@ -26,7 +26,7 @@ import yaml
 
 from opus.config import PRConfig
 from opus.errors import ForgeError, NoteError
-from opus.seams import PRFeedback, PullRequest, ReviewComment
+from opus.seams import CIReport, PRFeedback, PullRequest, ReviewComment
 from opus.vault.text import load_frontmatter, split_note
 from opus.vault.yamlio import dump_mapping
 
@@ -134,6 +134,11 @@ class LocalForge:
         if review:
             comments = (ReviewComment(path=None, line=None, body=review), *comments)
         return PRFeedback(state="open", changes_requested=True, comments=comments, summary=review)
+
+    def checks(self, sha: str, *, details: bool = False) -> CIReport:
+        """The local provider has no CI: every commit's checks are `none`."""
+        del details
+        return CIReport(sha=sha, state="none")
 
     def comment(self, pr: PullRequest, body: str) -> None:
         """Append the handled request and `body` to the note; reset `decision:` and

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from opus.delivery.reactions import pending_feedback, without_feedback
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
@@ -72,7 +73,7 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
         git("clean", "-fdq", cwd=worktree.path)
     else:
         worktree.discard_uncommitted()
-    if "human_feedback" in job.spec:
+    if pending_feedback(job.spec) is not None:
         _adopt_human_commits(ctx, worktree, branch, control)
     control.log(f"worktree {worktree.path} on {branch}")
     from opus.pipeline.preflight import prepare
@@ -97,7 +98,7 @@ def _fresh_branch(job: Job, ctx: PipelineContext) -> str:
 def _adopt_human_commits(
     ctx: PipelineContext, wt: Worktree, branch: str, control: JobControl
 ) -> None:
-    """Build a human-requested round on what the human pushed to the PR branch.
+    """Build a round started on the open PR on what a human pushed to its branch.
 
     Only a fast-forward is taken: if the remote branch does not descend from our
     checkpoint, it is left alone and the push guard will say whose commits are in the way.
@@ -150,7 +151,7 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
         progress = next_step(
             runs,
             ctx.settings.pipeline.max_iterations + int(job.spec.get("extra_rounds", 0)),
-            human_feedback=job.spec.get("human_feedback"),
+            round_feedback=pending_feedback(job.spec),
         )
         if isinstance(progress, Finished):
             return _delivered(job, ctx, control)
@@ -183,9 +184,8 @@ def _run_step(
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
     _record(job, ctx, step, outcome, started=started, commit=commit)
     control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")
-    if step.stage is Stage.CODE and "human_feedback" in job.spec:
-        spec = {k: v for k, v in job.spec.items() if k != "human_feedback"}
-        job = ctx.store.update(job.id, spec=spec)
+    if step.stage is Stage.CODE and pending_feedback(job.spec) is not None:
+        job = ctx.store.update(job.id, spec=without_feedback(job.spec))
     if outcome.stop:
         # The stage kept its work (committed above) but cannot go on: budget, or stuck.
         raise outcome.stop

@@ -8,8 +8,9 @@ fully determine the next step. A crash loses at most the stage that was running,
                         │fail            │request_changes
                         └──→ code(2) ←───┘   … up to max_iterations, then failed
 
-A human asking for changes on the PR reopens the job at the next round (code → test →
-review → deliver again on the same branch); the round cap still holds.
+A human asking for changes on the PR, failing CI or a conflict with a moved base reopens
+the job at the next round (code → test → review → deliver again on the same branch); the
+round cap still holds.
 """
 
 from __future__ import annotations
@@ -53,18 +54,19 @@ def next_step(
     runs: Sequence[StageRun],
     max_iterations: int,
     *,
-    human_feedback: str | None = None,
+    round_feedback: str | None = None,
 ) -> Progress:
     """The next thing to do, given the completed checkpoints in recorded order.
 
-    `human_feedback` is set when a human asked for changes on the delivered PR.
+    `round_feedback` is set when the delivered PR asks for another round (a human's
+    review, failing CI, a conflict with a moved base): what the coder is told.
     """
     done = [run for run in runs if run.ok]
     if not done:
         return Step(Stage.PLAN, 0)
     last = done[-1]
-    if last.stage is Stage.DELIVER and human_feedback is not None:
-        return _next_round(last.iteration, max_iterations, human_feedback)
+    if last.stage is Stage.DELIVER and round_feedback is not None:
+        return _next_round(last.iteration, max_iterations, round_feedback)
     return _after(last, max_iterations)
 
 

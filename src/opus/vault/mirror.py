@@ -5,7 +5,7 @@
 | queued | `in-progress` | `queued`, or `waiting: <reason>`: paused, daily budget, breaker open |
 | running | `in-progress` | the running stage: `plan`, `code`, `test`, `review`, `deliver` |
 | waiting for a person | `in-progress` | `needs-input` |
-| awaiting_review | `review` | the last stage (`deliver`) |
+| awaiting_review | `review` | the last stage (`deliver`); `ready` once approved and green |
 | done | `done` | the last stage |
 | failed | `failed` | the stage it failed in; `error:` says why |
 | cancelled | `cancelled` | the stage it stopped in; `error:` says why |
@@ -16,6 +16,7 @@ pointing to `opus logs <FR>` for the rest.
 
 from __future__ import annotations
 
+from opus.delivery.reactions import is_ready
 from opus.domain import FR_STATUS_FOR_JOB, FRStatus, Job, JobState
 
 NOTE_OUTCOME = "note"
@@ -41,6 +42,8 @@ def stage_text(job: Job, *, waiting: str | None = None) -> str | None:
         return f"waiting: {waiting}" if waiting else "queued"
     if job.state not in FR_STATUS_FOR_JOB:  # a job waiting for a person's answer
         return "needs-input"
+    if job.state is JobState.AWAITING_REVIEW and is_ready(job.spec):
+        return "ready"
     return job.stage.value if job.stage else None
 
 

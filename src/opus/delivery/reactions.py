@@ -1,0 +1,124 @@
+"""What opus did about an open PR, kept in the job's spec: the pure record of reactions.
+
+Each reaction names its kind (`review`, `ci`, `conflict`, `update`, `ready`), what opus did
+(`round`, `escalated`, `cleared`, `ready`), the PR head commit that triggered it and the
+trigger itself in words (failing check names, conflicted files). The list lives in
+`job.spec["reactions"]`, written in the same store update as the state change it causes,
+so "has this head already started a round?" survives any restart.
+
+`round_feedback` in the spec is what the next round's coder is told; the executor takes
+it (and drops it once the coder's stage is done). Jobs queued by older versions carry it
+as `human_feedback`, which is read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+REACTIONS = "reactions"
+ROUND_FEEDBACK = "round_feedback"
+LEGACY_FEEDBACK = "human_feedback"
+KEPT = 50
+"""Reactions kept per job: the newest ones decide everything; older ones are history."""
+
+Kind = Literal["review", "ci", "conflict", "update", "ready"]
+Action = Literal["round", "escalated", "cleared", "ready"]
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """One thing opus did about an open PR, and why."""
+
+    kind: Kind
+    action: Action
+    sha: str
+    """The PR head commit that triggered it ("" when the forge did not say)."""
+    trigger: str
+    """The cause in words, one line: `test (failure), lint (failure)`, conflicted files."""
+    round: int = 0
+    """For `round`: the round it started (the job's iteration then + 1)."""
+    at: str = ""
+    """ISO time it was recorded."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reaction:
+        return cls(
+            kind=data.get("kind", "review"),
+            action=data.get("action", "round"),
+            sha=str(data.get("sha") or ""),
+            trigger=str(data.get("trigger") or ""),
+            round=int(data.get("round") or 0),
+            at=str(data.get("at") or ""),
+        )
+
+
+def reactions(spec: Mapping[str, Any]) -> list[Reaction]:
+    """The job's reactions, oldest first (unreadable entries skipped)."""
+    found = spec.get(REACTIONS)
+    if not isinstance(found, list):
+        return []
+    return [Reaction.from_dict(item) for item in found if isinstance(item, dict)]
+
+
+def with_reaction(spec: Mapping[str, Any], reaction: Reaction) -> dict[str, Any]:
+    """A copy of `spec` with `reaction` appended (the newest `KEPT` kept)."""
+    kept = [r.as_dict() for r in reactions(spec)][-(KEPT - 1):]
+    return {**spec, REACTIONS: [*kept, reaction.as_dict()]}
+
+
+def find(spec: Mapping[str, Any], kind: Kind, sha: str, action: Action) -> Reaction | None:
+    """The reaction of `kind` and `action` to head `sha`, if one was recorded."""
+    for reaction in reactions(spec):
+        if (reaction.kind, reaction.action, reaction.sha) == (kind, action, sha):
+            return reaction
+    return None
+
+
+def rounds_spent(spec: Mapping[str, Any], kind: Kind) -> int:
+    """How many rounds reactions of `kind` started."""
+    return sum(1 for r in reactions(spec) if r.kind == kind and r.action == "round")
+
+
+def last(spec: Mapping[str, Any], kind: Kind) -> Reaction | None:
+    """The newest reaction of `kind`."""
+    mine = [r for r in reactions(spec) if r.kind == kind]
+    return mine[-1] if mine else None
+
+
+def escalation(spec: Mapping[str, Any], kind: Kind) -> Reaction | None:
+    """The escalation of `kind` still standing (not cleared since), if any."""
+    latest = last(spec, kind)
+    return latest if latest is not None and latest.action == "escalated" else None
+
+
+def is_ready(spec: Mapping[str, Any]) -> bool:
+    """True while the PR counts as ready to merge (FR `stage: ready`)."""
+    latest = last(spec, "ready")
+    return latest is not None and latest.action == "ready"
+
+
+def round_of(spec: Mapping[str, Any], iteration: int) -> Reaction | None:
+    """The reaction that started round `iteration`, if a reaction did."""
+    for reaction in reversed(reactions(spec)):
+        if reaction.action == "round" and reaction.round == iteration:
+            return reaction
+    return None
+
+
+def pending_feedback(spec: Mapping[str, Any]) -> str | None:
+    """What the coder of the next round is told, when a round was asked for."""
+    for key in (ROUND_FEEDBACK, LEGACY_FEEDBACK):
+        value = spec.get(key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+def without_feedback(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """`spec` once the round's coder has been told."""
+    return {k: v for k, v in spec.items() if k not in (ROUND_FEEDBACK, LEGACY_FEEDBACK)}
