@@ -17,6 +17,7 @@ from typing import Any
 
 from opus.config import Settings
 from opus.control import PAUSED_FLAG, is_paused
+from opus.delivery.reactions import is_ready
 from opus.domain import DaemonRecord, Job, JobState
 from opus.presence import is_alive
 from opus.seams import JobReader
@@ -106,6 +107,13 @@ class StatusReport:
 # --------------------------------------------------------------------------- building
 
 
+def shown_stage(job: Job) -> str | None:
+    """The job's stage, or `ready` for a PR approved and green (as the FR note says)."""
+    if job.state is JobState.AWAITING_REVIEW and is_ready(job.spec):
+        return "ready"
+    return job.stage.value if job.stage else None
+
+
 def status_report(
     store: JobReader,
     settings: Settings,
@@ -191,7 +199,7 @@ def _row(
         waiting = blocker or ("breaker open" if repo_open else None)
     return StatusRow(
         job=job.id, fr=job.fr_id, title=job.title, state=job.state.value,
-        stage=job.stage.value if job.stage else None, iteration=job.iteration,
+        stage=shown_stage(job), iteration=job.iteration,
         elapsed_s=elapsed, cost_usd=round(job.cost_usd, 4), pr=job.pr_url, error=job.error,
         waiting=waiting,
     )

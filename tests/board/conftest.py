@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from opus.config import BudgetConfig, DaemonConfig, DatabaseConfig, Settings, VaultConfig
+from opus.delivery.reactions import Reaction, with_reaction
 from opus.domain import DaemonRecord, Job, JobState, Priority, Stage, StageRun
 from opus.presence import daemon_info
 from opus.registry import Registry, open_store
@@ -67,8 +68,9 @@ def populate(store: Registry, clock: FakeClock) -> dict[str, Job]:
     clock.advance(60)
     for fr in ("FR-A", "FR-E", "FR-D"):
         store.transition(jobs[fr].id, JobState.AWAITING_REVIEW, pr_url=f"https://forge/pr/{fr}")
-    store.update(jobs["FR-E"].id, spec={**jobs["FR-E"].spec,
-                                         "escalation": "CI still failing on PR 3"})
+    escalated = Reaction("ci", "escalated", "abc123", "test (failure)")
+    store.update(jobs["FR-E"].id, spec=with_reaction(jobs["FR-E"].spec, escalated),
+                 error="CI still failing on PR 3 — needs you: test (failure) (abc123)")
     store.transition(jobs["FR-D"].id, JobState.DONE)
     store.transition(jobs["FR-F"].id, JobState.FAILED, error="tests failed\nsecond line")
     store.transition(jobs["FR-C"].id, JobState.CANCELLED, error="cancelled by `opus cancel`")

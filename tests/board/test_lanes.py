@@ -10,6 +10,7 @@ import pytest
 
 from opus.board.lanes import LANE_FOR_STATE, Lane, board_snapshot, lane_of
 from opus.control import set_paused
+from opus.delivery.reactions import Reaction, with_reaction
 from opus.domain import JobState, Stage, StageRun
 from opus.registry import open_store
 from opus.registry.reader import open_reader
@@ -107,10 +108,26 @@ def test_an_ended_job_is_no_longer_escalated(tmp_path: Path, state: JobState) ->
     store = open_store(project_settings(tmp_path).database_url, clock=clock)
     job = store.enqueue(make_fr("FR-1"), REPO)
     store.transition(job.id, JobState.RUNNING)
+    conflict = Reaction("conflict", "escalated", "abc123", "src/a.py")
     job = store.transition(job.id, JobState.AWAITING_REVIEW,
-                           spec={**job.spec, "escalation": "conflict with main"})
-    assert lane_of(job) == (Lane.NEEDS_YOU, "escalation: conflict with main")
+                           spec=with_reaction(job.spec, conflict),
+                           error="merge conflict with main on PR 2 — needs you: src/a.py")
+    assert lane_of(job) == (Lane.NEEDS_YOU, "escalation: merge conflict with main on PR 2")
     clock.advance(timedelta(minutes=5).total_seconds())
     assert lane_of(store.transition(job.id, state))[0] is (
         Lane.DONE if state is JobState.DONE else Lane.FAILED)
+    store.close()
+
+
+def test_an_approved_and_green_pr_is_ready_until_that_stops_holding(tmp_path: Path) -> None:
+    store = open_store(project_settings(tmp_path).database_url, clock=FakeClock())
+    job = store.enqueue(make_fr("FR-1"), REPO)
+    store.transition(job.id, JobState.RUNNING)
+    job = store.transition(job.id, JobState.AWAITING_REVIEW, stage=Stage.DELIVER)
+    assert lane_of(job) == (Lane.IN_REVIEW, None)
+    ready = with_reaction(job.spec, Reaction("ready", "ready", "abc123", "approved"))
+    job = store.update(job.id, spec=ready)
+    assert lane_of(job) == (Lane.READY, "approved and green")
+    gone = with_reaction(job.spec, Reaction("ready", "cleared", "def456", "new head"))
+    assert lane_of(store.update(job.id, spec=gone)) == (Lane.IN_REVIEW, None)
     store.close()

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from opus.config import Settings
+from opus.delivery.reactions import is_ready, standing
 from opus.domain import Job, JobState, Priority
 from opus.seams import JobReader
 from opus.status import BreakerView, DaemonView, StatusReport, StatusRow, status_report
@@ -76,15 +77,15 @@ def _needs_answer(job: Job) -> str | None:
 
 def _escalated(job: Job) -> str | None:
     """A PR opus gave up on within its caps (CI still failing, an unresolvable conflict)."""
-    escalation = job.spec.get("escalation")
-    return f"escalation: {escalation}" if escalation and not job.state.ended else None
+    found = standing(job.spec) if not job.state.ended else []
+    if not found:
+        return None
+    what = (job.error or "").split(" — needs you")[0] or f"{found[0].kind}: {found[0].trigger}"
+    return f"escalation: {what}"
 
 
 NEEDS_YOU: tuple[NeedsRule, ...] = (_needs_answer, _escalated)
 """Checked in order; the first that answers puts the job in "Needs you" with its reason."""
-
-READY_STAGE = "ready"
-"""The stage of a job whose PR is approved and green (the note's `stage: ready`)."""
 
 
 def lane_of(job: Job) -> tuple[Lane, str | None]:
@@ -93,13 +94,9 @@ def lane_of(job: Job) -> tuple[Lane, str | None]:
         need = rule(job)
         if need:
             return Lane.NEEDS_YOU, need
-    if job.state is JobState.AWAITING_REVIEW and _stage(job) == READY_STAGE:
+    if job.state is JobState.AWAITING_REVIEW and is_ready(job.spec):
         return Lane.READY, "approved and green"
     return LANE_FOR_STATE[job.state.value], None
-
-
-def _stage(job: Job) -> str | None:
-    return job.stage.value if job.stage is not None else None
 
 
 # --------------------------------------------------------------------------- the snapshot

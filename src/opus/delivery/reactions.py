@@ -96,6 +96,13 @@ def escalation(spec: Mapping[str, Any], kind: Kind) -> Reaction | None:
     return latest if latest is not None and latest.action == "escalated" else None
 
 
+def standing(spec: Mapping[str, Any]) -> list[Reaction]:
+    """Every escalation not cleared since, one per kind, oldest first."""
+    kinds = dict.fromkeys(r.kind for r in reactions(spec))
+    found = [escalation(spec, kind) for kind in kinds]
+    return [reaction for reaction in found if reaction is not None]
+
+
 def is_ready(spec: Mapping[str, Any]) -> bool:
     """True while the PR counts as ready to merge (FR `stage: ready`)."""
     latest = last(spec, "ready")
