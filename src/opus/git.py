@@ -17,6 +17,23 @@ def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = 
     Hooks and user config that could prompt are neutralised: no terminal prompts,
     no pager. Raises `GitError` when git exits non-zero and `check` is set.
     """
+    proc = _run(args, cwd, env)
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {detail}")
+    return proc.stdout.rstrip("\n")
+
+
+def git_status(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run `git args...` where the exit code is the answer (`merge-tree`, `merge-base
+    --is-ancestor`); (exit code, stdout — or stderr when stdout is empty)."""
+    proc = _run(args, cwd, env)
+    return proc.returncode, (proc.stdout or proc.stderr).rstrip("\n")
+
+
+def _run(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", **(env or {})}
     full_env.pop("NOTIFY_SOCKET", None)
     try:
@@ -33,10 +50,12 @@ def git(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = 
         raise GitError("git is not installed or not on PATH; install git") from exc
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {' '.join(args)} took over {GIT_TIMEOUT_S:.0f}s in {cwd}") from exc
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip()
-        raise GitError(f"git {' '.join(args)} failed in {cwd}: {detail}")
-    return proc.stdout.rstrip("\n")
+    return proc
+
+
+def is_ancestor(cwd: Path, older: str, newer: str) -> bool:
+    """True when commit `older` is reachable from `newer` (False when either is unknown)."""
+    return git_status("merge-base", "--is-ancestor", older, newer, cwd=cwd)[0] == 0
 
 
 def is_repo(path: Path) -> bool:

@@ -216,6 +216,11 @@ class Forge(Protocol):
         annotations and (GitHub Actions) log tails. A forge without CI reports `none`."""
         ...
 
+    def mergeable(self, pr: PullRequest) -> bool | None:
+        """Whether the forge can merge the PR into its base now: False on a conflict,
+        None when it does not say (still computing, or a forge without the notion)."""
+        ...
+
 
 # --------------------------------------------------------------------------- notifier
 

@@ -33,6 +33,8 @@ class Operation:
     pattern: re.Pattern[str]
     query: dict[str, dict[str, Any]]
     body: dict[str, Any] | None
+    response: dict[str, Any] | None = None
+    """The published types of the reply fields opus reads (a 2xx reply's JSON)."""
 
 
 @cache
@@ -47,7 +49,7 @@ def operations(flavor: Flavor) -> tuple[Operation, ...]:
     for op in document(flavor)["operations"]:
         found.append(Operation(
             op["operationId"], op["method"], op["path"], _pattern(op["path"], op.get("catch_all")),
-            op.get("query", {}), op.get("body"),
+            op.get("query", {}), op.get("body"), op.get("response"),
         ))  # fmt: skip
     return tuple(found)
 
@@ -156,7 +158,29 @@ def _body(op: Operation, body: Any) -> list[str]:
     return problems
 
 
+def check_response(flavor: Flavor, operation_id: str, payload: Any) -> list[str]:
+    """The problems of a 2xx reply to `operation_id` against its published fields:
+    each listed field present, of its type (`["boolean", "null"]`: nullable), in its enum."""
+    op = next((op for op in operations(flavor) if op.operation_id == operation_id), None)
+    if op is None or op.response is None:
+        return []
+    if not isinstance(payload, dict):
+        return [f"{operation_id}: the reply is not a JSON object"]
+    problems = []
+    for name, spec in op.response["properties"].items():
+        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+        if name not in payload:
+            problems.append(f"{operation_id}: reply field {name!r} is missing")
+        elif not any(_typed(payload[name], kind) for kind in kinds):
+            problems.append(f"{operation_id}: reply field {name!r} is not {' or '.join(kinds)}")
+        elif "enum" in spec and payload[name] not in spec["enum"]:
+            problems.append(f"{operation_id}: reply field {name!r} is not one of {spec['enum']}")
+    return problems
+
+
 def _typed(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
     if kind == "integer" and isinstance(value, bool):
         return False
     return isinstance(value, JSON_TYPES[kind])

@@ -17,6 +17,9 @@ real services do where opus has been caught out before (designs/services.md):
 - `hang()` holds requests without answering; `fail_once()` injects a 5xx;
 - the checks of each commit (`ci`, see tests/standins/ci.py): GitHub check runs, the
   combined status, annotations and Actions job logs behind a redirect; Gitea statuses.
+- `GET /pulls/{n}` carries `mergeable` (and GitHub's `mergeable_state`): from a test
+  merge in the bare `remote` (`git merge-tree`), or as `set_mergeable()` fixes it, with
+  reads answered "still computing" (GitHub null, Gitea false) first when asked.
 
 Every request is recorded (`requests`) with its headers, so a test can check what opus
 said; anything the stand-in refuses as malformed is listed in `unexpected`.
@@ -105,6 +108,10 @@ class StandinPR:
     reviews: list[dict[str, Any]] = field(default_factory=list)
     review_comments: list[dict[str, Any]] = field(default_factory=list)
     issue_comments: list[dict[str, Any]] = field(default_factory=list)
+    mergeable: bool | None = None
+    """Set by `set_mergeable`; None: computed from `remote` (clean when there is none)."""
+    unknown_reads: int = 0
+    """Single-PR reads still to answer while "computing" (GitHub null, Gitea false)."""
 
 
 def _now() -> str:
@@ -241,6 +248,15 @@ class ForgeStandin:
             self.prs[number].sha = uuid.uuid4().hex + "00000000"
             return self.prs[number].sha
 
+    def set_mergeable(
+        self, number: int, value: bool | None = None, *, unknown_reads: int = 0
+    ) -> None:
+        """Fix what `mergeable` says for PR `number` (None: compute it from `remote`);
+        the next `unknown_reads` reads answer as a forge still computing it does."""
+        with self.lock:
+            self.prs[number].mergeable = value
+            self.prs[number].unknown_reads = unknown_reads
+
     def head_sha(self, pr: StandinPR) -> str:
         if self.remote is None:
             return pr.sha
@@ -306,6 +322,43 @@ class ForgeStandin:
         if self.flavor == "gitea":
             data["merged"] = pr.merged_at is not None
         return data
+
+    def pr_detail_json(self, pr: StandinPR) -> dict[str, Any]:
+        """One pull as `GET .../pulls/{n}` answers it: with `mergeable`, which GitHub
+        gives only here (null while computing, with `mergeable_state` "unknown") and
+        Gitea gives as false while its check runs."""
+        data = self.pr_json(pr)
+        mergeable: bool | None = self._mergeable(pr)
+        if pr.unknown_reads > 0 and pr.state == "open":
+            pr.unknown_reads -= 1
+            mergeable = None if self.flavor == "github" else False
+        data["mergeable"] = mergeable
+        if self.flavor == "github":
+            data["mergeable_state"] = self._mergeable_state(pr, mergeable)
+        return data
+
+    def _mergeable(self, pr: StandinPR) -> bool:
+        if pr.mergeable is not None or self.remote is None:
+            return pr.mergeable is not False
+        # What the forge's test merge finds: `git merge-tree` in the bare repository.
+        found = subprocess.run(
+            ["git", "merge-tree", "--write-tree", f"refs/heads/{pr.base}",
+             f"refs/heads/{pr.head}"],
+            cwd=self.remote, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return found.returncode == 0
+
+    def _mergeable_state(self, pr: StandinPR, mergeable: bool | None) -> str:
+        if mergeable is None:
+            return "unknown"
+        if not mergeable:
+            return "dirty"
+        behind = self.remote is not None and subprocess.run(
+            ["git", "merge-base", "--is-ancestor", f"refs/heads/{pr.base}",
+             f"refs/heads/{pr.head}"],
+            cwd=self.remote, capture_output=True, check=False,
+        ).returncode != 0  # fmt: skip
+        return "behind" if behind else "clean"
 
 
 class _Reject(Exception):
@@ -395,6 +448,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and not fault.after:
             raise _Answer(fault.status, {"message": "Bad Gateway (injected fault)"})
         reply = _route(standin, method, path, query, body)
+        if record.operation and reply.status < 300:
+            # The stand-in's own replies keep to the published shapes too.
+            standin.unexpected += conformance.check_response(
+                standin.flavor, record.operation, reply.payload)
         if fault is not None:
             raise _Answer(fault.status, {"message": "Bad Gateway (injected fault)"})
         return reply
@@ -646,7 +703,7 @@ def _on_pr(
         raise _Reject(404, f"no route {method} {what}")
     since = query.get("since", "")
     if what == "pulls":
-        return _Reply(200, standin.pr_json(pr))
+        return _Reply(200, standin.pr_detail_json(pr))
     if what == "pulls/reviews":
         return _page(standin, pr.reviews, query)
     if what == "pulls/comments" and standin.flavor == "github":

@@ -14,7 +14,7 @@ from opus.delivery.guards import check_branch, check_paths, check_remote_history
 from opus.domain import Job
 from opus.errors import DeliveryBlocked, GitError
 from opus.forges.remote import remote_url
-from opus.git import current_branch, git
+from opus.git import current_branch, git, is_ancestor
 from opus.seams import Forge, PullRequest
 
 SUMMARY_CHARS = 3000
@@ -147,14 +147,19 @@ def unpushed_location(repo: Path, branch: str, base: str, remote: str) -> str:
 
 
 def fork_point(worktree: Path, base: str, *, remote: str) -> str:
-    """Where the branch left `base`: the merge base of HEAD with `base` (or its remote
-    tracking branch when there is no local one)."""
-    for ref in (base, f"refs/remotes/{remote}/{base}"):
-        out = git("merge-base", ref, "HEAD", cwd=worktree, check=False)
-        if out:
-            return out
-    raise GitError(f"cannot find where the branch in {worktree} left {base!r}; "
-                   "check the FR's `base:` and that the branch exists")
+    """Where the branch left `base`: the merge base of HEAD with `base` or with its
+    remote tracking branch, whichever is later. A branch that merged the moved remote
+    base (`opus.delivery.base_merge`) thus shows only its own changes, not the base's."""
+    found = [out for ref in (base, f"refs/remotes/{remote}/{base}")
+             if (out := git("merge-base", ref, "HEAD", cwd=worktree, check=False))]  # fmt: skip
+    if not found:
+        raise GitError(f"cannot find where the branch in {worktree} left {base!r}; "
+                       "check the FR's `base:` and that the branch exists")
+    latest = found[0]
+    for other in found[1:]:
+        if is_ancestor(worktree, latest, other):
+            latest = other
+    return latest
 
 
 def changed_paths(worktree: Path, start: str) -> list[str]:

@@ -19,8 +19,8 @@ from typing import NoReturn
 
 from opus.config import GitConfig
 from opus.delivery.secrets import PR_BODY, added_lines, scan_added
-from opus.errors import DeliveryBlocked, GitError
-from opus.git import git, own_commits
+from opus.errors import DeliveryBlocked
+from opus.git import git, is_ancestor, own_commits
 
 TRAILER_KEY = "Opus-Job"
 """The trailer on every commit opus makes (`Opus-Job: <job id>`)."""
@@ -80,7 +80,7 @@ def check_remote_history(worktree: Path, branch: str, *, remote: str) -> str | N
     if theirs is None:
         return None
     git("fetch", "--no-tags", "--quiet", remote, f"refs/heads/{branch}", cwd=worktree)
-    if _is_ancestor(worktree, theirs, "HEAD"):
+    if is_ancestor(worktree, theirs, "HEAD"):
         return None
     foreign = foreign_commits(worktree, theirs, "HEAD")
     if foreign:
@@ -105,14 +105,6 @@ def foreign_commits(worktree: Path, theirs: str, ours: str) -> list[ForeignCommi
         if len(fields) == 4 and not fields[3].strip() and fields[0] not in recorded:
             commits.append(ForeignCommit(sha=fields[0], author=fields[1], subject=fields[2]))
     return commits
-
-
-def _is_ancestor(worktree: Path, older: str, newer: str) -> bool:
-    try:
-        git("merge-base", "--is-ancestor", older, newer, cwd=worktree)
-    except GitError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- paths
@@ -193,17 +185,20 @@ def check_secrets(worktree: Path, start: str, *, pr_body: str = "") -> None:
 
 def added_in_history(worktree: Path, start: str) -> dict[str, dict[int, str]]:
     """`sha:path` (git's own notation) → {line: text} for the lines each commit in
-    `start..HEAD` adds."""
-    out = git(
-        "-c", "core.quotePath=false", "log", "-p", "--no-merges", "--no-color",
-        "--no-ext-diff", "--no-renames", "--unified=0", "--format=%x00%h",
-        f"{start}..HEAD", cwd=worktree,
-    )
+    `start..HEAD` adds. A merge commit adds what its conflict resolution wrote
+    (`--remerge-diff`: the merge as committed against git's own merge with markers);
+    what it brings in from the merged side is that side's commits, not this branch's."""
     files: dict[str, dict[int, str]] = {}
-    for chunk in out.split("\x00")[1:]:
-        sha, _, patch = chunk.partition("\n")
-        for path, lines in added_lines(patch).items():
-            files[f"{sha.strip()}:{path}"] = lines
+    for kind in (("--no-merges",), ("--merges", "--remerge-diff")):
+        out = git(
+            "-c", "core.quotePath=false", "log", "-p", *kind, "--no-color",
+            "--no-ext-diff", "--no-renames", "--unified=0", "--format=%x00%h",
+            f"{start}..HEAD", cwd=worktree,
+        )  # fmt: skip
+        for chunk in out.split("\x00")[1:]:
+            sha, _, patch = chunk.partition("\n")
+            for path, lines in added_lines(patch).items():
+                files[f"{sha.strip()}:{path}"] = lines
     return files
 
 

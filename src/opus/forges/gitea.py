@@ -91,6 +91,13 @@ class GiteaForge(RestForge):
                  if isinstance(item, dict)]  # fmt: skip
         return CIReport(sha=sha, state=overall(found), checks=tuple(found))
 
+    def mergeable(self, pr: PullRequest) -> bool | None:
+        """Gitea's `mergeable`. Gitea also says false while its conflict check is still
+        running, so opus confirms a false with `git merge-tree` before calling it a
+        conflict (`opus.daemon.base_watch`)."""
+        value = self.client.get(f"{self.repo_path}/pulls/{pr.number}").get("mergeable")
+        return value if isinstance(value, bool) else None
+
 
 def _unique(found: Any) -> list[Any]:
     """Comments by id, each once (a listing may repeat what a proxy served twice)."""

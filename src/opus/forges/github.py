@@ -6,6 +6,7 @@ opus never merges; it only opens PRs and reads what reviewers and CI said.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ VERDICTS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})
 """Review states that replace a reviewer's earlier verdict."""
 LOG_BYTES = 64 * 1024
 """How much of a failed job's log is read (its end); the coder sees its last lines."""
+MERGEABLE_WAITS_S = (1.0, 2.0, 4.0)
+"""Pauses before asking again while GitHub computes `mergeable` (it answers null)."""
 
 
 class GitHubForge(RestForge):
@@ -125,6 +128,17 @@ class GitHubForge(RestForge):
         except ForgeError as exc:  # expired or withheld logs must not stop the round
             return f"(the job's log could not be read: {exc})"
         return log_tail(raw)
+
+    def mergeable(self, pr: PullRequest) -> bool | None:
+        """GitHub's `mergeable`: false when the PR conflicts with its base. GitHub
+        computes it in the background after a push to either side and answers null
+        meanwhile; asked again after each of `MERGEABLE_WAITS_S`, then None (unknown)."""
+        for wait_s in (0.0, *MERGEABLE_WAITS_S):
+            time.sleep(wait_s)
+            value = self.client.get(f"{self.repo_path}/pulls/{pr.number}").get("mergeable")
+            if isinstance(value, bool):
+                return value
+        return None
 
 def make(
     pr: PRConfig, *, repo: Path, remote: str, vault_root: Path, token: str | None

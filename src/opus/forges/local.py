@@ -151,6 +151,11 @@ class LocalForge:
         asked = f"Requested:\n\n{quoted}\n" if handled else ""
         _atomic_write(path, f"{text.rstrip()}\n\n### opus — {stamp}\n\n{asked}{body.strip()}\n")
 
+    def mergeable(self, pr: PullRequest) -> bool | None:
+        """A note cannot tell: opus checks the branch against its base with git itself."""
+        del pr
+        return None
+
     def _notes(self) -> list[Path]:
         root = self.features
         return sorted(root.rglob("PR-*.md")) if root.is_dir() else []

@@ -232,7 +232,15 @@ def _body(job: Job) -> str:
 
 
 def _base(call: _Call) -> str:
-    return call.job.base or "HEAD"
+    """Where the branch's own changes start: after a merged moved base, that base."""
+    if not call.job.base:
+        return "HEAD"
+    from opus.delivery.deliver import fork_point
+
+    try:
+        return fork_point(call.wt.path, call.job.base, remote=call.ctx.settings.git.remote)
+    except OpusError:
+        return call.job.base
 
 
 _RUNNERS: dict[Stage, Callable[[_Call], StageOutcome]] = {

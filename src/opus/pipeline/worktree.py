@@ -122,11 +122,13 @@ class Worktree:
         """Commit every change (new files too, .gitignore respected) as `author`.
 
         The message gets the trailer `Opus-Job: <job_id>`. Returns the new sha, or None
-        when there was nothing to commit.
+        when there was nothing to commit. A merge in progress is always committed (a
+        merge commit, even when the merged side changes nothing here).
         """
         _drop_special_files(self.path)
         _git("add", "--all", cwd=self.path)
-        if not _git("diff", "--cached", "--name-only", cwd=self.path):
+        merge = _git("rev-parse", "--verify", "--quiet", "MERGE_HEAD", cwd=self.path, check=False)
+        if not merge and not _git("diff", "--cached", "--name-only", cwd=self.path):
             return None
         name, email = author
         identity = {
