@@ -118,14 +118,17 @@ def pr_unreadable(fr_id: str, reason: str) -> Message:
     )
 
 
-def needs_you(fr_id: str, pr_number: int, url: str, what: str, todo: str) -> Message:
-    """opus stopped reacting on an open PR (`what`: "CI still failing", "merge conflict
-    it cannot resolve") and hands it to a person, who should `todo`."""
+def needs_you(
+    fr_id: str, pr_number: int, url: str, *, what: str, detail: str, todo: str
+) -> Message:
+    """opus stopped reacting on an open PR and hands it to a person: `what` happened
+    ("CI still failing"), `detail` names the cause (failing checks, conflicted files),
+    `todo` says what the person should do."""
     return Message(
         "needs_you",
-        f"opus: {what} on PR {pr_number} ({fr_id}) — needs you",
-        f"{what} on PR {pr_number} ({fr_id}) — needs you.\n{url}\n{todo}\n"
-        f"opus does not react to this PR again by itself; `opus logs {fr_id}` shows what "
+        f"{what} on PR {pr_number} ({fr_id}) — needs you",
+        f"{what} on PR {pr_number} ({fr_id}): {detail}\n{url}\n{todo}\n"
+        f"opus does not react to this again by itself; `opus logs {fr_id}` shows what "
         "it tried.",
     )
 

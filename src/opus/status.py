@@ -331,12 +331,14 @@ def _table(rows: Sequence[StatusRow], view: View) -> list[str]:
 
 
 def _cells(row: StatusRow, view: View) -> tuple[str, ...]:
+    error = (row.error or "").strip().splitlines()[0] if (row.error or "").strip() else ""
     if row.waiting:
         tail = row.waiting if row.waiting.startswith("waiting") else f"waiting: {row.waiting}"
     elif row.pr:
-        tail = view.path(row.pr)
+        # An open PR handed back to a person says why first ("CI still failing …").
+        tail = f"{error} {view.path(row.pr)}" if error else view.path(row.pr)
     else:
-        tail = (row.error or "").strip().splitlines()[0] if (row.error or "").strip() else ""
+        tail = error
     return (
         "-" if row.job is None else str(row.job), row.fr, row.state, row.stage or "-",
         "-" if row.job is None else str(row.iteration), _duration(row.elapsed_s),

@@ -92,7 +92,8 @@ def escalate(
     ctx.store.update(job.id, spec=with_reaction(job.spec, reaction), error=error)
     ctx.store.add_event(job.id, f"{kind}_escalated", f"{what} on {pr.url}: {trigger} "
                                                     f"({_short(sha)})")
-    ctx.notifier.notify(*needs_you(job.fr_id, pr.number, pr.url, f"{what}: {trigger}", todo))
+    ctx.notifier.notify(*needs_you(job.fr_id, pr.number, pr.url, what=what, detail=trigger,
+                                   todo=todo))
     return True
 
 

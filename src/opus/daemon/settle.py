@@ -13,6 +13,7 @@ import logging
 from opus.control import remove_worktree
 from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
 from opus.daemon.workers import Finished
+from opus.delivery.reactions import quiet_delivery
 from opus.domain import Job, JobState
 from opus.errors import EngineError, OpusError, StoreConflict
 from opus.forges.http import RateLimited
@@ -42,7 +43,8 @@ class Settler:
         if outcome.kind == "awaiting_review":
             self._success(repo_key(job.repo))
             self._success(engine_key(self.ctx.settings.agents.engine))
-            self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
+            if not quiet_delivery(job.spec):
+                self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
         elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
             self._stopped(job, outcome.detail, item)
         if store.get(job.id).state in (JobState.FAILED, JobState.CANCELLED):

@@ -117,6 +117,45 @@ def round_of(spec: Mapping[str, Any], iteration: int) -> Reaction | None:
     return None
 
 
+def open_round(spec: Mapping[str, Any], delivered: int) -> Reaction | None:
+    """The reaction whose round is under way: started after the delivery of round
+    `delivered` (the last delivered iteration), if any reaction started one."""
+    for reaction in reversed(reactions(spec)):
+        if reaction.action == "round":
+            return reaction if reaction.round > delivered else None
+    return None
+
+
+GIVEN_BACK: dict[str, str] = {
+    "ci": "CI still failing",
+    "conflict": "Merge conflict with the base",
+    "update": "Merging the moved base failed",
+}
+"""Kinds whose round, out of rounds, hands the PR back to a person instead of failing
+the job (the PR stays open for them), and what the "needs you" says."""
+
+
+def quiet_delivery(spec: Mapping[str, Any]) -> bool:
+    """True when the newest round was started by CI or the base (not by a person): its
+    delivery tells nobody — a person hears only "ready to merge" or "needs you"."""
+    rounds = [r for r in reactions(spec) if r.action == "round"]
+    return bool(rounds) and rounds[-1].kind in GIVEN_BACK
+
+
+def reason_line(reaction: Reaction) -> str:
+    """Why a round ran, for the comment opus posts on the PR after it."""
+    sha = reaction.sha[:10] or "the head"
+    match reaction.kind:
+        case "ci":
+            return f"CI failed on {sha}: {reaction.trigger}"
+        case "conflict":
+            return f"Conflict with the base on {sha}: {reaction.trigger}"
+        case "update":
+            return f"The base branch moved: {reaction.trigger}"
+        case _:
+            return reaction.trigger
+
+
 def pending_feedback(spec: Mapping[str, Any]) -> str | None:
     """What the coder of the next round is told, when a round was asked for."""
     for key in (ROUND_FEEDBACK, LEGACY_FEEDBACK):

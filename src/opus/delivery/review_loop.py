@@ -28,10 +28,15 @@ def render_round_comment(
     commits: Sequence[str] = (),
     addressed: Sequence[ReviewComment] = (),
     test_summary: str = "",
+    reason: str = "",
 ) -> str:
-    """The comment after round `round_no`'s commits are pushed: what was asked, what
-    changed (commit subjects), and the new test result."""
-    lines = [f"### opus — round {round_no}", "", summary.strip() or "New commits pushed."]
+    """The comment after round `round_no`'s commits are pushed: why the round ran
+    (`reason`: failing CI, a conflict), what changed (the coder's summary, commit
+    subjects), and the new test result."""
+    lines = [f"### opus — round {round_no}", ""]
+    if reason:
+        lines += [f"Fixes: {reason}", ""]
+    lines.append(summary.strip() or "New commits pushed.")
     if addressed:
         lines += ["", "Review comments addressed:"]
         lines += [f"- {_where(c)}{_first_line(c.body)}" for c in addressed[:MAX_LISTED]]

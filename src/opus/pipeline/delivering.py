@@ -1,7 +1,8 @@
 """The deliver stage: gather the job's story for the PR body, then guards, push, PR.
 
-A round started by a human's review ends with a comment on the same PR saying what
-changed; the first delivery opens the PR (or finds it, after a restart).
+A round started on the open PR (a human's review, failing CI, a conflict) ends with a
+comment on the same PR saying why it ran and what changed; the first delivery opens the
+PR (or finds it, after a restart).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opus.delivery.deliver import DeliveryReport, deliver
+from opus.delivery.reactions import open_round, reason_line
 from opus.delivery.review_loop import render_round_comment
 from opus.domain import Job, Stage, StageRun
 from opus.git import git
@@ -29,6 +31,7 @@ def deliver_job(
     pr = deliver(job, wt.path, forge, ctx.settings, report)
     if earlier:
         since = earlier[-1].commit
+        started_by = open_round(job.spec, earlier[-1].iteration)
         forge.comment(
             pr,
             render_round_comment(
@@ -36,6 +39,7 @@ def deliver_job(
                 summary=_latest(runs, Stage.CODE).get("summary", ""),
                 commits=_subjects(wt, since),
                 test_summary=report.test_summary,
+                reason=reason_line(started_by) if started_by is not None else "",
             ),
         )
     return pr

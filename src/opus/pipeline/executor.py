@@ -16,7 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from opus.delivery.reactions import pending_feedback, without_feedback
+from opus.delivery.reactions import (
+    GIVEN_BACK,
+    Reaction,
+    open_round,
+    pending_feedback,
+    without_feedback,
+)
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
@@ -31,7 +37,9 @@ from opus.seams import AgentResult
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: Literal["awaiting_review", "failed", "stopped"]
+    kind: Literal["awaiting_review", "failed", "stopped", "escalated"]
+    """`escalated`: a round started on the open PR ran out of rounds; the PR went back to
+    a person (`opus.pipeline.handback`), the job waits in awaiting_review."""
     detail: str = ""
 
 
@@ -156,6 +164,12 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
         if isinstance(progress, Finished):
             return _delivered(job, ctx, control)
         if isinstance(progress, Exhausted):
+            reaction = _reaction_round(job, runs)
+            if reaction is not None:
+                from opus.pipeline.handback import hand_back
+
+                return Outcome("escalated", hand_back(job, ctx, control, reaction,
+                                                      progress.iteration))
             from opus.pipeline.sandbox_hints import hint_of
 
             hint = hint_of(progress.report)
@@ -168,6 +182,15 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
             return Outcome("stopped", control.stop_reason or "")
         _check_budget(job, ctx)
         job = _run_step(job, ctx, control, wt, progress)
+
+
+def _reaction_round(job: Job, runs: Sequence[StageRun]) -> Reaction | None:
+    """The CI or conflict reaction whose round is under way, if one is (see handback)."""
+    delivered = [run.iteration for run in runs if run.ok and run.stage is Stage.DELIVER]
+    if not delivered:
+        return None
+    reaction = open_round(job.spec, delivered[-1])
+    return reaction if reaction is not None and reaction.kind in GIVEN_BACK else None
 
 
 def _run_step(
