@@ -263,14 +263,34 @@ def _service(args: argparse.Namespace) -> int:
     if settings.default_repo is not None:
         writable.append(settings.default_repo)
     env_file = settings.base_dir / "opus.env"
-    path, instructions = install_unit(
-        args.user,
-        home=Path.home(),
-        working_dir=settings.base_dir,
-        read_write_paths=writable,
-        environment_file=env_file,
-    )
-    print(f"wrote {path}\n\n{instructions}")
+    for dashboard in (False, True) if args.dashboard else (False,):
+        path, instructions = install_unit(
+            args.user,
+            home=Path.home(),
+            working_dir=settings.base_dir,
+            read_write_paths=writable,
+            environment_file=env_file,
+            dashboard=dashboard,
+        )
+        print(f"wrote {path}\n\n{instructions}\n")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from opus.dashboard.server import listen_of, login_url, serve
+
+    settings = _project(args)
+    listen = listen_of(settings, args.listen)
+    if args.url:
+        print(login_url(settings, os.environ, listen))
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    serve(settings, os.environ, listen, stop)
     return 0
 
 
@@ -321,6 +341,15 @@ def _args_logs(p: argparse.ArgumentParser) -> None:
 def _args_service(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["install"], help="install: write the systemd unit")
     p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
+    p.add_argument("--dashboard", action="store_true",
+                   help="also opus-dashboard.service, running `opus dashboard`")
+
+
+def _args_dashboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="where to serve (default dashboard.listen, else 127.0.0.1:7900)")
+    p.add_argument("--url", action="store_true",
+                   help="print the login URL (making a token in the state dir if none is set)")
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
@@ -342,6 +371,8 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("doctor", "check config, vault, git, sandbox, keys, notify URLs, database", _no_args, _doctor),
     ("metrics", "jobs/day, success rate, durations, utilisation, cost", _args_json, _metrics),
     ("service", "install the systemd unit", _args_service, _service),
+    ("dashboard", "the web board: lanes, jobs, metrics, actions (--url: login URL)",
+     _args_dashboard, _dashboard),
     ("demo", "take one FR through every stage in a throwaway vault", _args_demo, _demo),
 ]
 

@@ -214,13 +214,27 @@ class BudgetConfig(_Section):
 class DashboardConfig(_Section):
     listen: str | None = Field(
         None,
-        description="host:port to serve the web board from `opus run`; unset: off. Not acted "
-        "on yet.",
+        description="host:port to serve the web board from `opus run` too (e.g. "
+        "127.0.0.1:7900); unset: off. Also `opus dashboard`'s default address. A "
+        "non-loopback address needs a token.",
     )
     token_env: str = Field(
         "OPUS_DASHBOARD_TOKEN",
-        description="Env var holding the board's action token (not acted on yet).",
+        description="Env var holding the board's action token; unset: the token "
+        "`opus dashboard --url` writes to <state_dir>/dashboard.token. Without a token the "
+        "board is read-only.",
     )
+
+    @model_validator(mode="after")
+    def _listen_is_host_port(self) -> DashboardConfig:
+        if self.listen:
+            from opus.dashboard.listen import parse_listen
+
+            try:
+                parse_listen(self.listen)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return self
 
 
 class Settings(BaseSettings):

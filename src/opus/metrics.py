@@ -9,7 +9,9 @@ per-day series):
   jobs count for neither.
 - pipeline duration: per job, the sum of its stage runs' durations (agent time; a wait
   for a human between review rounds is not pipeline time); the mean over window jobs.
-- stage duration: mean duration of the window's stage runs, per stage.
+- stage duration: mean and median duration of the window's stage runs, per stage.
+- rounds per FR: for each FR with a job in the window, the most code→test→review rounds
+  any of those jobs reached (the highest stage-run iteration; 0 before its first round).
 - utilisation: stage-run time inside the window / (window length x max_concurrent).
 - cost/day: stage-run cost by the day the run finished; total: every job's `cost_usd`.
 """
@@ -17,9 +19,10 @@ per-day series):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from statistics import median
 from typing import Any
 
 from opus.domain import Job, JobState, Stage, StageRun
@@ -43,6 +46,8 @@ class Metrics:
     utilisation: float
     cost_per_day: tuple[tuple[date, float], ...]
     cost_total_usd: float
+    median_stage_s: tuple[tuple[Stage, float], ...] = ()
+    rounds_per_fr: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (dates as ISO strings, stages by name)."""
@@ -59,6 +64,8 @@ class Metrics:
             "utilisation": self.utilisation,
             "cost_per_day_usd": {day.isoformat(): usd for day, usd in self.cost_per_day},
             "cost_total_usd": self.cost_total_usd,
+            "median_stage_s": {stage.value: secs for stage, secs in self.median_stage_s},
+            "rounds_per_fr": dict(self.rounds_per_fr),
         }
 
 
@@ -87,10 +94,12 @@ def compute_metrics(
         failed=failed,
         success_rate=succeeded / (succeeded + failed) if succeeded + failed else None,
         mean_pipeline_s=_mean_pipeline(runs, recent_ids),
-        mean_stage_s=_mean_by_stage(run for run in runs if run.job_id in recent_ids),
+        mean_stage_s=_by_stage(_mean, (run for run in runs if run.job_id in recent_ids)),
         utilisation=_utilisation(runs, since, until, max_concurrent),
         cost_per_day=_cost_by_day(runs, day_list),
         cost_total_usd=round(sum(job.cost_usd for job in jobs), 6),
+        median_stage_s=_by_stage(median, (run for run in runs if run.job_id in recent_ids)),
+        rounds_per_fr=_rounds_per_fr(recent, runs),
     )
 
 
@@ -121,17 +130,29 @@ def _mean_pipeline(runs: Sequence[StageRun], job_ids: set[int]) -> float | None:
     return sum(totals.values()) / len(totals) if totals else None
 
 
-def _mean_by_stage(runs: Iterable[StageRun]) -> tuple[tuple[Stage, float], ...]:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _by_stage(
+    average: Callable[[list[float]], float], runs: Iterable[StageRun]
+) -> tuple[tuple[Stage, float], ...]:
     durations: dict[Stage, list[float]] = defaultdict(list)
     for run in runs:
         duration = _duration_s(run)
         if duration is not None:
             durations[run.stage].append(duration)
-    return tuple(
-        (stage, sum(durations[stage]) / len(durations[stage]))
-        for stage in Stage
-        if durations[stage]
-    )
+    return tuple((stage, float(average(durations[stage]))) for stage in Stage if durations[stage])
+
+
+def _rounds_per_fr(jobs: Sequence[Job], runs: Sequence[StageRun]) -> tuple[tuple[str, int], ...]:
+    fr_of = {job.id: job.fr_id for job in jobs}
+    rounds = dict.fromkeys(sorted(fr_of.values()), 0)
+    for run in runs:
+        fr = fr_of.get(run.job_id)
+        if fr is not None:
+            rounds[fr] = max(rounds[fr], run.iteration)
+    return tuple(rounds.items())
 
 
 def _utilisation(
@@ -181,6 +202,8 @@ def render_metrics(metrics: Metrics) -> str:
     for day, count in metrics.jobs_per_day:
         lines.append(f"{day.isoformat()}  {count:>4}  ${costs.get(day, 0.0):>6.2f}")
     if metrics.mean_stage_s:
-        lines += ["", "stage     mean"]
-        lines += [f"{stage.value:<8}  {_fmt_duration(s)}" for stage, s in metrics.mean_stage_s]
+        medians = dict(metrics.median_stage_s)
+        lines += ["", "stage     mean    median"]
+        lines += [f"{stage.value:<8}  {_fmt_duration(s):<6}  {_fmt_duration(medians.get(stage))}"
+                  for stage, s in metrics.mean_stage_s]
     return "\n".join(lines)

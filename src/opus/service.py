@@ -11,6 +11,10 @@ Hardening choices that matter for opus (see designs/operations.md):
   no `ProtectKernelTunables=` / `ProtectKernelLogs=` / `ProtectProc=`: they overmount
   parts of /proc, after which the kernel refuses bwrap's new procfs ("Can't mount proc").
 - Secrets (ANTHROPIC_API_KEY, GITHUB_TOKEN) come from an optional `EnvironmentFile=-`.
+
+`opus service install --dashboard` also writes `opus-dashboard.service`: `opus dashboard`
+as a plain `Type=exec` service (no watchdog: it has no loop to vouch for) with the same
+hardening and paths, so its actions (retry, cancel) can write the registry and worktrees.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 from opus.errors import ConfigError
 
 UNIT_NAME = "opus.service"
+DASHBOARD_UNIT_NAME = "opus-dashboard.service"
+PURPOSE = "feature requests in a notes vault become reviewed pull requests"
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 USER_UNIT_DIR = Path(".config/systemd/user")
 WATCHDOG_S = 120
@@ -48,14 +54,14 @@ lists it among the system manager's units); a user unit naming it waits for noth
 needs no network to start: the forge and the model API are retried when they fail."""
 
 
-def default_exec_start(python: str | None = None) -> list[str]:
-    """`opus run` as the service runs it: the `opus` script beside the interpreter, if
-    installed there, else `<interpreter> -m opus run`; both absolute paths."""
+def default_exec_start(python: str | None = None, command: str = "run") -> list[str]:
+    """`opus run` (or `opus <command>`) as the service runs it: the `opus` script beside
+    the interpreter, if installed there, else `<interpreter> -m opus run`; both absolute."""
     interpreter = Path(python or sys.executable).absolute()
     script = interpreter.parent / "opus"
     if script.is_file():
-        return [str(script), "run"]
-    return [str(interpreter), "-m", "opus", "run"]
+        return [str(script), command]
+    return [str(interpreter), "-m", "opus", command]
 
 
 def _quote(arg: str) -> str:
@@ -89,8 +95,9 @@ def render_unit(
     run_as: str | None = None,
     watchdog_s: int = WATCHDOG_S,
     timeout_stop_s: int = TIMEOUT_STOP_S,
+    dashboard: bool = False,
 ) -> str:
-    """The text of `opus.service`.
+    """The text of `opus.service` (or, with `dashboard`, of `opus-dashboard.service`).
 
     `user_mode` renders a `systemctl --user` unit (wanted by default.target, no User=);
     `run_as` sets `User=` on a system unit.
@@ -98,32 +105,34 @@ def render_unit(
     if not exec_start or not Path(exec_start[0]).is_absolute():
         raise ConfigError(f"ExecStart needs an absolute program path; got {exec_start!r}")
     rw_paths = sorted({_absolute(path, "ReadWritePaths") for path in read_write_paths})
+    kind = ["Type=exec"] if dashboard else ["Type=notify", "NotifyAccess=main"]
     service = [
-        "Type=notify",
-        "NotifyAccess=main",
+        *kind,
         *([f"User={run_as}"] if run_as and not user_mode else []),
         f"WorkingDirectory={_quote(str(_absolute(working_dir, 'WorkingDirectory')))}",
         "ExecStart=" + " ".join(_exec_word(arg) for arg in exec_start),
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        *([] if dashboard else ["ExecReload=/bin/kill -HUP $MAINPID"]),
         "Environment=PYTHONUNBUFFERED=1",
     ]
     if environment_file is not None:
         env_file = _absolute(environment_file, "EnvironmentFile")
         service.append(f"EnvironmentFile=-{_quote(str(env_file))}")
+    if not dashboard:
+        service.append(f"WatchdogSec={watchdog_s}")
     service += [
-        f"WatchdogSec={watchdog_s}",
         "Restart=on-failure",
         f"RestartSec={RESTART_S}",
         f"TimeoutStopSec={timeout_stop_s}",
         # SIGTERM to the daemon only; its agent process groups get SIGKILL at the timeout.
-        "KillMode=mixed",
+        *([] if dashboard else ["KillMode=mixed"]),
         *_HARDENING,
         "ReadWritePaths=" + " ".join(_quote(str(path)) for path in rw_paths),
     ]
+    what = "the web board" if dashboard else PURPOSE
     return "\n".join(
         [
             "[Unit]",
-            "Description=opus: feature requests in a notes vault become reviewed pull requests",
+            f"Description=opus: {what}",
             *([] if user_mode else NETWORK_ONLINE),
             "",
             "[Service]",
@@ -136,15 +145,20 @@ def render_unit(
     )
 
 
-def unit_path(user: bool, *, home: Path) -> Path:
+def unit_path(user: bool, *, home: Path, name: str = UNIT_NAME) -> Path:
     """Where the unit goes: `~/.config/systemd/user/` or `/etc/systemd/system/`."""
-    return (home / USER_UNIT_DIR if user else SYSTEM_UNIT_DIR) / UNIT_NAME
+    return (home / USER_UNIT_DIR if user else SYSTEM_UNIT_DIR) / name
 
 
 def instructions(user: bool, path: Path, missing: list[Path] | None = None) -> str:
     """How to enable, start and watch the installed unit."""
     ctl = "systemctl --user" if user else "sudo systemctl"
     journal = "journalctl --user" if user else "journalctl"
+    name = path.name.removesuffix(".service")
+    if name != "opus":
+        return "\n".join([f"Wrote {path}. To start it now and at boot:",
+                          f"  {ctl} daemon-reload && {ctl} enable --now {name}",
+                          f"Follow its log:  {journal} -u {name} -f"])
     lines = [
         f"Wrote {path}. To start opus now and at boot:",
         f"  {ctl} daemon-reload && {ctl} enable --now opus",
@@ -174,22 +188,27 @@ def install_unit(
     exec_start: list[str] | None = None,
     run_as: str | None = None,
     unit_dir: Path | None = None,
+    dashboard: bool = False,
 ) -> tuple[Path, str]:
     """Write the unit and return (its path, how to enable it).
 
     Read-write paths that do not exist yet are named in the instructions: systemd
     refuses to start a unit whose `ReadWritePaths=` are missing, but creating a mistyped
     repo path here would hide the mistake. `unit_dir` overrides the standard location.
+    `dashboard` writes `opus-dashboard.service` (`opus dashboard`) instead.
     """
+    command = "dashboard" if dashboard else "run"
     text = render_unit(
-        exec_start=exec_start or default_exec_start(),
+        exec_start=exec_start or default_exec_start(command=command),
         working_dir=working_dir,
         read_write_paths=read_write_paths,
         user_mode=user,
         environment_file=environment_file,
         run_as=run_as,
+        dashboard=dashboard,
     )
-    path = unit_dir / UNIT_NAME if unit_dir is not None else unit_path(user, home=home)
+    name = DASHBOARD_UNIT_NAME if dashboard else UNIT_NAME
+    path = unit_dir / name if unit_dir is not None else unit_path(user, home=home, name=name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

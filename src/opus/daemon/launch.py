@@ -6,13 +6,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from opus.config import load_settings
+from opus.config import Settings, load_settings
 from opus.daemon.logs import configure_logging
 from opus.daemon.loop import Daemon, Role
 from opus.daemon.runtime import Runtime, build_runtime
 from opus.daemon.sdnotify import SYSTEMD_VARIABLES
+
+if TYPE_CHECKING:
+    from opus.dashboard.server import DashboardServer
 
 
 def run_daemon(config: Path | None, *, role: Role, once: bool, verbose: bool = False) -> int:
@@ -25,12 +28,27 @@ def run_daemon(config: Path | None, *, role: Role, once: bool, verbose: bool = F
     for name in SYSTEMD_VARIABLES:
         os.environ.pop(name, None)
     runtime = build_runtime(settings)
+    board = _dashboard(settings, environ)
 
     def reload() -> Runtime:
         return build_runtime(load_settings(config))
 
-    code = Daemon(runtime, role=role, once=once, environ=environ, reload=reload).run()
+    try:
+        code = Daemon(runtime, role=role, once=once, environ=environ, reload=reload).run()
+    finally:
+        if board is not None:
+            board.stop()
     exit_now(code)
+
+
+def _dashboard(settings: Settings, environ: dict[str, str]) -> DashboardServer | None:
+    """The web board on its own thread when `dashboard.listen` is set (designs/dashboard.md);
+    uvicorn and Starlette are imported only then."""
+    if not settings.dashboard.listen:
+        return None
+    from opus.dashboard.server import start_in_daemon
+
+    return start_in_daemon(settings, environ)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -16,15 +16,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from opus.domain import DaemonRecord, Job, JobState
+from opus.domain import DaemonRecord, Event, Job, JobState, StageRun
 from opus.errors import StoreConflict, StoreError
-from opus.registry.records import daemon_from_row, job_from_row
+from opus.registry.records import daemon_from_row, event_from_row, job_from_row, stage_run_from_row
 from opus.seams import JobReader
 
 TIME_COLUMNS = ("created_at", "updated_at", "lease_until", "started_at", "finished_at")
 DAEMON_TIME_COLUMNS = ("started_at", "beat_at")
 DAEMONS_SQL = "SELECT * FROM daemons ORDER BY started_at, id"
 COST_SQL = "SELECT COALESCE(SUM(cost_usd), 0) AS total FROM stage_runs WHERE finished_at >= {}"
+RUN_TIME_COLUMNS = ("started_at", "finished_at")
+JOB_SQL = "SELECT * FROM jobs WHERE id = {}"
+RUNS_SQL = "SELECT * FROM stage_runs {} ORDER BY id"
+EVENTS_SQL = (
+    "SELECT * FROM (SELECT * FROM events WHERE id > {mark} {where} ORDER BY id DESC LIMIT {mark})"
+    " AS latest ORDER BY id"
+)
+CHANGE_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT MAX(updated_at) FROM jobs) AS updated,"
+    " (SELECT MAX(id) FROM stage_runs) AS runs, (SELECT MAX(id) FROM events) AS events,"
+    " (SELECT COUNT(*) FROM flags) AS flags, (SELECT MAX(value) FROM flags) AS flag,"
+    " (SELECT COUNT(*) FROM daemons) AS daemons, (SELECT MAX(beat_at) FROM daemons) AS beat"
+)
+"""One row that differs whenever a job, checkpoint, event, flag or daemon record changed."""
 
 
 def open_reader(url: str) -> JobReader:
@@ -102,7 +116,7 @@ class SQLiteReader:
         finally:
             conn.close()
 
-    def _rows(self, sql: str, params: Sequence[str]) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self._connect() as conn:
             if conn is None:
                 return []
@@ -130,6 +144,26 @@ class SQLiteReader:
         bound = _naive_utc(since).strftime("%Y-%m-%d %H:%M:%S.%f")
         rows = self._rows(COST_SQL.format("?"), [bound])
         return float(rows[0][0]) if rows else 0.0
+
+    def job(self, job_id: int) -> Job | None:
+        rows = self._rows(JOB_SQL.format("?"), [job_id])
+        return job_from_row(_aware(dict(rows[0]))) if rows else None
+
+    def stage_runs(self, job_id: int | None = None) -> Sequence[StageRun]:
+        where, params = ("WHERE job_id = ?", [job_id]) if job_id is not None else ("", [])
+        rows = self._rows(RUNS_SQL.format(where), params)
+        return [stage_run_from_row(_aware(dict(row), RUN_TIME_COLUMNS)) for row in rows]
+
+    def events(self, job_id: int | None = None, after_id: int = 0,
+               limit: int = 200) -> Sequence[Event]:
+        where, params = ("AND job_id = ?", [job_id]) if job_id is not None else ("", [])
+        sql = EVENTS_SQL.format(mark="?", where=where)
+        rows = self._rows(sql, [after_id, *params, limit])
+        return [event_from_row(_aware(dict(row), ("at",))) for row in rows]
+
+    def change_mark(self) -> tuple[Any, ...]:
+        rows = self._rows(CHANGE_SQL, [])
+        return tuple(rows[0]) if rows else ()
 
 
 class PostgresReader:
@@ -184,3 +218,23 @@ class PostgresReader:
     def cost_since(self, since: datetime) -> float:
         rows = self._rows(COST_SQL.format("%s"), [_naive_utc(since)])
         return float(rows[0]["total"]) if rows else 0.0
+
+    def job(self, job_id: int) -> Job | None:
+        rows = self._rows(JOB_SQL.format("%s"), [job_id])
+        return job_from_row(_aware(rows[0])) if rows else None
+
+    def stage_runs(self, job_id: int | None = None) -> Sequence[StageRun]:
+        where, params = ("WHERE job_id = %s", [job_id]) if job_id is not None else ("", [])
+        rows = self._rows(RUNS_SQL.format(where), params)
+        return [stage_run_from_row(_aware(row, RUN_TIME_COLUMNS)) for row in rows]
+
+    def events(self, job_id: int | None = None, after_id: int = 0,
+               limit: int = 200) -> Sequence[Event]:
+        where, params = ("AND job_id = %s", [job_id]) if job_id is not None else ("", [])
+        sql = EVENTS_SQL.format(mark="%s", where=where)
+        rows = self._rows(sql, [after_id, *params, limit])
+        return [event_from_row(_aware(row, ("at",))) for row in rows]
+
+    def change_mark(self) -> tuple[Any, ...]:
+        rows = self._rows(CHANGE_SQL, [])
+        return tuple(rows[0].values()) if rows else ()
