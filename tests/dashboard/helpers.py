@@ -51,7 +51,7 @@ def make_project(root: Path, url: str | None = None, *,
     settings = load_settings(root / "opus.toml")
     clock = FakeClock(start)
     store = open_store(settings.database_url, clock=clock)
-    ids = {fr_id: _run(store, clock, root, fr_id, title, rounds)
+    ids = {fr_id: _run(store, clock, root, fr_id, title=title, rounds=rounds)
            for fr_id, title, rounds in (("FR-2", "Running one", 2), ("FR-3", "In review", 1),
                                         ("FR-4", XSS, 1), ("FR-5", "Done one", 1))}
     store.transition(ids["FR-3"], JobState.AWAITING_REVIEW, pr_url="https://forge.invalid/pr/3")
@@ -70,29 +70,29 @@ def _fr(fr_id: str, title: str) -> FeatureRequest:
     return make_fr(fr_id, f"# {title}\n\nSome *markdown* and {XSS} and `code`.", title=title)
 
 
-def _run(store: Registry, clock: FakeClock, repo: Path, fr_id: str, title: str,
+def _run(store: Registry, clock: FakeClock, repo: Path, fr_id: str, *, title: str,
          rounds: int) -> int:
     """Enqueue and claim the FR's job, then record plan and code/test/review per round."""
     job_id = store.enqueue(_fr(fr_id, title), repo).id
     claimed = store.claim("worker-1", lease_s=86400)
     assert claimed is not None and claimed.id == job_id
     plan = {"summary": f"plan {XSS}", "steps": [{"title": "step one", "postcondition": "ok"}]}
-    _stage(store, clock, job_id, Stage.PLAN, 0, plan)
+    _stage(store, clock, job_id, Stage.PLAN, number=0, output=plan)
     for number in range(1, rounds + 1):
-        _stage(store, clock, job_id, Stage.CODE, number, {"summary": "coded"})
+        _stage(store, clock, job_id, Stage.CODE, number=number, output={"summary": "coded"})
         passed = number == rounds
-        _stage(store, clock, job_id, Stage.TEST, number,
-               {"passed": passed, "exit_code": 0 if passed else 1, "command": "pytest -q",
+        _stage(store, clock, job_id, Stage.TEST, number=number,
+               output={"passed": passed, "exit_code": 0 if passed else 1, "command": "pytest -q",
                 "output_tail": f"1 failed {XSS}" if not passed else "3 passed"}, ok=passed)
         if passed:
-            _stage(store, clock, job_id, Stage.REVIEW, number,
-                   {"verdict": "approve", "summary": "looks right",
+            _stage(store, clock, job_id, Stage.REVIEW, number=number,
+                   output={"verdict": "approve", "summary": "looks right",
                     "comments": [{"path": "src/a.py", "line": 3, "body": f"nit {XSS}"}]})
     store.update(job_id, stage=Stage.REVIEW, iteration=rounds)
     return job_id
 
 
-def _stage(store: Registry, clock: FakeClock, job_id: int, stage: Stage, number: int,
+def _stage(store: Registry, clock: FakeClock, job_id: int, stage: Stage, *, number: int,
            output: dict[str, object], ok: bool = True) -> None:
     start = clock.now()
     clock.advance(60)

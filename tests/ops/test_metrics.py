@@ -106,3 +106,17 @@ def test_empty_registry() -> None:
     assert (m.jobs, m.success_rate, m.mean_pipeline_s, m.utilisation) == (0, None, None, 0.0)
     assert [count for _day, count in m.jobs_per_day] == [0, 0, 0]
     assert "success rate -" in render_metrics(m)
+
+
+def test_median_stage_durations_and_rounds_per_fr() -> None:
+    runs = [*RUNS, run(2, Stage.PLAN, at(5, 10), at(5, 10, 1), 0.0),  # 60 s: plan's median
+            StageRun(job_id=3, stage=Stage.TEST, iteration=3, ok=False, output={},
+                     started_at=at(5, 21), finished_at=at(5, 21, 5))]
+    m = compute_metrics(JOBS, runs, now=NOW, max_concurrent=3)
+    # plan runs of window jobs: 600 s, 1200 s, 60 s (job 4's has no end)
+    assert dict(m.median_stage_s)[Stage.PLAN] == 600
+    assert dict(m.median_stage_s)[Stage.CODE] == 2400  # 1800, 2400, 10800
+    assert dict(m.rounds_per_fr) == {"FR-1": 1, "FR-2": 1, "FR-3": 3, "FR-4": 1, "FR-6": 0}
+    data = m.to_dict()
+    assert data["median_stage_s"]["plan"] == 600 and data["rounds_per_fr"]["FR-3"] == 3
+    assert "plan      10m20s  10m00s" in render_metrics(m)  # mean 620 s, median 600 s

@@ -241,3 +241,58 @@ def test_default_exec_start_prefers_the_script_beside_the_interpreter(tmp_path: 
     assert default_exec_start(str(python)) == [str(python), "-m", "opus", "run"]
     (tmp_path / "bin/opus").write_text("")
     assert default_exec_start(str(python)) == [str(tmp_path / "bin/opus"), "run"]
+
+
+def _render_dashboard(tmp_path: Path, *, user_mode: bool) -> str:
+    return render_unit(
+        exec_start=[sys.executable, "-m", "opus", "dashboard"],
+        working_dir=tmp_path,
+        read_write_paths=[tmp_path / ".opus", tmp_path / "repo"],
+        user_mode=user_mode,
+        environment_file=tmp_path / "opus.env",
+        dashboard=True,
+    )
+
+
+def test_dashboard_unit_runs_opus_dashboard_without_a_watchdog(tmp_path: Path) -> None:
+    lines = set(_render_dashboard(tmp_path, user_mode=False).splitlines())
+    assert {"Type=exec", f"ExecStart={sys.executable} -m opus dashboard",
+            "Description=opus: the web board", "NoNewPrivileges=yes", "ProtectSystem=strict",
+            f"ReadWritePaths={tmp_path / '.opus'} {tmp_path / 'repo'}",
+            f"EnvironmentFile=-{tmp_path / 'opus.env'}"} <= lines
+    assert not {line for line in lines if line.startswith(("WatchdogSec", "NotifyAccess",
+                                                           "ExecReload", "KillMode"))}
+
+
+@needs_analyze
+@pytest.mark.parametrize("user_mode", [False, True], ids=["system", "user"])
+def test_dashboard_unit_passes_verify(tmp_path: Path, user_mode: bool) -> None:
+    unit = tmp_path / "opus-dashboard.service"
+    unit.write_text(_render_dashboard(tmp_path, user_mode=user_mode))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    scope = ["--user"] if user_mode else []
+    result = _verify(*scope, "verify", str(unit), env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+def test_service_install_dashboard_writes_both_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opus.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "opus.toml").write_text('[vault]\npath = "vault"\n')
+    monkeypatch.setenv("HOME", str(home))
+    assert main(["--config", str(tmp_path / "opus.toml"), "service", "install", "--user",
+                 "--dashboard"]) == 0
+    units = home / ".config/systemd/user"
+    assert sorted(path.name for path in units.iterdir()) == ["opus-dashboard.service",
+                                                             "opus.service"]
+    text = (units / "opus-dashboard.service").read_text()
+    assert "Type=exec" in text and text.split("ExecStart=")[1].split("\n")[0].endswith(
+        "dashboard")
+    out = capsys.readouterr().out
+    assert "systemctl --user enable --now opus-dashboard" in out
+    assert "systemctl --user enable --now opus\n" in out

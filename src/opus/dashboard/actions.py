@@ -45,6 +45,9 @@ ACTIONS: dict[str, Callable[[DashboardContext, int | None], str]] = {
 
 def perform(ctx: DashboardContext, action: str, job_id: int | None = None) -> str:
     """Run `action` (on job `job_id` for retry and cancel); returns what happened."""
+    if action not in (JOB_ACTIONS if job_id is not None else GLOBAL_ACTIONS):
+        raise NotFound(f"no action {action!r} here; jobs take {', '.join(JOB_ACTIONS)}, "
+                       f"the board {', '.join(GLOBAL_ACTIONS)}")
     if job_id is not None and ctx.source.job(job_id) is None:
         raise NotFound(f"no job {job_id}")
     message = ACTIONS[action](ctx, job_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,13 +16,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from opus.dashboard import charts, data
-from opus.dashboard.actions import GLOBAL_ACTIONS, JOB_ACTIONS, perform
+from opus.dashboard.actions import perform
 from opus.dashboard.auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, new_session, token_ok
 from opus.dashboard.context import DashboardContext, ctx_of
 from opus.dashboard.render import money, render
 from opus.errors import NotFound, StoreError, UsageError
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
+MAX_FORM_BYTES = 16 * 1024
 DONE = {"retry": "Re-queued.", "cancel": "Cancelled.", "pause": "Paused.", "resume": "Resumed.",
         "login": "Logged in: the buttons work now."}
 Page = Callable[[Request], Awaitable[Response]]
@@ -102,6 +104,15 @@ async def _metrics(request: Request) -> Response:
                         charts=_charts(figures), **_common(request, ctx)))
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """An url-encoded form (what these pages post), read without a multipart parser."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
 def _logged_in(ctx: DashboardContext) -> Response:
     token = ctx.tokens.current()
     assert token is not None
@@ -115,7 +126,7 @@ async def _login(request: Request) -> Response:
     ctx = ctx_of(request)
     given = request.query_params.get("token")
     if request.method == "POST":
-        given = str((await request.form()).get("token") or "")
+        given = (await _form(request)).get("token", "")
     if given is not None and token_ok(ctx.tokens.current(), given):
         return _logged_in(ctx)
     status = 403 if given is not None else 200
@@ -137,16 +148,14 @@ def _back(form_next: str, fallback: str) -> str:
 
 async def _act(request: Request) -> Response:
     ctx = ctx_of(request)
-    form = await request.form()
-    if not csrf_ok(ctx.access(request), str(form.get(CSRF_FIELD) or "")):
+    form = await _form(request)
+    if not csrf_ok(ctx.access(request), form.get(CSRF_FIELD)):
         return _error(request, ctx, 403, "this needs the dashboard token: open the login URL "
                       "that `opus dashboard --url` prints, then try again from the page")
     action = str(request.path_params["action"])
     job = request.path_params.get("job_id")
-    if action not in (JOB_ACTIONS if job is not None else GLOBAL_ACTIONS):
-        raise NotFound(f"no action {action!r}")
     await run_in_threadpool(perform, ctx, action, job)
-    target = _back(str(form.get("next") or ""), f"/jobs/{job}" if job else "/")
+    target = _back(form.get("next", ""), f"/jobs/{job}" if job else "/")
     return RedirectResponse(f"{target.split('?')[0]}?done={action}", status_code=303)
 
 

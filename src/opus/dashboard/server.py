@@ -98,7 +98,9 @@ class DashboardServer:
         self.ctx = ctx
         self.listen = listen
         self.port = listen.port
-        config = uvicorn.Config(create_app(ctx), log_level="warning", lifespan="off",
+        # log_config=None: uvicorn leaves logging alone (the daemon configured it).
+        config = uvicorn.Config(create_app(ctx), log_config=None, log_level="warning",
+                                lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=2,
                                 server_header=False)
         self._server = _QuietServer(config)
