@@ -151,6 +151,12 @@ class SandboxConfig(_Section):
     max_memory_mb: int = Field(4096, ge=64, description="Memory of one sandboxed command.")
     max_file_mb: int = Field(1024, ge=1, description="Largest file a sandboxed command writes.")
     max_cpu_s: int = Field(1800, ge=1, description="CPU seconds of one sandboxed command.")
+    max_worktree_mb: int = Field(
+        20480,
+        ge=1,
+        description="Total disk a job's worktree may hold; a command that takes it over is "
+        "stopped and told (checked about once a second and after each command).",
+    )
     pass_env: list[str] = Field(
         default_factory=list,
         description="Environment variables (names or patterns like \"DJANGO_*\") passed to "

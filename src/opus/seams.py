@@ -86,6 +86,16 @@ class SandboxProcess(Protocol):
         """Kill it and everything it started, and release what the sandbox made for it."""
         ...
 
+    def over_limit(self) -> str | None:
+        """A limit the command running now is already past (the worktree's size), or
+        None; the caller stops the process when it is not None. Cheap: ask once a second."""
+        ...
+
+    def limit_hit(self, exit_code: int, output: str) -> str | None:
+        """The resource limit the command that just ended in it ran into (one line naming
+        the `sandbox.max_*` key and the fix), or None."""
+        ...
+
 
 # --------------------------------------------------------------------------- engine
 

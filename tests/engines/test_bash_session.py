@@ -180,3 +180,43 @@ def test_the_session_runs_in_a_cgroup_of_its_own(repo: Path) -> None:
     assert host is not None
     name = groups[0].rsplit("/", 1)[-1]
     assert not list(host.pids.glob(name)), "the session's cgroup is removed with it"
+
+
+def _limited(kind: str) -> Sandbox:
+    cfg = SandboxConfig(kind=kind, max_file_mb=20, max_memory_mb=256,  # type: ignore[arg-type]
+                        max_worktree_mb=8)
+    return sandbox_for(cfg)
+
+
+@pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_a_session_command_that_hits_a_limit_is_told_which(kind: str, repo: Path) -> None:
+    toolbox = Toolbox(Role.CODER, repo, _limited(kind), command_timeout_s=60)
+    try:
+        bash(toolbox, "cd src && X=kept")
+        big = bash(toolbox, "head -c 2G /dev/zero > huge.bin")
+        memory = bash(toolbox, "python3 -c 'b = bytearray(4 << 30); print(\"got\")'")
+        after = bash(toolbox, "rm huge.bin; echo $X $(basename $PWD)")
+    finally:
+        toolbox.close()
+    assert "[opus sandbox] command stopped: hit sandbox.max_file_mb (20 MB)" in big
+    assert "[opus sandbox] command stopped: hit sandbox.max_memory_mb (256 MB)" in memory
+    assert "got" not in memory
+    assert "kept src" in after and "opus sandbox" not in after  # the session lives on
+
+
+@pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_a_session_command_filling_the_worktree_is_stopped(kind: str, repo: Path) -> None:
+    session = BashSession(_limited(kind), repo, writable=True)
+    try:
+        runaway = session.run(
+            "i=0; while true; do head -c 1M /dev/urandom > f$i; i=$((i+1)); sleep 0.02; done",
+            timeout_s=120,
+        )
+        assert not runaway.timed_out and runaway.exit_code != 0
+        assert "hit sandbox.max_worktree_mb (8 MB)" in runaway.output
+        still_over = session.run("true", timeout_s=30)
+        assert still_over.exit_code == 1 and "max_worktree_mb" in still_over.output
+        cleaned = session.run("rm -f f*; echo ok", timeout_s=30)
+        assert cleaned.exit_code == 0 and cleaned.output.strip() == "ok"
+    finally:
+        session.close()

@@ -97,13 +97,17 @@ def test_doctor_check_without_bwrap_raises(no_bwrap_on_path: None) -> None:
 
 def test_limits_in_force_names_the_mechanisms() -> None:
     complete, line = limits_in_force(SandboxConfig(max_processes=99, max_memory_mb=300))
-    assert line.startswith("99 processes, 300 MB memory, 1024 MB files, 1800 s CPU per command")
-    assert "rlimits" in line  # prlimit is installed wherever the tests run
+    assert line.startswith(
+        "bwrap: 99 processes, 300 MB memory, 1024 MB files, 1800 s CPU, 20480 MB worktree "
+        "per command"
+    )
+    assert "rlimits" in line and "worktree size check" in line  # prlimit is installed here
     if not complete:
         assert "NOT enforced" in line
 
 
-def test_limits_of_the_none_kind_are_a_warning(fresh_warning: None) -> None:
-    complete, line = limits_in_force(SandboxConfig(kind="none"))
-    assert not complete
-    assert "without limits" in line
+def test_the_none_kind_has_the_same_limits_and_says_how_processes_count() -> None:
+    complete, line = limits_in_force(SandboxConfig(kind="none", max_processes=99))
+    assert line.startswith("none: 99 processes")
+    assert "rlimits" in line and "plus sandbox.max_processes" in line
+    assert complete == limits_in_force(SandboxConfig(kind="bwrap"))[0]

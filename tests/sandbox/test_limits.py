@@ -17,6 +17,7 @@ from opus.config import SandboxConfig
 from opus.sandbox import BwrapSandbox, limits_in_force, sandbox_for
 from opus.sandbox.bwrap import bwrap_argv
 from opus.sandbox.limits import CgroupCounters, Limits, diagnose, find_prlimit, rlimit_argv
+from opus.sandbox.process import ShellRunner
 from opus.seams import CommandResult
 from tests.sandbox.conftest import needs_bwrap
 
@@ -24,15 +25,18 @@ SMALL = Limits(max_processes=64, max_memory_mb=256, max_file_mb=20, max_cpu_s=2)
 NOTE = "[opus sandbox] command stopped: hit sandbox."
 
 
-def small_sandbox(limits: Limits = SMALL) -> BwrapSandbox:
-    cfg = SandboxConfig(
-        kind="bwrap",
+def limited(kind: str, limits: Limits = SMALL) -> SandboxConfig:
+    return SandboxConfig(
+        kind=kind,  # type: ignore[arg-type]
         max_processes=limits.max_processes,
         max_memory_mb=limits.max_memory_mb,
         max_file_mb=limits.max_file_mb,
         max_cpu_s=limits.max_cpu_s,
     )
-    sandbox = sandbox_for(cfg)
+
+
+def small_sandbox(limits: Limits = SMALL) -> BwrapSandbox:
+    sandbox = sandbox_for(limited("bwrap", limits))
     assert isinstance(sandbox, BwrapSandbox)
     return sandbox
 
@@ -226,10 +230,10 @@ def test_a_cpu_hog_stops_at_max_cpu_s(worktree: Path) -> None:
     assert "hit sandbox.max_cpu_s (2 s of CPU per process)" in result.output
 
 
-@needs_bwrap
-@pytest.mark.bwrap
-def test_ordinary_commands_are_untouched_by_the_limits(worktree: Path) -> None:
-    result = small_sandbox().run(
+@pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_ordinary_commands_are_untouched_by_the_limits(worktree: Path, kind: str) -> None:
+    runner = small_sandbox() if kind == "bwrap" else none_runner()
+    result = runner.run(
         "python3 -c 'x = bytearray(50 << 20); print(len(x))'; head -c 5M /dev/zero > f; "
         "stat -c %s f; for i in 1 2 3 4 5; do true & done; wait; echo done",
         worktree=worktree,
@@ -299,3 +303,42 @@ def test_as_a_normal_user_the_process_rlimit_counts_each_sandbox_alone(outside: 
     counts = [int(out.split("forked")[1].split()[0]) for out in outputs]
     # Each sandbox gets close to its own 40 (its shell and python count too), at once.
     assert all(30 <= count < limits.max_processes for count in counts), outputs
+
+
+# --- sandbox.kind = "none": the same limits, without a namespace ---
+
+
+def none_runner(limits: Limits = SMALL) -> ShellRunner:
+    runner = sandbox_for(limited("none", limits))
+    assert isinstance(runner, ShellRunner) and not isinstance(runner, BwrapSandbox)
+    return runner
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        ("python3 -c 'b = bytearray(4 << 30); print(\"got\")'", "max_memory_mb (256 MB)"),
+        ("head -c 2G /dev/zero > huge.bin", "max_file_mb (20 MB)"),
+        ("python3 -c 'while True: pass'", "max_cpu_s (2 s of CPU per process)"),
+    ],
+    ids=["memory", "file", "cpu"],
+)
+def test_without_bwrap_the_rlimits_hold_too(worktree: Path, command: str, named: str) -> None:
+    result = none_runner().run(command, worktree=worktree, timeout_s=60)
+    print(result.exit_code, result.output[-300:])
+    assert not result.timed_out and result.exit_code != 0
+    assert "got" not in result.output
+    assert f"{NOTE}{named}" in result.output
+    if (worktree / "huge.bin").exists():
+        assert (worktree / "huge.bin").stat().st_size == SMALL.max_file_mb * 1024 * 1024
+
+
+@pytest.mark.skipif(
+    not processes_enforced(), reason="root without a writable cgroup: see `opus doctor`"
+)
+def test_without_bwrap_a_fork_bomb_stops_at_max_processes(worktree: Path) -> None:
+    result = none_runner().run(
+        "for i in $(seq 2000); do sleep 20 & done; wait", worktree=worktree, timeout_s=8
+    )
+    print(result.exit_code, f"{result.duration_s:.1f}s", result.output[-300:])
+    assert "hit sandbox.max_processes (64 processes at once)" in result.output

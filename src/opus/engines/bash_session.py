@@ -23,10 +23,12 @@ import secrets
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opus.errors import SandboxError
+from opus.sandbox.disk import CHECK_EVERY_S
+from opus.sandbox.limits import LIMIT_NOTE_PREFIX
 from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput
 from opus.seams import Sandbox, SandboxProcess
 
@@ -115,13 +117,19 @@ class BashSession:
         marker = re.compile(rb"\n" + re.escape(self._token.encode()) + rb" (\d+)\n")
         fd = proc.stdout.fileno()
         os.set_blocking(fd, False)
+        next_check = time.monotonic() + CHECK_EVERY_S
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     self.close()
                     return SessionResult(TIMEOUT_EXIT_CODE, output.text(), timed_out=True)
+                if now >= next_check:
+                    next_check = now + CHECK_EVERY_S
+                    if self._live is not None and self._live.over_limit() is not None:
+                        return self._stopped_at_limit(output)
                 if not selector.select(timeout=min(remaining, 0.5)):
                     continue
                 chunk = _read(fd)
@@ -133,15 +141,40 @@ class BashSession:
                 window = (window + chunk)[-_WINDOW:]
                 found = marker.search(window)
                 if found:
-                    return SessionResult(int(found.group(1)), _strip_marker(output, self._token))
+                    code = int(found.group(1))
+                    return self._noted(SessionResult(code, _strip_marker(output, self._token)))
 
     def _exited(self, proc: subprocess.Popen[bytes], output: CappedOutput) -> SessionResult:
         try:
             code = proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = -1
+        result = self._noted(SessionResult(code, output.text(), shell_exited=True))
         self.close()
-        return SessionResult(code, output.text(), shell_exited=True)
+        return result
+
+    def _stopped_at_limit(self, output: CappedOutput) -> SessionResult:
+        """The running command took the worktree past its cap: the session is ended (as
+        on a timeout) and the result names the limit."""
+        result = self._noted(SessionResult(1, output.text(), shell_exited=True))
+        self.close()
+        return result
+
+    def _noted(self, result: SessionResult) -> SessionResult:
+        """`result` with a last line naming the resource limit it hit, as `Sandbox.run`
+        gives; a command that left the worktree over its cap is reported failed."""
+        live = self._live
+        note = live.limit_hit(result.exit_code, result.output) if live is not None else None
+        if note is None:
+            return result
+        output = result.output if result.output.endswith("\n") or not result.output else (
+            result.output + "\n"
+        )
+        return replace(
+            result,
+            exit_code=result.exit_code or 1,
+            output=f"{output}{LIMIT_NOTE_PREFIX}{note}\n",
+        )
 
 
 def _read(fd: int) -> bytes | None:

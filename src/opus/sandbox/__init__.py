@@ -19,7 +19,7 @@ from opus.sandbox.bwrap import BwrapSandbox, find_bwrap
 from opus.sandbox.cgroups import find_cgroup_host
 from opus.sandbox.environment import scrubbed_env
 from opus.sandbox.limits import Limits, find_prlimit
-from opus.sandbox.unsafe import UNSAFE_WARNING, UnsandboxedRunner
+from opus.sandbox.unsafe import UNSAFE_WARNING, UnsandboxedRunner, warn_unsafe_once
 from opus.seams import Sandbox
 
 __all__ = [
@@ -57,8 +57,13 @@ def sandbox_for(
     Raises `SandboxError` when bwrap is configured but not installed.
     """
     if cfg.kind == "none":
+        warn_unsafe_once()
         return UnsandboxedRunner(
-            output_cap_bytes=cfg.output_cap_bytes, environ=environ, pass_env=cfg.pass_env
+            output_cap_bytes=cfg.output_cap_bytes,
+            environ=environ,
+            pass_env=cfg.pass_env,
+            limits=Limits.from_config(cfg),
+            cgroup_host=find_cgroup_host(),
         )
     bwrap = find_bwrap()
     if bwrap is None:
@@ -82,12 +87,17 @@ def limits_in_force(cfg: SandboxConfig) -> tuple[bool, str]:
     (the kernel does not enforce the process limit for root).
     """
     limits = Limits.from_config(cfg)
-    if cfg.kind == "none":
-        return False, 'none: sandbox.kind = "none" runs commands without limits'
     host = find_cgroup_host()
     prlimit = find_prlimit()
     kinds = [*(["rlimits"] if prlimit else []), *([host.describe()] if host else [])]
-    line = f"{limits.describe()} per command via {' + '.join(kinds) or 'nothing'}"
+    kinds.append("a worktree size check")
+    line = f"{cfg.kind}: {limits.describe()} per command via {' + '.join(kinds)}"
+    if cfg.kind == "none":
+        # No user namespace: the kernel counts RLIMIT_NPROC over all the user's processes.
+        line += (
+            "; without bwrap the process rlimit is set at what the opus user runs at the "
+            "command's start plus sandbox.max_processes"
+        )
     if prlimit is None:
         return False, f"{line}; prlimit is missing: apt-get install util-linux"
     if host is None and os.geteuid() == 0:

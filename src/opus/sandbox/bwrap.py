@@ -15,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opus.sandbox.cgroups import CgroupHost, CommandCgroup
+from opus.sandbox.cgroups import CgroupHost
 from opus.sandbox.environment import SANDBOX_TMPDIR
-from opus.sandbox.limits import Limits, diagnose, find_prlimit, rlimit_argv, with_limit_note
+from opus.sandbox.limits import Limits, rlimit_argv
 from opus.sandbox.owner import guarded_shell_argv, owner_fd
-from opus.sandbox.process import LiveProcess, ShellRunner, run_in_group, shell, start_in_group
-from opus.seams import CommandResult
+from opus.sandbox.process import ShellRunner, shell
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
 # agent tools. Directories get an empty tmpfs over them, files get /dev/null.
@@ -254,15 +253,18 @@ class BwrapSandbox(ShellRunner):
         limits: Limits | None = None,
         cgroup_host: CgroupHost | None = None,
     ) -> None:
-        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ, pass_env=pass_env)
+        super().__init__(
+            output_cap_bytes=output_cap_bytes,
+            environ=environ,
+            pass_env=pass_env,
+            limits=limits,
+            cgroup_host=cgroup_host,
+        )
         self.bwrap = bwrap
         self.network = network
         self.state_dir = state_dir.resolve() if state_dir is not None else None
         home = self.env.get("HOME")
         self.home = Path(home) if home else None
-        self.limits = limits
-        self.prlimit = find_prlimit()
-        self.cgroup_host = cgroup_host
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
@@ -285,58 +287,9 @@ class BwrapSandbox(ShellRunner):
             owner_fd=owner_fd,
         )
 
-    def run(
-        self,
-        command: str,
-        *,
-        worktree: Path,
-        timeout_s: float,
-        writable: bool = True,
-    ) -> CommandResult:
-        """Run `command` in the sandbox, in its own cgroup when the host allows one.
-
-        A command that ran into a limit gets a last output line naming it.
-        """
-        group = self._cgroup()
-        prefix = group.enter_argv() if group is not None else []
-        worktree = worktree.resolve()
+    def command_argv(
+        self, command: str, *, worktree: Path, writable: bool
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """`argv` with the owner pipe: the command does not start if opus died meanwhile."""
         fd = owner_fd()
-        argv = self.argv(command, worktree=worktree, writable=writable, owner_fd=fd)
-        try:
-            result = run_in_group(
-                [*prefix, *argv],
-                cwd=worktree,
-                env=self.env,
-                timeout_s=timeout_s,
-                cap_bytes=self.output_cap_bytes,
-                pass_fds=(fd,),
-            )
-            counters = group.counters() if group is not None else None
-        finally:
-            if group is not None:
-                group.remove()
-        if self.limits is None:
-            return result
-        note = diagnose(result.exit_code, result.output, self.limits, counters)
-        return with_limit_note(result, note)
-
-    def start(self, command: str, *, worktree: Path, writable: bool = True) -> LiveProcess:
-        """`ShellRunner.start`, in a cgroup of its own for the process's lifetime when the
-        host allows one (its limits then cover everything the process runs)."""
-        group = self._cgroup()
-        prefix = group.enter_argv() if group is not None else []
-        worktree = worktree.resolve()
-        fd = owner_fd()
-        try:
-            argv = [*prefix, *self.argv(command, worktree=worktree, writable=writable, owner_fd=fd)]
-            proc = start_in_group(argv, cwd=worktree, env=self.env, pass_fds=(fd,))
-        except BaseException:
-            if group is not None:
-                group.remove()
-            raise
-        return LiveProcess(proc, group.remove if group is not None else None)
-
-    def _cgroup(self) -> CommandCgroup | None:
-        if self.cgroup_host is None or self.limits is None:
-            return None
-        return CommandCgroup.create(self.cgroup_host, self.limits)
+        return self.argv(command, worktree=worktree, writable=writable, owner_fd=fd), (fd,)

@@ -28,6 +28,8 @@ from opus.seams import CommandResult
 
 MIB = 1024 * 1024
 CPU_KILL_GRACE_S = 5
+LIMIT_NOTE_PREFIX = "[opus sandbox] command stopped: "
+"""How the last output line naming a limit starts (`with_limit_note`)."""
 """Seconds between SIGXCPU (soft CPU limit) and SIGKILL (hard limit)."""
 
 
@@ -39,6 +41,7 @@ class Limits:
     max_memory_mb: int
     max_file_mb: int
     max_cpu_s: int
+    max_worktree_mb: int = 20480
 
     @classmethod
     def from_config(cls, cfg: SandboxConfig) -> Limits:
@@ -47,12 +50,14 @@ class Limits:
             max_memory_mb=cfg.max_memory_mb,
             max_file_mb=cfg.max_file_mb,
             max_cpu_s=cfg.max_cpu_s,
+            max_worktree_mb=cfg.max_worktree_mb,
         )
 
     def describe(self) -> str:
         return (
             f"{self.max_processes} processes, {self.max_memory_mb} MB memory, "
-            f"{self.max_file_mb} MB files, {self.max_cpu_s} s CPU"
+            f"{self.max_file_mb} MB files, {self.max_cpu_s} s CPU, "
+            f"{self.max_worktree_mb} MB worktree"
         )
 
 
@@ -156,4 +161,4 @@ def with_limit_note(result: CommandResult, note: str | None) -> CommandResult:
     output = result.output if result.output.endswith("\n") or not result.output else (
         result.output + "\n"
     )
-    return replace(result, output=f"{output}[opus sandbox] command stopped: {note}\n")
+    return replace(result, output=f"{output}{LIMIT_NOTE_PREFIX}{note}\n")

@@ -21,11 +21,21 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from opus.errors import SandboxError
+from opus.sandbox.cgroups import CgroupHost, CommandCgroup
+from opus.sandbox.disk import CHECK_EVERY_S, DiskWatch
 from opus.sandbox.environment import parent_environ, scrubbed_env
+from opus.sandbox.limits import (
+    CgroupCounters,
+    Limits,
+    diagnose,
+    find_prlimit,
+    rlimit_argv,
+    with_limit_note,
+)
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -92,6 +102,9 @@ class ShellRunner:
     """Runs shell commands in a worktree with a scrubbed environment, capped and timed.
 
     Satisfies `Sandbox` without any isolation; `BwrapSandbox` wraps the command line.
+    With `limits`, every command runs under the rlimits (`prlimit`), in a cgroup of its
+    own where `cgroup_host` allows one, and with its worktree's total size watched
+    (`sandbox.max_worktree_mb`); a command that hits one gets a last line naming it.
     """
 
     def __init__(
@@ -100,13 +113,37 @@ class ShellRunner:
         output_cap_bytes: int,
         environ: Mapping[str, str] | None = None,
         pass_env: Sequence[str] = (),
+        limits: Limits | None = None,
+        cgroup_host: CgroupHost | None = None,
     ) -> None:
         self.output_cap_bytes = output_cap_bytes
         self.env = scrubbed_env(parent_environ() if environ is None else environ, pass_env)
+        self.limits = limits
+        self.prlimit = find_prlimit() if limits is not None else None
+        self.cgroup_host = cgroup_host
+        self._disks: dict[Path, DiskWatch] = {}
 
-    def argv(self, command: str, *, worktree: Path, writable: bool) -> list[str]:
-        """The command line that runs `command`."""
+    def argv(
+        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None
+    ) -> list[str]:
+        """The command line that runs `command` (under the rlimits, when set).
+
+        Without a user namespace the kernel counts `RLIMIT_NPROC` over every process of
+        the user, so the process limit allows what the user runs now plus the limit.
+        """
+        limits = self.limits
+        if limits is not None and self.prlimit is not None:
+            uid = os.geteuid()
+            extra = user_processes(uid) if uid != 0 else 0  # root is not held by it anyway
+            counted = replace(limits, max_processes=limits.max_processes + extra)
+            return [*rlimit_argv(self.prlimit, counted), shell(), "-c", command]
         return [shell(), "-c", command]
+
+    def command_argv(
+        self, command: str, *, worktree: Path, writable: bool
+    ) -> tuple[list[str], tuple[int, ...]]:
+        """`argv` and the file descriptors the command must inherit."""
+        return self.argv(command, worktree=worktree, writable=writable), ()
 
     def run(
         self,
@@ -116,21 +153,109 @@ class ShellRunner:
         timeout_s: float,
         writable: bool = True,
     ) -> CommandResult:
-        """Run `command` with `worktree` as cwd; see `opus.seams.Sandbox`."""
+        """Run `command` with `worktree` as cwd; see `opus.seams.Sandbox`.
+
+        In its own cgroup when the host allows one; a command that ran into a limit gets
+        a last output line naming it.
+        """
         worktree = worktree.resolve()
-        return run_in_group(
-            self.argv(command, worktree=worktree, writable=writable),
-            cwd=worktree,
-            env=self.env,
-            timeout_s=timeout_s,
-            cap_bytes=self.output_cap_bytes,
-        )
+        group = self._cgroup()
+        prefix = group.enter_argv() if group is not None else []
+        argv, fds = self.command_argv(command, worktree=worktree, writable=writable)
+        disk = self._disk_check(worktree, writable)
+        try:
+            result = run_in_group(
+                [*prefix, *argv],
+                cwd=worktree,
+                env=self.env,
+                timeout_s=timeout_s,
+                cap_bytes=self.output_cap_bytes,
+                pass_fds=fds,
+                watch=disk,
+            )
+            counters = group.counters() if group is not None else None
+        finally:
+            if group is not None:
+                group.remove()
+        return self._noted(result, counters, disk)
 
     def start(self, command: str, *, worktree: Path, writable: bool = True) -> LiveProcess:
-        """Start `command` and leave it running; see `opus.seams.Sandbox.start`."""
+        """Start `command` and leave it running; see `opus.seams.Sandbox.start`.
+
+        In a cgroup of its own for the process's lifetime when the host allows one (its
+        limits then cover everything the process runs).
+        """
         worktree = worktree.resolve()
-        argv = self.argv(command, worktree=worktree, writable=writable)
-        return LiveProcess(start_in_group(argv, cwd=worktree, env=self.env))
+        group = self._cgroup()
+        prefix = group.enter_argv() if group is not None else []
+        try:
+            argv, fds = self.command_argv(command, worktree=worktree, writable=writable)
+            proc = start_in_group([*prefix, *argv], cwd=worktree, env=self.env, pass_fds=fds)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        return LiveProcess(
+            proc,
+            group.remove if group is not None else None,
+            limits=self.limits,
+            cgroup=group,
+            disk=self._disk_check(worktree, writable),
+        )
+
+    def _cgroup(self) -> CommandCgroup | None:
+        if self.cgroup_host is None or self.limits is None:
+            return None
+        return CommandCgroup.create(self.cgroup_host, self.limits)
+
+    def _disk_check(self, worktree: Path, writable: bool) -> DiskCheck | None:
+        if self.limits is None or not writable:
+            return None
+        watch = self._disks.get(worktree)
+        if watch is None or watch.cap_mb != self.limits.max_worktree_mb:
+            watch = self._disks[worktree] = DiskWatch(worktree, self.limits.max_worktree_mb)
+        return DiskCheck(watch)
+
+    def _noted(
+        self, result: CommandResult, counters: CgroupCounters | None, disk: DiskCheck | None
+    ) -> CommandResult:
+        if self.limits is None:
+            return result
+        note = diagnose(result.exit_code, result.output, self.limits, counters)
+        if note is None and disk is not None:
+            note = disk()  # once more, now that the command ended
+        if note is None:
+            return result
+        # A limit hit is a command error, even when the shell's last command succeeded.
+        return with_limit_note(replace(result, exit_code=result.exit_code or 1), note)
+
+
+def user_processes(uid: int) -> int:
+    """How many processes and threads `uid` runs now (what `RLIMIT_NPROC` counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except OSError:
+            continue  # it ended meanwhile
+    return count
+
+
+@dataclass
+class DiskCheck:
+    """One command's check of its worktree's total size: during the run and after it."""
+
+    watch: DiskWatch
+    note: str | None = None
+    """Set once the cap was hit."""
+
+    def __call__(self) -> str | None:
+        if self.note is None:
+            self.note = self.watch.note()
+        return self.note
 
 
 @dataclass
@@ -140,6 +265,10 @@ class LiveProcess:
     proc: subprocess.Popen[bytes]
     on_stop: Callable[[], None] | None = None
     """Run after the process group is killed (e.g. removing its cgroup)."""
+    limits: Limits | None = None
+    cgroup: CommandCgroup | None = None
+    disk: DiskCheck | None = None
+    _counted: CgroupCounters = field(default_factory=CgroupCounters)
 
     def stop(self) -> None:
         """Kill the process group, close the pipes, then run `on_stop` (once)."""
@@ -147,6 +276,32 @@ class LiveProcess:
         on_stop, self.on_stop = self.on_stop, None
         if on_stop is not None:
             on_stop()
+
+    def over_limit(self) -> str | None:
+        """The worktree's size cap, when the running command took the worktree past it."""
+        return self.disk() if self.disk is not None else None
+
+    def limit_hit(self, exit_code: int, output: str) -> str | None:
+        """The limit the command that just ended in this process ran into, or None.
+
+        The cgroup's counters cover the process's whole life, so only what they counted
+        since the last call is this command's.
+        """
+        if self.limits is None:
+            return None
+        counters = self._counted
+        if self.cgroup is not None:
+            now = self.cgroup.counters()
+            counters = CgroupCounters(
+                pids_refused=now.pids_refused - self._counted.pids_refused,
+                oom_kills=now.oom_kills - self._counted.oom_kills,
+            )
+            self._counted = now
+        note = diagnose(exit_code, output, self.limits, counters)
+        if note is None and self.disk is not None:
+            self.disk.note = None  # each command is told again while the worktree is over
+            note = self.disk()
+        return note
 
 
 class CappedOutput:
@@ -224,13 +379,19 @@ def run_in_group(
     timeout_s: float,
     cap_bytes: int,
     pass_fds: Sequence[int] = (),
+    watch: Callable[[], str | None] | None = None,
 ) -> CommandResult:
-    """Run `argv` in a new session; kill its whole group on timeout; capture capped output."""
+    """Run `argv` in a new session; kill its whole group on timeout; capture capped output.
+
+    `watch` is asked about once every `CHECK_EVERY_S` while the command runs; when it
+    answers (a limit was hit), the command is stopped as on a timeout, but not reported
+    as timed out.
+    """
     started = time.monotonic()
     proc = start_in_group(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds)
     output = CappedOutput(cap_bytes)
     try:
-        timed_out = _pump(proc, output, deadline=started + timeout_s)
+        timed_out = _pump(proc, output, deadline=started + timeout_s, watch=watch)
     finally:
         kill_group(proc)
     exit_code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
@@ -243,11 +404,19 @@ def run_in_group(
     )
 
 
-def _pump(proc: subprocess.Popen[bytes], output: CappedOutput, *, deadline: float) -> bool:
-    """Read output until EOF; True when the deadline passed first."""
+def _pump(
+    proc: subprocess.Popen[bytes],
+    output: CappedOutput,
+    *,
+    deadline: float,
+    watch: Callable[[], str | None] | None = None,
+) -> bool:
+    """Read output until EOF; True when the deadline passed first. Stops early (False)
+    when `watch` reports a limit hit."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
+    next_watch = time.monotonic() + CHECK_EVERY_S
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         drain_until: float | None = None
@@ -255,6 +424,10 @@ def _pump(proc: subprocess.Popen[bytes], output: CappedOutput, *, deadline: floa
             now = time.monotonic()
             if now >= deadline:
                 return True
+            if watch is not None and now >= next_watch:
+                next_watch = now + CHECK_EVERY_S
+                if watch() is not None:
+                    return False
             if drain_until is None and proc.poll() is not None:
                 # The command is done; background leftovers must not hold us until the
                 # deadline, so read what is already there and stop shortly after.

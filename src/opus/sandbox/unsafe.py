@@ -1,4 +1,4 @@
-"""`sandbox.kind = "none"`: process control and a clean environment, no isolation.
+"""`sandbox.kind = "none"`: process control, a clean environment and limits; no isolation.
 
 For machines where bubblewrap cannot run (no user namespaces, containers without the
 right privileges). Commands can read and write everything the opus user can, so this
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
 
 from opus.sandbox.process import ShellRunner
 
@@ -32,20 +31,11 @@ def warn_unsafe_once() -> None:
 
 
 class UnsandboxedRunner(ShellRunner):
-    """`Sandbox` without isolation: same timeouts, output cap and scrubbed environment.
+    """`Sandbox` without isolation: same timeouts, output cap, scrubbed environment and
+    resource limits (rlimits, a cgroup where the host gives one, the worktree's size).
 
-    `writable=False` cannot be enforced here.
+    `writable=False` cannot be enforced here. `sandbox_for` logs the warning above.
     """
-
-    def __init__(
-        self,
-        *,
-        output_cap_bytes: int,
-        environ: Mapping[str, str] | None = None,
-        pass_env: Sequence[str] = (),
-    ) -> None:
-        super().__init__(output_cap_bytes=output_cap_bytes, environ=environ, pass_env=pass_env)
-        warn_unsafe_once()
 
     def __repr__(self) -> str:
         return "UnsandboxedRunner()"

@@ -1,0 +1,98 @@
+"""The worktree's total disk use, capped at `sandbox.max_worktree_mb` (issue 16).
+
+There is no portable per-directory quota, so the cap is a check: while a command runs
+(about once a second) and after it ends, `DiskWatch.over()` says whether the worktree
+holds more than the cap. A full walk of a large worktree costs real time, so it is done
+only when it could matter: the filesystem's used blocks (`statvfs`, one system call)
+grew since the last walk by enough that the worktree *might* be over the cap. Anything
+written to that filesystem counts toward that bound, so other writers can only cause an
+extra walk, never a missed one. A walk stops counting as soon as it passes the cap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opus.sandbox.limits import MIB
+
+CHECK_EVERY_S = 1.0
+"""How often a running command's worktree is checked."""
+
+
+def filesystem_used(path: Path) -> int:
+    """Bytes in use on the filesystem that holds `path`."""
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def disk_use(root: Path, stop_above: int | None = None) -> int:
+    """Bytes of disk the files below `root` take (hard links once, links not followed).
+
+    With `stop_above`, counting stops once the total passes it (the result is then a
+    lower bound that is already over).
+    """
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue  # vanished or unreadable meanwhile: not ours to count
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            if stop_above is not None and total > stop_above:
+                return total
+    return total
+
+
+@dataclass
+class DiskWatch:
+    """Whether one worktree holds more than `cap_mb`, checked cheaply and often."""
+
+    root: Path
+    cap_mb: int
+    _known: int | None = field(default=None, init=False)
+    """The worktree's size at the last walk."""
+    _used_then: int = field(default=0, init=False)
+    """The filesystem's used bytes just before that walk."""
+
+    @property
+    def cap_bytes(self) -> int:
+        return self.cap_mb * MIB
+
+    def over(self) -> int | None:
+        """The worktree's size in bytes when it is over the cap, else None."""
+        try:
+            used = filesystem_used(self.root)
+        except OSError:
+            return None  # the worktree is gone: nothing to cap
+        if self._known is not None:
+            grown = max(0, used - self._used_then)
+            if self._known + grown <= self.cap_bytes:
+                return None
+        size = disk_use(self.root, stop_above=self.cap_bytes)
+        self._known, self._used_then = size, used
+        return size if size > self.cap_bytes else None
+
+    def note(self) -> str | None:
+        """The line telling the agent the cap was hit (None when under it)."""
+        size = self.over()
+        if size is None:
+            return None
+        return (
+            f"hit sandbox.max_worktree_mb ({self.cap_mb} MB): the worktree holds over "
+            f"{size // MIB} MB; delete build output or caches you do not need (they are not "
+            "part of the change), or raise sandbox.max_worktree_mb in opus.toml"
+        )
