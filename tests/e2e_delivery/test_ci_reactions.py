@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from opus.daemon.logs import log_path
 from opus.daemon.review_poll import poll_reviews
 from opus.domain import JobState, Role
 from opus.pipeline.executor import Outcome
@@ -120,6 +121,8 @@ def test_ci_failing_once_costs_one_round_then_the_pr_is_ready(
     assert len(events) == 1 and failing[:10] in events[0].message
     check = "test (failure)" if forge.flavor == "github" else "ci/test (failure)"
     assert check in events[0].message
+    logged = log_path(bench.ctx.settings.state_dir, job.id).read_text()
+    assert f"PR: round 2 on {job.pr_url} for {failing[:10]}: {check}" in logged
 
     assert bench.work() == Outcome("awaiting_review", job.pr_url or "")
     told = _coder_messages(bench)[-1]

@@ -31,6 +31,7 @@ def react_to_pr(
     """The pass's decision for an open PR without a new change request."""
     sha = feedback.head or ""
     for reactor in REACTORS:
+        job = ctx.store.get(job.id)  # the reactor before may have recorded something
         decision = reactor(ctx, job, forge, pr, feedback)
         if decision is not None:
             unmark_ready(ctx, ctx.store.get(job.id), sha=sha, why="no longer ready to merge")

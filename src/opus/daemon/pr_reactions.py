@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from opus.daemon.logs import JobLog
 from opus.delivery.reactions import (
     ROUND_FEEDBACK,
     Kind,
@@ -65,8 +66,8 @@ def start_round(
     reaction = _stamp(ctx, Reaction(kind, "round", sha, trigger, round=job.iteration + 1))
     spec = {**with_reaction(job.spec, reaction), ROUND_FEEDBACK: report}
     ctx.store.transition(job.id, JobState.QUEUED, spec=spec, error=None)
-    ctx.store.add_event(
-        job.id, f"{kind}_round",
+    _record(
+        ctx, job, f"{kind}_round",
         f"round {reaction.round} on {pr.url} for {_short(sha)}: {trigger}",
     )  # fmt: skip
     return True
@@ -90,7 +91,7 @@ def escalate(
     reaction = _stamp(ctx, Reaction(kind, "escalated", sha, trigger))
     error = f"{what} on PR {pr.number} — needs you: {trigger} ({_short(sha)}); {todo}"
     ctx.store.update(job.id, spec=with_reaction(job.spec, reaction), error=error)
-    ctx.store.add_event(job.id, f"{kind}_escalated", f"{what} on {pr.url}: {trigger} "
+    _record(ctx, job, f"{kind}_escalated", f"{what} on {pr.url}: {trigger} "
                                                     f"({_short(sha)})")
     ctx.notifier.notify(*needs_you(job.fr_id, pr.number, pr.url, what=what, detail=trigger,
                                    todo=todo))
@@ -103,7 +104,7 @@ def clear(ctx: PipelineContext, job: Job, *, kind: Kind, sha: str, why: str) -> 
         return False
     reaction = _stamp(ctx, Reaction(kind, "cleared", sha, why))
     ctx.store.update(job.id, spec=with_reaction(job.spec, reaction), error=None)
-    ctx.store.add_event(job.id, f"{kind}_cleared", f"{why} ({_short(sha)})")
+    _record(ctx, job, f"{kind}_cleared", f"{why} ({_short(sha)})")
     return True
 
 
@@ -116,7 +117,7 @@ def mark_ready(ctx: PipelineContext, job: Job, pr: PullRequest, *, sha: str, tri
     announced = find(job.spec, "ready", sha, "ready") is not None
     reaction = _stamp(ctx, Reaction("ready", "ready", sha, trigger))
     ctx.store.update(job.id, spec=with_reaction(job.spec, reaction))
-    ctx.store.add_event(job.id, "ready", f"{pr.url} is ready to merge: {trigger} "
+    _record(ctx, job, "ready", f"{pr.url} is ready to merge: {trigger} "
                                          f"({_short(sha)})")
     if not announced:
         ctx.notifier.notify(*ready_to_merge(job.fr_id, pr.number, pr.url))
@@ -129,8 +130,17 @@ def unmark_ready(ctx: PipelineContext, job: Job, *, sha: str, why: str) -> bool:
         return False
     reaction = _stamp(ctx, Reaction("ready", "cleared", sha, why))
     ctx.store.update(job.id, spec=with_reaction(job.spec, reaction))
-    ctx.store.add_event(job.id, "not_ready", f"{why} ({_short(sha)})")
+    _record(ctx, job, "not_ready", f"{why} ({_short(sha)})")
     return True
+
+
+def _record(ctx: PipelineContext, job: Job, kind: str, message: str) -> None:
+    """The reaction as an event and as a line of the job's log (`opus logs FR`)."""
+    ctx.store.add_event(job.id, kind, message)
+    try:
+        JobLog.for_job(ctx.settings.state_dir, job.id, clock=ctx.clock).write(f"PR: {message}")
+    except OSError as exc:  # the event holds it; a full disk must not stop the poller
+        log.warning("could not write the log of %s: %s", job.fr_id, exc)
 
 
 def _short(sha: str) -> str:
