@@ -23,6 +23,7 @@ from opus.status import status_report
 from opus.testing.clock import FakeClock
 from opus.testing.engine import Round
 from opus.testing.notifier import RecordingNotifier
+from tests.conftest import run_git
 from tests.e2e_delivery.conftest import forge_config
 from tests.e2e_delivery.harness import (
     GREET_V1,
@@ -185,6 +186,29 @@ def test_ci_failing_every_time_escalates_once_after_ci_rounds(
     _approve(forge)
     assert bench.poll() == ["ready"]
     assert bench.store.get(job.id).error is None
+
+
+def test_a_ci_round_builds_on_what_a_person_pushed_meanwhile(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    bench = _bench(tmp_path, forge)
+    job = bench.store.latest_for_fr("FR-1")
+    assert job is not None and job.branch
+    assert bench.poll() == ["new_round"]
+
+    clone = tmp_path / "human"
+    run_git(tmp_path, "clone", "-q", "-b", job.branch, str(bench.remote), str(clone))
+    (clone / "NOTES.md").write_text("why greet() changes\n")
+    run_git(clone, "add", "NOTES.md")
+    run_git(clone, "-c", "user.name=Ann", "-c", "user.email=ann@example.com",
+            "commit", "-qm", "Notes on greet()")  # fmt: skip
+    run_git(clone, "push", "-q", "origin", job.branch)
+    human = run_git(clone, "rev-parse", "HEAD")
+
+    assert bench.work() == Outcome("awaiting_review", job.pr_url or "")
+    head = bench.remote_head(job.branch) or ""
+    run_git(bench.remote, "merge-base", "--is-ancestor", human, head)  # kept, not replaced
+    assert "name" in _app_at(bench.remote, head) and len(forge.prs) == 1
 
 
 def test_a_round_that_changes_nothing_never_runs_twice_for_the_same_head(

@@ -23,6 +23,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ", re.MULTILINE)
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _state(word: str) -> Literal["pending", "success", "failure"]:
     if word in PENDING:
         return "pending"
@@ -33,8 +37,7 @@ def check_from_run(item: Mapping[str, Any]) -> Check:
     """A GitHub check run: pending until `completed`, then by its `conclusion`."""
     status = str(item.get("status") or "queued")
     conclusion = str(item.get("conclusion") or status)
-    output = item.get("output") if isinstance(item.get("output"), dict) else {}
-    assert isinstance(output, dict)
+    output = _mapping(item.get("output"))
     return Check(
         name=str(item.get("name") or "check"),
         state="pending" if status != "completed" else _state(conclusion),
@@ -92,9 +95,7 @@ def actions_job_id(item: Mapping[str, Any]) -> int | None:
     An Actions check run's `details_url` is `.../actions/runs/<run>/job/<job>`; the job
     id is also the check run's id, which is the fallback.
     """
-    app = item.get("app") if isinstance(item.get("app"), dict) else {}
-    assert isinstance(app, dict)
-    if app.get("slug") != "github-actions":
+    if _mapping(item.get("app")).get("slug") != "github-actions":
         return None
     found = re.search(r"/job/(\d+)", str(item.get("details_url") or ""))
     if found:

@@ -110,9 +110,9 @@ class GitHubForge(RestForge):
         check = check_from_run(run)
         if check.state != "failure":
             return check
-        output = run.get("output") if isinstance(run.get("output"), dict) else {}
+        output = run.get("output")
         notes: list[str] = []
-        if int((output or {}).get("annotations_count") or 0) > 0:
+        if isinstance(output, dict) and int(output.get("annotations_count") or 0) > 0:
             found = self.client.get_all(f"{self.repo_path}/check-runs/{run['id']}/annotations")
             notes = [annotation_line(item) for item in found if isinstance(item, dict)]
         return replace(check, annotations=tuple(notes), log_tail=self._log_tail(run))
