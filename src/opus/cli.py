@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from opus import __version__
 from opus.errors import ConfigError, NotFound, OpusError, UsageError
-from opus.wake import wake
 
 if TYPE_CHECKING:
+    from opus.actions import Operator
+    from opus.board.lanes import Board
     from opus.config import Settings
     from opus.domain import Job
     from opus.registry import Registry
@@ -160,6 +161,34 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _top(args: argparse.Namespace) -> int:
+    from opus.board.lanes import board_snapshot
+    from opus.clock import SystemClock
+    from opus.status import View
+
+    settings = _project(args)
+    reader = _reader(args, settings)
+    view = View(vault_root=settings.vault_path, base_dir=settings.base_dir)
+
+    def source() -> Board:
+        return board_snapshot(reader, settings, SystemClock().now())
+
+    if args.once or not (sys.stdout.isatty() and sys.stdin.isatty()):
+        from opus.board.text import render_board
+
+        print(render_board(source(), view))
+        return 0
+    from opus.board.top import TopApp
+
+    operator = _operator(args)
+    try:
+        app = TopApp(source, operator, view=view)
+        app.run(mouse=False)  # keys only: a mouse-less SSH terminal loses nothing
+        return app.return_code or 0
+    finally:
+        operator.close()
+
+
 def _scan(args: argparse.Namespace) -> int:
     from opus.vault.dryrun import render_scan, scan_plan
 
@@ -194,42 +223,30 @@ def _active(job: Job) -> bool:
     return job.state in (JobState.QUEUED, JobState.RUNNING)
 
 
-def _retry(args: argparse.Namespace) -> int:
-    from opus.control import retry
+def _operator(args: argparse.Namespace) -> Operator:
+    """retry/cancel/pause/resume: change the registry, then wake a running daemon."""
+    from opus.actions import Operator
 
-    settings = _settings(args)
-    job = retry(_store(args, settings), args.fr)
-    wake(settings.state_dir)
-    print(f"{job.fr_id}: re-queued (job {job.id}); it resumes from its last checkpoint")
+    return Operator(_project(args))
+
+
+def _retry(args: argparse.Namespace) -> int:
+    print(_operator(args).retry(args.fr))
     return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from opus.control import cancel
-    settings = _settings(args)
-    job = cancel(_store(args, settings), settings, args.fr)
-    wake(settings.state_dir)
-    print(f"{job.fr_id}: cancelled (job {job.id})")
+    print(_operator(args).cancel(args.fr))
     return 0
 
 
 def _pause(args: argparse.Namespace) -> int:
-    from opus.control import set_paused
-
-    settings = _settings(args)
-    set_paused(_store(args, settings), True)
-    wake(settings.state_dir)
-    print("paused: no new work will be claimed; running jobs finish (`opus resume`)")
+    print(_operator(args).set_paused(True))
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from opus.control import set_paused
-
-    settings = _settings(args)
-    set_paused(_store(args, settings), False)
-    wake(settings.state_dir)
-    print("resumed: claiming new work")
+    print(_operator(args).set_paused(False))
     return 0
 
 
@@ -333,6 +350,12 @@ def _args_status(p: argparse.ArgumentParser) -> None:
                    help="full paths and lines (default: vault-relative, 100 columns)")
 
 
+def _args_top(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true",
+                   help="print the board once and exit (what it does when stdout is not a "
+                   "terminal)")
+
+
 def _args_logs(p: argparse.ArgumentParser) -> None:
     _args_fr(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -362,6 +385,8 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("run", "run the daemon (or --once)", _args_run, _run),
     ("status", "daemons, pause, breakers, spend; jobs and why they wait; unusable notes",
      _args_status, _status),
+    ("top", "the live board: jobs in lanes; r retry, c cancel, p pause, q quit", _args_top,
+     _top),
     ("scan", "what opus would do with every note (dry run: writes nothing)", _args_json, _scan),
     ("logs", "a job's log", _args_logs, _logs),
     ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),

@@ -278,11 +278,11 @@ def _daemon_lines(report: StatusReport) -> list[str]:
     for d in report.running:
         running.append(
             f"{d.record.host} pid {d.record.pid}, role {d.record.role}, opus {d.record.version}, "
-            f"up {_duration(_age(d.record.started_at, now))}, beat {_duration(d.beat_age_s)} ago"
+            f"up {duration(_age(d.record.started_at, now))}, beat {duration(d.beat_age_s)} ago"
         )
         quiet = _turn_age(d, now)
         if quiet is not None and report.quiet_turn_s is not None and quiet > report.quiet_turn_s:
-            running.append(f"its loop last turned {_duration(quiet)} ago though it beats: "
+            running.append(f"its loop last turned {duration(quiet)} ago though it beats: "
                            "it may be stuck (see its log)")
     if running:
         return running
@@ -291,7 +291,7 @@ def _daemon_lines(report: StatusReport) -> list[str]:
     if dead:
         gone = dead[-1]
         lines.append(f"last: {gone.record.host} pid {gone.record.pid}, role {gone.record.role}, "
-                     f"beat {_duration(gone.beat_age_s)} ago; it did not stop cleanly")
+                     f"beat {duration(gone.beat_age_s)} ago; it did not stop cleanly")
     return lines
 
 
@@ -309,7 +309,7 @@ def _breaker_line(breaker: BreakerView, now: datetime | None, view: View) -> str
     when = "half-open: the next job is a trial"
     if breaker.state == "open" and breaker.reopens_at:
         reopens = datetime.fromisoformat(breaker.reopens_at)
-        left = _duration(_age(now, reopens)) if now is not None else "?"
+        left = duration(_age(now, reopens)) if now is not None else "?"
         when = f"open until {reopens:%H:%M:%S %Z}".rstrip() + f" (in {left})"
     return f"{name} {when} after {breaker.failures} failures"
 
@@ -341,7 +341,7 @@ def _cells(row: StatusRow, view: View) -> tuple[str, ...]:
         tail = error
     return (
         "-" if row.job is None else str(row.job), row.fr, row.state, row.stage or "-",
-        "-" if row.job is None else str(row.iteration), _duration(row.elapsed_s),
+        "-" if row.job is None else str(row.iteration), duration(row.elapsed_s),
         "-" if row.job is None else f"${row.cost_usd:.2f}", tail,
     )
 
@@ -352,7 +352,8 @@ def _age(start: datetime | None, end: datetime | None) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """`3m07s`, `2h05m`, `1d03h`; `-` for no time."""
     if seconds is None:
         return "-"
     minutes, secs = divmod(int(seconds), 60)

@@ -59,18 +59,22 @@ def beat(store: Registry, clock: FakeClock, blocked: list[Blocked] | None = None
 
 def populate(store: Registry, clock: FakeClock) -> dict[str, Job]:
     """FR-Q1/FR-Q2 queued, FR-R running (code, round 2, $0.75), FR-E escalated in review,
-    FR-A in review, FR-D done, FR-F failed, FR-C cancelled; FR-9 planned, waiting on FR-8."""
+    FR-A in review, FR-Y approved and green, FR-D done, FR-F failed, FR-C cancelled;
+    FR-9 planned, waiting on FR-8."""
     jobs = {fr: store.enqueue(make_fr(fr, priority=prio), REPO) for fr, prio in (
         ("FR-R", Priority.MEDIUM), ("FR-A", Priority.MEDIUM), ("FR-E", Priority.MEDIUM),
+        ("FR-Y", Priority.MEDIUM),
         ("FR-D", Priority.MEDIUM), ("FR-F", Priority.MEDIUM), ("FR-C", Priority.MEDIUM))}
     for job in jobs.values():
         store.transition(job.id, JobState.RUNNING)
     clock.advance(60)
-    for fr in ("FR-A", "FR-E", "FR-D"):
+    for fr in ("FR-A", "FR-E", "FR-Y", "FR-D"):
         store.transition(jobs[fr].id, JobState.AWAITING_REVIEW, pr_url=f"https://forge/pr/{fr}")
     escalated = Reaction("ci", "escalated", "abc123", "test (failure)")
     store.update(jobs["FR-E"].id, spec=with_reaction(jobs["FR-E"].spec, escalated),
                  error="CI still failing on PR 3 — needs you: test (failure) (abc123)")
+    ready = Reaction("ready", "ready", "def456", "approved, checks green")
+    store.update(jobs["FR-Y"].id, spec=with_reaction(jobs["FR-Y"].spec, ready))
     store.transition(jobs["FR-D"].id, JobState.DONE)
     store.transition(jobs["FR-F"].id, JobState.FAILED, error="tests failed\nsecond line")
     store.transition(jobs["FR-C"].id, JobState.CANCELLED, error="cancelled by `opus cancel`")

@@ -34,7 +34,7 @@ def test_every_state_lands_in_its_lane_through_the_light_reader(fleet: Fleet) ->
         "running": ["FR-R"],
         "needs_you": ["FR-E"],
         "in_review": ["FR-A"],
-        "ready": [],
+        "ready": ["FR-Y"],
         "done": ["FR-D"],
         "failed": ["FR-C", "FR-F"],  # the newest first
     }
@@ -43,6 +43,7 @@ def test_every_state_lands_in_its_lane_through_the_light_reader(fleet: Fleet) ->
         "code", 2, 0.75, 90.0)
     escalated = board.lane(Lane.NEEDS_YOU).cards[0]
     assert escalated.reason == "escalation: CI still failing on PR 3"
+    assert board.lane(Lane.READY).cards[0].reason == "approved and green"
     assert escalated.pr == "https://forge/pr/FR-E" and escalated.since_s == 30.0
     failed = board.card(fleet.jobs["FR-F"].id)
     assert failed is not None and failed.error == "tests failed" and failed.state == "failed"
@@ -102,8 +103,8 @@ def test_every_job_state_has_a_lane() -> None:
     assert {state.value for state in JobState} <= set(LANE_FOR_STATE)
 
 
-@pytest.mark.parametrize("state", [JobState.DONE, JobState.CANCELLED])
-def test_an_ended_job_is_no_longer_escalated(tmp_path: Path, state: JobState) -> None:
+@pytest.mark.parametrize("state", [JobState.DONE, JobState.CANCELLED, JobState.QUEUED])
+def test_an_escalation_needs_you_only_while_the_pr_waits(tmp_path: Path, state: JobState) -> None:
     clock = FakeClock()
     store = open_store(project_settings(tmp_path).database_url, clock=clock)
     job = store.enqueue(make_fr("FR-1"), REPO)
@@ -113,9 +114,13 @@ def test_an_ended_job_is_no_longer_escalated(tmp_path: Path, state: JobState) ->
                            spec=with_reaction(job.spec, conflict),
                            error="merge conflict with main on PR 2 — needs you: src/a.py")
     assert lane_of(job) == (Lane.NEEDS_YOU, "escalation: merge conflict with main on PR 2")
+    cleared = with_reaction(job.spec, Reaction("conflict", "cleared", "abd", "merged cleanly"))
+    assert lane_of(store.update(job.id, spec=cleared)) == (Lane.IN_REVIEW, None)
+    store.update(job.id, spec=job.spec)  # escalated again
     clock.advance(timedelta(minutes=5).total_seconds())
-    assert lane_of(store.transition(job.id, state))[0] is (
-        Lane.DONE if state is JobState.DONE else Lane.FAILED)
+    assert lane_of(store.transition(job.id, state))[0] is {
+        JobState.DONE: Lane.DONE, JobState.CANCELLED: Lane.FAILED, JobState.QUEUED: Lane.QUEUED,
+    }[state]
     store.close()
 
 

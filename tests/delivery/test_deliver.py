@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from opus.config import PRConfig
-from opus.delivery import (
-    DeliveryReport,
-    decide,
-    deliver,
-    render_pr_body,
-    render_round_comment,
-)
+from opus.delivery.deliver import DeliveryReport, deliver, render_pr_body
+from opus.delivery.review_loop import decide, render_round_comment
 from opus.errors import DeliveryBlocked
 from opus.forges import forge_for
 from opus.seams import Forge, PRFeedback, ReviewComment

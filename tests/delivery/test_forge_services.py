@@ -13,7 +13,7 @@ from typing import cast
 import pytest
 
 from opus.config import PRConfig
-from opus.delivery import DeliveryReport, deliver
+from opus.delivery.deliver import DeliveryReport, deliver
 from opus.forges import forge_for
 from opus.forges.http import RateLimited
 from opus.forges.rest import RestForge

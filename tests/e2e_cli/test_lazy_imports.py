@@ -42,7 +42,9 @@ def test_version_and_help_load_neither_pydantic_nor_sqlalchemy(tmp_path: Path) -
         assert not _loaded(_modules(tmp_path, *argv), ("pydantic", "sqlalchemy")), argv
 
 
-@pytest.mark.parametrize("argv", [["status"], ["status", "--json"], ["pause"], ["metrics"]])
+@pytest.mark.parametrize(
+    "argv", [["status"], ["status", "--json"], ["pause"], ["metrics"], ["top"]]
+)
 def test_operator_commands_load_no_engine_forge_notifier_or_pipeline(
     tmp_path: Path, argv: list[str]
 ) -> None:

@@ -76,8 +76,11 @@ def _needs_answer(job: Job) -> str | None:
 
 
 def _escalated(job: Job) -> str | None:
-    """A PR opus gave up on within its caps (CI still failing, an unresolvable conflict)."""
-    found = standing(job.spec) if not job.state.ended else []
+    """A PR opus handed to a person within its caps (CI still failing, a conflict it could
+    not resolve): an escalation standing in the job's PR reactions, while the PR waits."""
+    if job.state is not JobState.AWAITING_REVIEW:  # a queued or running round works on it
+        return None
+    found = standing(job.spec)
     if not found:
         return None
     what = (job.error or "").split(" — needs you")[0] or f"{found[0].kind}: {found[0].trigger}"

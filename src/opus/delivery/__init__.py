@@ -1,13 +1,6 @@
-"""Delivery: the guards, the push, the PR (find-or-open) and the review loop's decisions."""
+"""Delivery: the guards (`guards`), the push and the PR, found or opened (`deliver`), the
+review loop's decisions (`review_loop`) and the record of PR reactions (`reactions`).
 
-from opus.delivery.deliver import DeliveryReport, deliver, push_branch, render_pr_body
-from opus.delivery.review_loop import decide, render_round_comment
-
-__all__ = [
-    "DeliveryReport",
-    "decide",
-    "deliver",
-    "push_branch",
-    "render_pr_body",
-    "render_round_comment",
-]
+Nothing is imported here, so a reader of a pure module (the boards read `reactions`)
+loads no forge.
+"""

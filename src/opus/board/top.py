@@ -1,0 +1,197 @@
+"""`opus top`: the board in a terminal, redrawn every second, with keys to act on a job.
+
+A Textual app (see designs/top.md for why Textual): the summary line, the column heads,
+and one list holding every lane's title and cards. Arrow keys (or j/k) move between
+cards; lane titles are skipped. `r` retries the selected job, `c` cancels it (after a
+`y`), `p` pauses or resumes claiming, `q` quits. The actions are the CLI's own
+(`opus.actions.Operator`), so a running daemon acts on them within a second.
+
+The registry is read off the event loop (a thread per refresh, never two at once), so a
+slow database never freezes the keys. Nothing here needs a mouse, colours or a wide
+terminal; it runs wherever an SSH session gives a terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from opus.board.lanes import Board, Card
+from opus.board.text import board_lines, card_key, summary
+from opus.errors import OpusError
+from opus.status import View
+
+REFRESH_S = 1.0
+
+
+class Actions(Protocol):
+    """What the keys do (`opus.actions.Operator`); each returns what to tell the person."""
+
+    def retry(self, fr: str) -> str: ...
+
+    def cancel(self, fr: str) -> str: ...
+
+    def set_paused(self, paused: bool) -> str: ...
+
+
+class TopApp(App[int]):
+    """The live board; `run()` returns 0 when the person quits."""
+
+    TITLE = "opus top"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    #summary { height: 1; padding: 0 1; background: $boost; }
+    #heads { height: 1; color: $text-muted; }
+    #cards { height: 1fr; border: none; padding: 0; }
+    #cards > .option-list--option-disabled { text-style: bold; color: $text; }
+    #message { height: 1; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "retry", "Retry"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("q", "quit_board", "Quit"),
+        Binding("ctrl+c", "quit_board", "Quit", show=False, priority=True),
+        Binding("y", "confirm", "Yes", show=False),
+        Binding("n,escape", "dismiss", "No", show=False),
+        Binding("j", "cursor('down')", "Down", show=False),
+        Binding("k", "cursor('up')", "Up", show=False),
+    ]
+
+    def __init__(
+        self, source: Callable[[], Board], actions: Actions, *, view: View | None = None,
+        refresh_s: float = REFRESH_S,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.actions = actions
+        self.view = view or View()
+        self.refresh_s = refresh_s
+        self.board: Board | None = None
+        self.pending: Card | None = None
+        """The card `c` asked about; `y` cancels it."""
+        self._loading = False
+        self._reads = 0
+        self._drawn = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("reading the registry…", id="summary")
+        yield Static("", id="heads")
+        yield OptionList(id="cards")
+        yield Static("", id="message")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#cards", OptionList).focus()
+        self.set_interval(self.refresh_s, self.reload)
+        await self.reload()
+
+    # ------------------------------------------------------------------ drawing
+
+    async def reload(self, *, fresh: bool = False) -> None:
+        """Read the board (in a thread) and redraw it. A timed read is skipped while one
+        is still going; a `fresh` one (after an action) is not, and an older read that
+        ends after a newer one is dropped."""
+        if self._loading and not fresh:
+            return
+        self._reads += 1
+        ticket = self._reads
+        self._loading = True
+        try:
+            board = await asyncio.to_thread(self.source)
+        except OpusError as exc:
+            self.say(f"cannot read the registry: {exc}")
+            return
+        finally:
+            self._loading = False
+        if ticket > self._drawn:
+            self._drawn = ticket
+            self.show(board)
+
+    def show(self, board: Board) -> None:
+        self.board = board
+        heads, lines = board_lines(board, self.view)
+        self.query_one("#summary", Static).update(Text(summary(board)))
+        self.query_one("#heads", Static).update(Text(heads.text, no_wrap=True))
+        cards = self.query_one("#cards", OptionList)
+        selected = self.selected()
+        keep = card_key(selected) if selected is not None else None
+        cards.set_options(
+            Option(Text(line.text, no_wrap=True, overflow="ellipsis"), id=line.key,
+                   disabled=line.key is None)
+            for line in lines
+        )
+        ids = [line.key for line in lines]
+        if keep in ids:
+            cards.highlighted = ids.index(keep)
+        elif any(ids):
+            cards.highlighted = next(i for i, key in enumerate(ids) if key)
+
+    def say(self, text: str) -> None:
+        self.query_one("#message", Static).update(Text(text))
+
+    def selected(self) -> Card | None:
+        """The card under the cursor, as of the last board read."""
+        option = self.query_one("#cards", OptionList).highlighted_option
+        if option is None or option.id is None or self.board is None:
+            return None
+        return next((card for lane in self.board.lanes for card in lane.cards
+                     if card_key(card) == option.id), None)
+
+    # ------------------------------------------------------------------ keys
+
+    def action_cursor(self, direction: str) -> None:
+        cards = self.query_one("#cards", OptionList)
+        (cards.action_cursor_down if direction == "down" else cards.action_cursor_up)()
+
+    async def action_retry(self) -> None:
+        card = self._job_card("retry")
+        if card is not None:
+            await self._act(lambda: self.actions.retry(str(card.job)))
+
+    def action_cancel(self) -> None:
+        card = self._job_card("cancel")
+        if card is not None:
+            self.pending = card
+            self.say(f"cancel {card.fr} (job {card.job})? y: cancel it, n: keep it")
+
+    async def action_confirm(self) -> None:
+        card, self.pending = self.pending, None
+        if card is not None:
+            await self._act(lambda: self.actions.cancel(str(card.job)))
+
+    def action_dismiss(self) -> None:
+        if self.pending is not None:
+            self.pending = None
+            self.say("kept")
+
+    async def action_pause(self) -> None:
+        paused = self.board.paused if self.board is not None else False
+        await self._act(lambda: self.actions.set_paused(not paused))
+
+    def action_quit_board(self) -> None:
+        self.exit(0)
+
+    def _job_card(self, verb: str) -> Card | None:
+        card = self.selected()
+        if card is None or card.job is None:
+            what = f"{card.fr} has no job yet" if card is not None else "no job is selected"
+            self.say(f"cannot {verb}: {what}")
+            return None
+        return card
+
+    async def _act(self, action: Callable[[], str]) -> None:
+        """Run an action; say what happened or why not, then redraw at once."""
+        self.pending = None
+        try:
+            self.say(action())
+        except OpusError as exc:
+            self.say(str(exc))
+        await self.reload(fresh=True)

@@ -1,0 +1,142 @@
+"""`opus top` driven by keys (Textual's pilot) against a real SQLite or PostgreSQL registry.
+
+Each key press goes through the app as a person's would; the assertions read the registry
+(and the wake file a daemon watches), not the app's own state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from opus.actions import Operator
+from opus.board.lanes import Board, Lane, board_snapshot
+from opus.board.top import TopApp
+from opus.control import is_paused
+from opus.domain import JobState
+from opus.registry.reader import open_reader
+from opus.wake import wake_path
+from tests.board.conftest import Fleet
+
+DEADLINE_S = 20.0
+Scenario = Callable[[TopApp, Pilot[int]], Awaitable[None]]
+
+
+def drive(fleet: Fleet, scenario: Scenario, *, refresh_s: float = 1.0) -> TopApp:
+    """Run the board headless on the fleet's registry and play `scenario` on it."""
+    reader = open_reader(fleet.url)
+
+    def source() -> Board:
+        return board_snapshot(reader, fleet.settings, fleet.clock.now())
+
+    operator = Operator(fleet.settings)
+    app = TopApp(source, operator, refresh_s=refresh_s)
+
+    async def play() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await scenario(app, pilot)
+
+    try:
+        asyncio.run(asyncio.wait_for(play(), DEADLINE_S * 2))
+    finally:
+        operator.close()
+    return app
+
+
+async def select(app: TopApp, pilot: Pilot[int], fr: str) -> None:
+    """Move the cursor down to `fr`'s card with the arrow key."""
+    for _ in range(40):
+        card = app.selected()
+        if card is not None and card.fr == fr:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"no card for {fr} on the board")
+
+
+async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds (the board redraws off the event loop)."""
+    for _ in range(int(DEADLINE_S / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{what} within {DEADLINE_S}s")
+
+
+def lane(app: TopApp, job_id: int) -> Lane | None:
+    card = app.board.card(job_id) if app.board is not None else None
+    return card.lane if card is not None else None
+
+
+def message(app: TopApp) -> str:
+    return str(app.query_one("#message", Static).render())
+
+
+def test_r_re_queues_the_selected_failed_job_and_wakes_the_daemon(fleet: Fleet) -> None:
+    failed = fleet.jobs["FR-F"]
+
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await select(app, pilot, "FR-F")
+        await pilot.press("r")
+        await pilot.pause()
+        assert fleet.store.get(failed.id).state is JobState.QUEUED
+        assert "FR-F: re-queued" in message(app)
+        assert wake_path(fleet.settings.state_dir).exists()
+        await until(pilot, lambda: lane(app, failed.id) is Lane.QUEUED, "FR-F shown queued")
+        await pilot.press("r")  # it is queued now: refused, with the reason
+        await pilot.pause()
+        assert "only failed or cancelled jobs can be retried" in message(app)
+
+    drive(fleet, scenario)
+
+
+def test_c_asks_then_y_cancels_and_n_keeps(fleet: Fleet) -> None:
+    queued, running = fleet.jobs["FR-Q1"], fleet.jobs["FR-R"]
+
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await select(app, pilot, "FR-R")
+        await pilot.press("c", "n")
+        await pilot.pause()
+        assert fleet.store.get(running.id).state is JobState.RUNNING
+        assert message(app) == "kept"
+        await pilot.press("up", "up")  # back up to the queued FR-Q1
+        await select(app, pilot, "FR-Q1")
+        await pilot.press("c")
+        await pilot.pause()
+        assert "cancel FR-Q1" in message(app)
+        assert fleet.store.get(queued.id).state is JobState.QUEUED, "not before the y"
+        await pilot.press("y")
+        await pilot.pause()
+        assert fleet.store.get(queued.id).state is JobState.CANCELLED
+        assert message(app) == f"FR-Q1: cancelled (job {queued.id})"
+
+    drive(fleet, scenario)
+
+
+def test_p_pauses_and_resumes_claiming(fleet: Fleet) -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await pilot.press("p")
+        await pilot.pause()
+        assert is_paused(fleet.store)
+        await until(pilot, lambda: "PAUSED" in str(app.query_one("#summary", Static).render()),
+                    "the summary says PAUSED")
+        await pilot.press("p")
+        await pilot.pause()
+        assert not is_paused(fleet.store)
+        assert message(app) == "resumed: claiming new work"
+
+    drive(fleet, scenario)
+
+
+def test_the_board_follows_the_registry_without_a_key_and_q_quits(fleet: Fleet) -> None:
+    queued = fleet.jobs["FR-Q2"]
+
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        fleet.store.transition(queued.id, JobState.RUNNING)  # as a daemon claiming it
+        await until(pilot, lambda: lane(app, queued.id) is Lane.RUNNING, "FR-Q2 shown running")
+        await pilot.press("q")
+
+    app = drive(fleet, scenario, refresh_s=0.2)
+    assert app.return_code == 0 and app.return_value == 0
