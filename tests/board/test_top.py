@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -18,8 +19,9 @@ from opus.board.top import TopApp
 from opus.control import is_paused
 from opus.domain import JobState
 from opus.registry.reader import open_reader
+from opus.testing.clock import FakeClock
 from opus.wake import wake_path
-from tests.board.conftest import Fleet
+from tests.board.conftest import Fleet, project_settings
 
 DEADLINE_S = 20.0
 Scenario = Callable[[TopApp, Pilot[int]], Awaitable[None]]
@@ -140,3 +142,23 @@ def test_the_board_follows_the_registry_without_a_key_and_q_quits(fleet: Fleet) 
 
     app = drive(fleet, scenario, refresh_s=0.2)
     assert app.return_code == 0 and app.return_value == 0
+
+
+def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path: Path) -> None:
+    settings = project_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none?"
+                                          "connect_timeout=2")
+    reader = open_reader(settings.database_url)
+    app = TopApp(lambda: board_snapshot(reader, settings, FakeClock().now()), Operator(settings))
+
+    async def play() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: "cannot read the registry" in message(app),
+                        "the board says it cannot read the registry")
+            assert "is the server running?" in message(app)
+            await pilot.press("r")  # nothing selected: refused, not a crash
+            await pilot.pause()
+            assert message(app) == "cannot retry: no job is selected"
+            await pilot.press("q")
+
+    asyncio.run(asyncio.wait_for(play(), DEADLINE_S * 2))
+    assert app.return_value == 0
