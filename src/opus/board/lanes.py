@@ -14,7 +14,7 @@ returns frozen records whose `as_dict()` is JSON-ready.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -120,10 +120,10 @@ class Card(StatusRow):
     updated_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
-        fields = asdict(self)
-        fields["lane"] = self.lane.value
-        fields["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
-        return fields
+        values = _shallow(self)  # every field is a plain value: no deep copy needed
+        values["lane"] = self.lane.value
+        values["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
+        return values
 
 
 @dataclass(frozen=True)
@@ -212,12 +212,17 @@ def _card(row: StatusRow, job: Job | None, now: datetime) -> Card:
     since = max(0.0, (now - job.updated_at).total_seconds()) if job is not None else None
     error = (row.error or "").strip().splitlines()
     return Card(
-        **{**asdict(row), "error": error[0] if error else None},
+        **{**_shallow(row), "error": error[0] if error else None},
         lane=lane, reason=reason or row.waiting,
         priority=job.priority.value if job is not None else None, since_s=since,
         repo=str(job.repo) if job is not None else None,
         updated_at=job.updated_at if job is not None else None,
     )
+
+
+def _shallow(record: StatusRow) -> dict[str, Any]:
+    """A row's fields by name; `asdict`'s deep copies cost half a 1,000-job board."""
+    return {field.name: getattr(record, field.name) for field in fields(record)}
 
 
 def _ordered(lane: Lane, cards: Iterable[Card]) -> tuple[Card, ...]:

@@ -31,6 +31,10 @@ from opus.status import View
 REFRESH_S = 1.0
 
 
+def _prompt(text: str) -> Text:
+    return Text(text, no_wrap=True, overflow="ellipsis")
+
+
 class Actions(Protocol):
     """What the keys do (`opus.actions.Operator`); each returns what to tell the person."""
 
@@ -121,29 +125,36 @@ class TopApp(App[int]):
         self.query_one("#summary", Static).update(Text(summary(board)))
         self.query_one("#heads", Static).update(Text(heads.text, no_wrap=True))
         cards = self.query_one("#cards", OptionList)
-        selected = self.selected()
-        keep = card_key(selected) if selected is not None else None
-        cards.set_options(
-            Option(Text(line.text, no_wrap=True, overflow="ellipsis"), id=line.key,
-                   disabled=line.key is None)
-            for line in lines
-        )
         ids = [line.key for line in lines]
-        if keep in ids:
-            cards.highlighted = ids.index(keep)
+        if ids == [option.id for option in cards.options]:
+            # The same cards in the same places: rewrite only the lines that changed
+            # (a 1,000-card board would otherwise be rebuilt every second).
+            for index, (option, line) in enumerate(zip(cards.options, lines, strict=True)):
+                if str(option.prompt) != line.text:
+                    cards.replace_option_prompt_at_index(index, _prompt(line.text))
+            return
+        selected = self.selected_key()
+        cards.set_options(Option(_prompt(line.text), id=line.key, disabled=line.key is None)
+                          for line in lines)
+        if selected in ids:
+            cards.highlighted = ids.index(selected)
         elif any(ids):
             cards.highlighted = next(i for i, key in enumerate(ids) if key)
 
     def say(self, text: str) -> None:
         self.query_one("#message", Static).update(Text(text))
 
+    def selected_key(self) -> str | None:
+        option = self.query_one("#cards", OptionList).highlighted_option
+        return option.id if option is not None else None
+
     def selected(self) -> Card | None:
         """The card under the cursor, as of the last board read."""
-        option = self.query_one("#cards", OptionList).highlighted_option
-        if option is None or option.id is None or self.board is None:
+        key = self.selected_key()
+        if key is None or self.board is None:
             return None
         return next((card for lane in self.board.lanes for card in lane.cards
-                     if card_key(card) == option.id), None)
+                     if card_key(card) == key), None)
 
     # ------------------------------------------------------------------ keys
 
