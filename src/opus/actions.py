@@ -1,13 +1,15 @@
 """The operator's actions as every front end takes them: change, wake, say what happened.
 
-`opus retry`, `opus cancel`, `opus pause` / `opus resume` and the keys of `opus top` all
-come here: the change is made in the registry by `opus.control`, then a running daemon is
-woken (`opus.wake`) so it acts within a second, and the sentence returned is what the
-person sees. Errors are `opus.control`'s (`NotFound`, `UsageError`), unchanged.
+`opus retry`, `opus cancel`, `opus answer`, `opus pause` / `opus resume` and the keys of
+`opus top` all come here: the change is made in the registry by `opus.control`, then a
+running daemon is woken (`opus.wake`) so it acts within a second, and the sentence
+returned is what the person sees. Errors are `opus.control`'s (`NotFound`,
+`UsageError`), unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from opus.config import Settings
@@ -54,6 +56,18 @@ class Operator:
         job = cancel(self.store(), self.settings, fr)
         wake(self.settings.state_dir)
         return f"{job.fr_id}: cancelled (job {job.id})"
+
+    def answer(
+        self, fr: str, texts: Sequence[str] | None, edit: Callable[[str], str]
+    ) -> str:
+        """Answer the questions a waiting job asks, or decide its plan (`opus answer`)."""
+        from opus.clock import SystemClock
+        from opus.conversation.answering import answer_job
+
+        job = answer_job(self.store(), fr, texts, clock=SystemClock(), edit=edit)
+        wake(self.settings.state_dir)
+        resumes = "; it resumes where it asked" if job.state.value == "queued" else ""
+        return f"{job.fr_id}: {job.state.value} (job {job.id}){resumes}"
 
     def set_paused(self, paused: bool) -> str:
         """Stop (or restart) claiming new work on every daemon of this registry."""

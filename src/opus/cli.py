@@ -240,6 +240,23 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer(args: argparse.Namespace) -> int:
+    from opus.conversation.answering import run_editor
+
+    edit = (lambda _text: "") if args.text else run_editor(os.environ)
+    print(_operator(args).answer(args.fr, args.text, edit))
+    return 0
+
+
+def _args_answer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("fr", help="the FR id (or job number) whose questions to answer")
+    p.add_argument(
+        "--text", action="append", metavar="TEXT",
+        help="an answer, once per question in order (for a plan: approve, reject or "
+        "'changes: <comments>'); without it $EDITOR opens the questions",
+    )
+
+
 def _pause(args: argparse.Namespace) -> int:
     print(_operator(args).set_paused(True))
     return 0
@@ -391,6 +408,7 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("logs", "a job's log", _args_logs, _logs),
     ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),
     ("cancel", "stop a job and clean its worktree", _args_fr, _cancel),
+    ("answer", "answer a waiting job's questions or decide its plan", _args_answer, _answer),
     ("pause", "stop claiming new work (global kill switch)", _no_args, _pause),
     ("resume", "claim new work again", _no_args, _resume),
     ("doctor", "check config, vault, git, sandbox, keys, notify URLs, database", _no_args, _doctor),

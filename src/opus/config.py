@@ -98,14 +98,39 @@ class PipelineConfig(_Section):
     )
     open_questions: Literal["ask", "recommend", "ignore"] = Field(
         "ask",
-        description="Undecided questions in an FR: ask (wait for answers), recommend (plan "
-        "with each question's recommendation), ignore. Not acted on yet.",
+        description="Undecided questions in an FR body (an Open Questions section with an "
+        "empty `Decision:`, `Pending:` items under Decisions): ask (the job waits for "
+        "answers before planning), recommend (plan with each question's recommendation, "
+        "recorded as an assumption in the plan and the PR), ignore. An FR's "
+        "`open_questions:` overrides it.",
+    )
+    question_headings: list[str] = Field(
+        default_factory=lambda: ["Open Questions", "Unresolved Questions"],
+        description="Headings (any level, any case) of the sections whose questions "
+        "`open_questions` looks at.",
+    )
+    decision_headings: list[str] = Field(
+        default_factory=lambda: ["Decisions"],
+        description="Headings of the sections whose `Pending:` items are undecided questions.",
     )
     approve_plan: Literal["never", "always"] | list[str] = Field(
         "never",
-        description="Plans a human approves before coding: never, always, or a list of "
-        "priorities, e.g. [\"critical\", \"high\"]. Not acted on yet.",
+        description="Plans a person approves before coding (in the note PLAN-<FR>.md): "
+        "never, always, or a list of priorities, e.g. [\"critical\", \"high\"]. An FR's "
+        "`approve_plan: true|false` overrides it.",
     )
+
+    @model_validator(mode="after")
+    def _approve_plan_priorities(self) -> PipelineConfig:
+        if isinstance(self.approve_plan, list):
+            allowed = ("critical", "high", "medium", "low")
+            wrong = [p for p in self.approve_plan if p not in allowed]
+            if wrong:
+                raise ValueError(
+                    f"pipeline.approve_plan lists {', '.join(wrong)}, which are not "
+                    f"priorities; use never, always, or a list of {', '.join(allowed)}"
+                )
+        return self
 
 
 class AgentsConfig(_Section):
@@ -130,7 +155,9 @@ class AgentsConfig(_Section):
         description="USD per million tokens per model: input, output, cache_read, cache_write.",
     )
     coder_can_ask: bool = Field(
-        False, description="The coder may ask the human questions too (not acted on yet)."
+        False,
+        description="Offer the coder the `ask_human` tool too (the planner always has it; "
+        "engine anthropic).",
     )
 
     def model_for(self, role: str) -> str:
@@ -207,8 +234,7 @@ class NotifyConfig(_Section):
     remind_after_h: float = Field(
         24,
         gt=0,
-        description="One reminder when a question waits this long unanswered (not acted on "
-        "yet).",
+        description="One reminder when a question or a plan waits this long for a person.",
     )
 
 

@@ -51,12 +51,15 @@ class JobState(StrEnum):
     """Lifecycle of a job in the registry.
 
     queued: waiting for a worker.  running: a worker holds its lease.
+    waiting_input: waiting for a person (answers to questions, or a plan to approve);
+    it holds no lease and no slot (designs/conversation.md).
     awaiting_review: a PR is open for a human.  done: merged.
     failed: gave up, with a reason.  cancelled: stopped by a human or a closed PR.
     """
 
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING_INPUT = "waiting_input"
     AWAITING_REVIEW = "awaiting_review"
     DONE = "done"
     FAILED = "failed"
@@ -71,8 +74,15 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # queued → running by a claim; cancelled by a human.
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
     # running → queued when preempted, drained at shutdown or its lease expired.
+    # running → waiting_input when an agent or the FR has questions, or a plan awaits approval.
     JobState.RUNNING: frozenset(
-        {JobState.QUEUED, JobState.AWAITING_REVIEW, JobState.FAILED, JobState.CANCELLED}
+        {JobState.QUEUED, JobState.WAITING_INPUT, JobState.AWAITING_REVIEW, JobState.FAILED,
+         JobState.CANCELLED}
+    ),
+    # waiting_input → queued once answered (or the plan decided); cancelled by a rejected
+    # plan, a deleted question note or `opus cancel`.
+    JobState.WAITING_INPUT: frozenset(
+        {JobState.QUEUED, JobState.CANCELLED, JobState.FAILED}
     ),
     # awaiting_review → queued when a human requests changes (a new round).
     JobState.AWAITING_REVIEW: frozenset(
@@ -92,6 +102,7 @@ def can_transition(src: JobState, dst: JobState) -> bool:
 FR_STATUS_FOR_JOB: dict[JobState, FRStatus] = {
     JobState.QUEUED: FRStatus.IN_PROGRESS,
     JobState.RUNNING: FRStatus.IN_PROGRESS,
+    JobState.WAITING_INPUT: FRStatus.IN_PROGRESS,
     JobState.AWAITING_REVIEW: FRStatus.REVIEW,
     JobState.DONE: FRStatus.DONE,
     JobState.FAILED: FRStatus.FAILED,
@@ -134,6 +145,10 @@ class FeatureRequest:
     budget_usd: float | None = None
     budget_minutes: float | None = None
     job: int | None = None
+    open_questions: str | None = None
+    """`open_questions:` (ask, recommend, ignore): overrides `pipeline.open_questions`."""
+    approve_plan: bool | None = None
+    """`approve_plan:`: overrides `pipeline.approve_plan` for this FR."""
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,41 @@ def ready_to_merge(fr_id: str, pr_number: int, url: str) -> Message:
     )
 
 
+def needs_answer(fr_id: str, note: str, count: int, *, reminder: bool = False) -> Message:
+    """A job waits for answers to questions (from its agent or its FR's open questions)."""
+    again = "Reminder: " if reminder else ""
+    what = "a question" if count == 1 else f"{count} questions"
+    return Message(
+        "needs_you",
+        f"opus: {fr_id} needs your answer",
+        f"{again}{fr_id} waits for your answer to {what}: {note}\n"
+        "Write each answer under its question and set `status: answered` in that note, or "
+        f"run `opus answer {fr_id}`. Nothing is spent while it waits.",
+    )
+
+
+def plan_awaits_approval(fr_id: str, note: str, *, reminder: bool = False) -> Message:
+    """A plan waits for a person's decision before any code is written."""
+    again = "Reminder: " if reminder else ""
+    return Message(
+        "needs_you",
+        f"opus: plan for {fr_id} awaits approval",
+        f"{again}The plan for {fr_id} is ready: {note}\n"
+        "Set `decision: approve`, `changes` (with your comments under \"Comments\") or "
+        "`reject` in that note. Nothing is spent while it waits.",
+    )
+
+
+def input_gone(fr_id: str, note: str) -> Message:
+    """The note a job waited on was deleted: the job is cancelled."""
+    return Message(
+        "failed",
+        f"opus: {fr_id} cancelled",
+        f"The note {note} that {fr_id} waited on was deleted, so the job is cancelled. "
+        f"Set `status: planned` in the FR note (or `opus retry {fr_id}`) to start it again.",
+    )
+
+
 def recovered(count: int) -> Message:
     """The daemon restarted and resumed interrupted jobs."""
     jobs = "job" if count == 1 else "jobs"

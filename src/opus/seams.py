@@ -118,10 +118,12 @@ class AgentTask:
     """Called on every model reply and tool call (liveness for the supervisor, logs)."""
     should_stop: Callable[[], bool] = lambda: False
     """Polled between turns: True asks the engine to stop now (stuck, shutdown)."""
+    can_ask: bool = False
+    """Offer the `ask_human` tool (the planner; the coder with `agents.coder_can_ask`)."""
 
 
 StopReason = Literal[
-    "submitted", "end_turn", "max_turns", "max_tokens", "timeout", "loop", "budget"
+    "submitted", "asked", "end_turn", "max_turns", "max_tokens", "timeout", "loop", "budget"
 ]
 
 
@@ -129,7 +131,8 @@ StopReason = Literal[
 class AgentResult:
     stop_reason: StopReason
     output: dict[str, Any]
-    """planner: {summary, steps}; reviewer: {verdict, summary, comments}; coder: {summary}."""
+    """planner: {summary, steps}; reviewer: {verdict, summary, comments}; coder: {summary};
+    any role that called `ask_human` (stop_reason "asked"): {questions}."""
     usage: Usage = Usage()
     cost_usd: float = 0.0
     turns: int = 0
@@ -290,8 +293,9 @@ class JobStore(Protocol):
 
     def transition(self, job_id: int, to: JobState, **fields: Any) -> Job: ...
 
-    def update(self, job_id: int, **fields: Any) -> Job:
-        """Change fields other than the state (stage, iteration, branch, pr_url...)."""
+    def update(self, job_id: int, *, if_state: JobState | None = None, **fields: Any) -> Job:
+        """Change fields other than the state (stage, iteration, branch, pr_url...);
+        with `if_state`, only while the job is in that state (else `StoreError`)."""
         ...
 
     def get(self, job_id: int) -> Job: ...

@@ -43,7 +43,10 @@ class StatusRow:
     error: str | None
     waiting: str | None = None
     """Why a queued job or planned FR does not start: `waiting on FR-8`, `paused`,
-    `daily budget`, `breaker open`, `no daemon running`; None when nothing holds it."""
+    `daily budget`, `breaker open`, `no daemon running`; for a job waiting for a person
+    `needs you (<how long>): <note>`; None when nothing holds it."""
+    waited_s: float | None = None
+    """How long a job in `waiting_input` has waited for a person."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,16 +196,30 @@ def _row(
     if job.started_at is not None:
         end = job.finished_at or (now if job.state is JobState.RUNNING else job.updated_at)
         elapsed = max(0.0, (end - job.started_at).total_seconds())
-    waiting = None
+    waiting, waited = None, None
     if job.state is JobState.QUEUED:
         repo_open = any(b.key == f"repo:{job.repo}" and b.state == "open" for b in breakers)
         waiting = blocker or ("breaker open" if repo_open else None)
+    elif job.state is JobState.WAITING_INPUT:
+        waiting, waited = _needs_you(job, now)
     return StatusRow(
         job=job.id, fr=job.fr_id, title=job.title, state=job.state.value,
         stage=shown_stage(job), iteration=job.iteration,
         elapsed_s=elapsed, cost_usd=round(job.cost_usd, 4), pr=job.pr_url, error=job.error,
-        waiting=waiting,
+        waiting=waiting, waited_s=waited,
     )
+
+
+def _needs_you(job: Job, now: datetime) -> tuple[str, float | None]:
+    """`needs you (2h05m): Q-FR-12.md` for a job waiting for a person, and the seconds."""
+    from opus.conversation.waiting import waiting_of
+
+    waiting = waiting_of(job)
+    since = waiting.since_at() if waiting is not None else None
+    waited = max(0.0, (now - since).total_seconds()) if since is not None else None
+    what = "plan approval" if waiting is not None and waiting.kind == "plan" else "answers"
+    where = Path(waiting.note).name if waiting is not None and waiting.note else what
+    return f"needs you ({duration(waited)}): {where}", waited
 
 
 def _waiting_rows(items: Iterable[dict[str, Any]], queued: set[str]) -> list[StatusRow]:
@@ -333,7 +350,8 @@ def _table(rows: Sequence[StatusRow], view: View) -> list[str]:
 def _cells(row: StatusRow, view: View) -> tuple[str, ...]:
     error = (row.error or "").strip().splitlines()[0] if (row.error or "").strip() else ""
     if row.waiting:
-        tail = row.waiting if row.waiting.startswith("waiting") else f"waiting: {row.waiting}"
+        tail = (row.waiting if row.waiting.startswith(("waiting", "needs you"))
+                else f"waiting: {row.waiting}")
     elif row.pr:
         # An open PR handed back to a person says why first ("CI still failing …").
         tail = f"{error} {view.path(row.pr)}" if error else view.path(row.pr)

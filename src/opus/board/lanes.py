@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from opus.config import Settings
@@ -72,7 +73,12 @@ def _needs_answer(job: Job) -> str | None:
     """A job waiting for answers to its questions or for its plan to be approved."""
     if job.state.value != "waiting_input":
         return None
-    return str(job.spec.get("waiting_for") or "questions")
+    # `spec.waiting` as designs/conversation.md documents it.
+    waiting = job.spec.get("waiting")
+    waiting = waiting if isinstance(waiting, dict) else {}
+    what = "plan approval" if waiting.get("kind") == "plan" else "questions"
+    note = waiting.get("note")
+    return f"{what}: {Path(str(note)).name}" if note else what
 
 
 def _escalated(job: Job) -> str | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from opus.conversation.sync import ConversationSync
 from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
@@ -74,6 +75,8 @@ class Intake:
         self._vault_warned = False
         self._paused_now: bool | None = None
         self._blockers: dict[Path, str | None] = {}
+        self.conversation = ConversationSync(ctx)
+        """Question and plan notes of the jobs waiting for a person."""
         self.claim_blocker: Callable[[Job], str | None] | None = None
         """Set by the loop: why a queued job cannot be claimed now (budget, breaker)."""
         self.due_in_s: float | None = None
@@ -139,6 +142,7 @@ class Intake:
         latest = self.ctx.store.latest_for_frs(fr.id for fr in scan.valid if fr.path in stable)
         enqueued, blocked = self._enqueue(scan, stable, latest)
         written = self._write_back(scan.valid, stable)
+        self.conversation.tick({fr.id: fr.path for fr in scan.valid})
         notes = len(scan.valid) + len(scan.invalid)
         settling = notes - len(stable)
         return IntakeReport(notes, invalid, enqueued, blocked, written + invalid, settling)

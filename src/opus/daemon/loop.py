@@ -236,6 +236,7 @@ class Daemon:
                 self.pool.ctx = self.ctx
                 if self.intake is not None:
                     self.intake.ctx = self.ctx  # keeps its note cache
+                    self.intake.conversation.ctx = self.ctx
                 daemon = self.ctx.settings.daemon
                 self.poll = PollDelay(daemon.poll_active_s, daemon.poll_idle_s)
             log.info("configuration reloaded")
@@ -342,6 +343,9 @@ class Daemon:
         """Say what `--once` leaves behind; True when jobs wait on something it cannot fix."""
         for job in self.ctx.store.jobs([JobState.AWAITING_REVIEW]):
             log.info("--once: %s waits for a human decision on %s", job.fr_id, job.pr_url)
+        for job in self.ctx.store.jobs([JobState.WAITING_INPUT]):
+            note = job.spec.get("waiting", {}).get("note") or "its note (written by intake)"
+            log.info("--once: %s needs your input in %s", job.fr_id, note)
         waiting = self.ctx.store.jobs([JobState.QUEUED, JobState.RUNNING])
         blocked = self._claim_blocker(waiting) if waiting else None
         if blocked is not None:

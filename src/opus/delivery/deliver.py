@@ -46,6 +46,10 @@ class DeliveryReport:
     """What the reviewer must know about the change (e.g. it edits opus's repo config)."""
     location: str = ""
     """Where the branch is when it was not pushed (a repo without a remote)."""
+    conversation: str = ""
+    """The questions asked and a person's answers (markdown list), if any."""
+    assumptions: tuple[str, ...] = ()
+    """Open questions of the FR planned with their recommendation (`recommend` mode)."""
 
 
 def pr_title(fr_id: str, title: str) -> str:
@@ -63,6 +67,12 @@ def render_pr_body(report: DeliveryReport) -> str:
     if report.notices:
         parts.append("## Attention\n\n" + "\n".join(f"- {n}" for n in report.notices))
     parts.append("## Plan\n\n" + _plan(report))
+    if report.assumptions:
+        parts.append("## Assumptions\n\nThe feature request left these questions open; the "
+                     "plan took each recommendation:\n\n"
+                     + "\n".join(f"- {line}" for line in report.assumptions))
+    if report.conversation.strip():
+        parts.append("## Questions and answers\n\n" + report.conversation.strip())
     tests = report.test_summary or "no test result recorded"
     parts.append("## Tests\n\n" + tests + (f"\n\n{report.baseline}" if report.baseline else ""))
     if report.test_tail.strip():

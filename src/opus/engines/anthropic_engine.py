@@ -93,6 +93,7 @@ class _Run:
             task.sandbox,
             command_timeout_s=engine.sandbox_cfg.command_timeout_s,
             versions=tools_for(task.model),
+            can_ask=task.can_ask,
         )
         self.max_output = max_output_tokens(task.model)
         self.call_max_tokens = min(engine.agents.max_tokens, self.max_output)
@@ -218,6 +219,10 @@ class _Run:
             outcome = self.toolbox.execute(use.name, use.input)
             if outcome.submission is not None:
                 return self._result("submitted", outcome.submission)
+            if outcome.questions is not None:
+                self.task.on_activity(f"{self.task.role} asked {len(outcome.questions)} "
+                                      "question(s); the job waits for a person")
+                return self._result("asked", {"questions": outcome.questions})
             results.append(
                 {
                     "type": "tool_result",

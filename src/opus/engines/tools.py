@@ -6,6 +6,9 @@
 | coder    | editor (all commands), bash (worktree writable)         |
 | reviewer | editor (`view` only), bash (read-only), `submit_review` |
 
+The planner (and the coder with `agents.coder_can_ask`) also gets `ask_human`
+(`opus.engines.ask`).
+
 `bash` is one persistent shell per stage inside the job's `Sandbox`, starting in the
 worktree root: `cd`, variables and functions carry over between calls, as Anthropic's bash
 tool documents. The editor and bash tool versions follow the model (`engines.models`).
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opus.domain import Role
+from opus.engines.ask import ASK_HUMAN, ASK_HUMAN_TOOL, InvalidQuestions, validate_questions
 from opus.engines.bash_session import BashSession, SessionResult
 from opus.engines.editor import EDITOR_TOOL, Editor, ToolResult
 from opus.engines.models import CURRENT_TOOLS, ToolVersions
@@ -100,6 +104,8 @@ class ToolOutcome:
 
     result: ToolResult
     submission: dict[str, Any] | None = None
+    questions: list[dict[str, Any]] | None = None
+    """A valid `ask_human` call: the stage ends and the job waits for a person."""
 
 
 class Toolbox:
@@ -117,8 +123,10 @@ class Toolbox:
         *,
         command_timeout_s: float,
         versions: ToolVersions = CURRENT_TOOLS,
+        can_ask: bool = False,
     ) -> None:
         self.role = role
+        self.can_ask = can_ask
         self.versions = versions
         writable = role is Role.CODER
         self.editor = Editor(worktree, read_only=not writable)
@@ -135,6 +143,8 @@ class Toolbox:
             tools.append(copy.deepcopy(SUBMIT_PLAN_TOOL))
         elif self.role is Role.REVIEWER:
             tools.append(copy.deepcopy(SUBMIT_REVIEW_TOOL))
+        if self.can_ask:
+            tools.append(copy.deepcopy(ASK_HUMAN_TOOL))
         # Tools never change within a stage, so they end a stable, cacheable prefix.
         tools[-1]["cache_control"] = dict(CACHE_CONTROL)
         return tools
@@ -150,6 +160,8 @@ class Toolbox:
             return ToolOutcome(self.bash(tool_input))
         if name == self.submit_name:
             return self._submit(tool_input)
+        if name == ASK_HUMAN and self.can_ask:
+            return self._ask(tool_input)
         offered = ", ".join(t["name"] for t in self.definitions())
         message = f"Error: no tool named {name!r}; use one of {offered}."
         return ToolOutcome(ToolResult(message, is_error=True))
@@ -157,6 +169,15 @@ class Toolbox:
     def close(self) -> None:
         """End the stage's bash session and everything it started."""
         self.bash.close()
+
+    def _ask(self, tool_input: Mapping[str, Any]) -> ToolOutcome:
+        try:
+            questions = validate_questions(dict(tool_input))
+        except InvalidQuestions as exc:
+            message = f"Error: {exc}. Fix these fields and call {ASK_HUMAN} again."
+            return ToolOutcome(ToolResult(message, is_error=True))
+        return ToolOutcome(ToolResult("Asked; you will be started again with the answers."),
+                           questions=questions)
 
     def _submit(self, tool_input: Mapping[str, Any]) -> ToolOutcome:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from opus.conversation.waiting import conversation_of, render_conversation
 from opus.delivery.deliver import DeliveryReport, deliver
 from opus.delivery.reactions import open_round, reason_line
 from opus.delivery.review_loop import render_round_comment
@@ -66,6 +67,8 @@ def delivery_report(job: Job, runs: Sequence[StageRun], iteration: int) -> Deliv
         cost_usd=job.cost_usd,
         baseline=str(baseline.get("summary", "")) if isinstance(baseline, dict) else "",
         notices=(CONFIG_CHANGED,) if test.get("config_changed") else (),
+        conversation=render_conversation(conversation_of(job)),
+        assumptions=tuple(str(line) for line in plan.get("assumptions") or ()),
     )
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from opus.conversation.waiting import Waiting, start_waiting
 from opus.delivery.reactions import (
     GIVEN_BACK,
     Reaction,
@@ -28,6 +29,7 @@ from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
 from opus.errors import BudgetExceeded, DeliveryBlocked, GitError, NotReady, StageFailed
 from opus.git import git
+from opus.pipeline import asking as gate
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
@@ -37,17 +39,23 @@ from opus.seams import AgentResult
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: Literal["awaiting_review", "failed", "stopped", "escalated"]
+    kind: Literal["awaiting_review", "failed", "stopped", "escalated", "waiting"]
     """`escalated`: a round started on the open PR ran out of rounds; the PR went back to
-    a person (`opus.pipeline.handback`), the job waits in awaiting_review."""
+    a person (`opus.pipeline.handback`), the job waits in awaiting_review. `waiting`: the
+    job waits for a person's answers or plan decision (`waiting_input`)."""
     detail: str = ""
 
 
 def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
-    """Advance `job` until it is delivered, fails, or is asked to stop."""
+    """Advance `job` until it is delivered, fails, waits for a person, or is asked to stop."""
     try:
+        asked = gate.questions_before_plan(job, ctx)
+        if asked is not None:  # before any worktree or token: waiting costs nothing
+            return _wait(job, ctx, control, asked)
         worktree = _prepare(job, ctx, control)
         return _advance(ctx.store.get(job.id), ctx, control, worktree)
+    except gate.WaitForInput as exc:
+        return _wait(ctx.store.get(job.id), ctx, control, exc.waiting)
     except Interrupted as exc:
         control.log(str(exc))
         return Outcome("stopped", control.stop_reason or str(exc))
@@ -149,7 +157,8 @@ def _check_ready(job: Job, ctx: PipelineContext) -> None:
 
 
 def _last_commit(runs: Sequence[StageRun]) -> str | None:
-    commits = [run.commit for run in runs if run.ok and run.commit]
+    # A stage that ended by asking a person kept its work too (a coder's edits so far).
+    commits = [run.commit for run in runs if (run.ok or run.output.get("asked")) and run.commit]
     return commits[-1] if commits else None
 
 
@@ -161,6 +170,7 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
             ctx.settings.pipeline.max_iterations + int(job.spec.get("extra_rounds", 0)),
             round_feedback=pending_feedback(job.spec),
         )
+        progress = gate.after_plan(job, ctx, runs, progress)  # approval, or a re-plan
         if isinstance(progress, Finished):
             return _delivered(job, ctx, control)
         if isinstance(progress, Exhausted):
@@ -205,6 +215,11 @@ def _run_step(
         # Cancelled, stopping or stuck while the stage ran: nothing of it is kept.
         raise Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
+    if outcome.asked:
+        # The agent asked a person: what it spent (and a coder's work) is kept; the same
+        # stage runs again, with the answers, once they come.
+        _record(job, ctx, step, outcome, started=started, commit=commit, ok=False)
+        raise gate.WaitForInput(gate.agent_questions(job, ctx, step, outcome.asked))
     _record(job, ctx, step, outcome, started=started, commit=commit)
     control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")
     if step.stage is Stage.CODE and pending_feedback(job.spec) is not None:
@@ -241,13 +256,14 @@ def _record(
     *,
     started: datetime,
     commit: str,
+    ok: bool = True,
 ) -> None:
     ctx.store.record_stage(
         StageRun(
             job_id=job.id,
             stage=step.stage,
             iteration=step.iteration,
-            ok=True,
+            ok=ok,
             output=outcome.output,
             usage=outcome.usage,
             cost_usd=outcome.cost_usd,
@@ -317,6 +333,14 @@ def _delivered(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
     ctx.store.add_event(job.id, "awaiting_review", f"PR ready for review: {job.pr_url}")
     control.log(f"delivered: {job.pr_url}")
     return Outcome("awaiting_review", job.pr_url or "")
+
+
+def _wait(job: Job, ctx: PipelineContext, control: JobControl, waiting: Waiting) -> Outcome:
+    """Hand the job to a person: no lease, no slot, no process until they answer."""
+    start_waiting(ctx.store, job, waiting)
+    what = "a plan decision" if waiting.kind == "plan" else f"{len(waiting.questions)} answer(s)"
+    control.log(f"waiting for {what} (asked by the {waiting.asked_by} at {waiting.stage})")
+    return Outcome("waiting", what)
 
 
 def _fail(job: Job, ctx: PipelineContext, control: JobControl, reason: str) -> Outcome:

@@ -34,6 +34,8 @@ class StageOutcome:
     prompt_sha256: str | None = None
     stop: OpusError | None = None
     """Set when the stage's work is kept but the job cannot go on (budget)."""
+    asked: list[dict[str, Any]] | None = None
+    """The agent called `ask_human` with these questions: the job waits for a person."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,13 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
         budget_usd=call.budget_usd,
         on_activity=call.control.touch,
         should_stop=call.control.must_stop_now,
+        can_ask=role is Role.PLANNER
+        or (role is Role.CODER and call.ctx.settings.agents.coder_can_ask),
     )
     result = call.ctx.engine.run(task)
-    if call.control.must_stop_now() and result.stop_reason not in ("submitted", "end_turn"):
+    if call.control.must_stop_now() and result.stop_reason not in (
+        "submitted", "end_turn", "asked"
+    ):
         raise Interrupted(f"{role.value} stopped: {call.control.stop_reason}")
     if result.stop_reason == "timeout":
         raise Interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s")
@@ -98,6 +104,15 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
 def _outcome(result: AgentResult, sha: str, output: dict[str, Any], note: str) -> StageOutcome:
     stop = BudgetExceeded(_budget_message(result)) if result.stop_reason == "budget" else None
     return StageOutcome(output, note, result.usage, result.cost_usd, sha, stop)
+
+
+def _asked(result: AgentResult, sha: str) -> StageOutcome | None:
+    """The stage ended on `ask_human`: its spend and questions, for the executor."""
+    if result.stop_reason != "asked":
+        return None
+    questions = list(result.output.get("questions") or [])
+    return StageOutcome({"asked": questions}, f"asked {len(questions)} question(s)",
+                        result.usage, result.cost_usd, sha, asked=questions)
 
 
 def _budget_message(result: AgentResult) -> str:
@@ -121,14 +136,25 @@ def _require_submitted(result: AgentResult, role: Role, tool: str) -> None:
 
 
 def _plan(call: _Call) -> StageOutcome:
-    message = messages.planner_message(call.job.fr_id, call.job.title, _body(call.job))
+    from opus.pipeline.asking_context import planner_context
+
+    context, assumed = planner_context(call.job, call.ctx.settings.pipeline, call.step,
+                                       call.latest(Stage.PLAN))
+    message = messages.planner_message(call.job.fr_id, call.job.title, _body(call.job),
+                                       context=context)
     result, sha = _agent(call, Role.PLANNER, message)
+    asked = _asked(result, sha)
+    if asked is not None:
+        return asked
     _require_submitted(result, Role.PLANNER, "submit_plan")
     steps = result.output.get("steps", [])
-    return _outcome(result, sha, result.output, f"plan with {len(steps)} step(s)")
+    output = {**result.output, "assumptions": assumed} if assumed else result.output
+    return _outcome(result, sha, output, f"plan with {len(steps)} step(s)")
 
 
 def _code(call: _Call) -> StageOutcome:
+    from opus.pipeline.asking_context import answers_context
+
     message = messages.coder_message(
         call.job.fr_id,
         call.job.title,
@@ -136,8 +162,12 @@ def _code(call: _Call) -> StageOutcome:
         plan=call.latest(Stage.PLAN),
         iteration=call.step.iteration,
         feedback=call.step.feedback,
+        context=answers_context(call.job),
     )
     result, sha = _agent(call, Role.CODER, message)
+    asked = _asked(result, sha)
+    if asked is not None:
+        return asked
     summary = str(result.output.get("summary", "")).strip()
     output = {
         "summary": summary,

@@ -34,10 +34,12 @@ def format_plan(plan: Mapping[str, Any] | None) -> str:
     return "\n".join(lines).strip()
 
 
-def planner_message(fr_id: str, title: str, body: str) -> str:
-    """The planner's first message."""
+def planner_message(fr_id: str, title: str, body: str, *, context: str = "") -> str:
+    """The planner's first message; `context` holds a person's answers, assumptions and
+    requested plan changes (`opus.pipeline.asking_context`)."""
     return (
         fr_block(fr_id, title, body)
+        + (f"\n{context.strip()}\n" if context.strip() else "")
         + "\nRead the code in the worktree (your current directory), then call "
         "submit_plan with a concrete plan whose every step has a verifiable postcondition.\n"
     )
@@ -51,9 +53,14 @@ def coder_message(
     plan: Mapping[str, Any] | None,
     iteration: int = 1,
     feedback: str | None = None,
+    context: str = "",
 ) -> str:
-    """The coder's first message; from iteration 2 on it carries what went wrong."""
-    parts = [fr_block(fr_id, title, body), "## Plan\n\n" + format_plan(plan) + "\n"]
+    """The coder's first message; from iteration 2 on it carries what went wrong.
+    `context` holds a person's answers to the questions asked so far."""
+    parts = [fr_block(fr_id, title, body)]
+    if context.strip():
+        parts.append(context.strip() + "\n")
+    parts.append("## Plan\n\n" + format_plan(plan) + "\n")
     if iteration >= 2:
         parts.append(
             f"## Round {iteration}: fix what the last round left\n\n"

@@ -66,6 +66,8 @@ def spec_for(fr: FeatureRequest) -> dict[str, Any]:
         "budget_usd": fr.budget_usd,
         "budget_minutes": fr.budget_minutes,
         "depends_on": list(fr.depends_on),
+        "open_questions": fr.open_questions,
+        "approve_plan": fr.approve_plan,
     }
 
 

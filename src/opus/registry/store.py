@@ -300,11 +300,22 @@ class Registry:
         return moved
 
     @retry_conflicts
-    def update(self, job_id: int, **fields: Any) -> Job:
-        """Change fields other than the state (stage, iteration, branch, pr_url...)."""
+    def update(self, job_id: int, *, if_state: JobState | None = None, **fields: Any) -> Job:
+        """Change fields other than the state (stage, iteration, branch, pr_url...).
+
+        With `if_state`, only while the job is still in that state: a `StoreError` says
+        when it moved meanwhile (e.g. answered while the intake recorded its note).
+        """
         values = records.encode_fields(fields)
+        guard = None if if_state is None else JOBS.c.state == if_state.value
         with self._tx() as conn:
-            job = self._cas(conn, job_id, None, {**values, "updated_at": self._clock.now()})
+            job = self._cas(conn, job_id, guard, {**values, "updated_at": self._clock.now()})
+            if job is None and guard is not None:
+                moved = self._get(conn, job_id)
+                raise StoreError(
+                    f"job {job_id} ({moved.fr_id}) is {moved.state.value}, no longer "
+                    f"{if_state.value if if_state else ''}; re-read it"
+                )
         if job is None:
             raise NotFound(f"no job {job_id}; `opus status` lists the jobs")
         return job

@@ -30,8 +30,8 @@ from sqlalchemy import (
     text,
 )
 
-# The states in which a job counts as "active": at most one per FR (see `uq_jobs_active_fr`).
-ACTIVE_STATES = ("queued", "running", "awaiting_review")
+# The states in which a job counts as "active": at most one per FR (see `uq_jobs_live_fr`).
+ACTIVE_STATES = ("queued", "running", "waiting_input", "awaiting_review")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -89,9 +89,10 @@ JOBS = Table(
     # The latest job of an FR (`latest_for_fr`, `latest_for_frs`): max(id) per fr_id.
     # (Databases made before it also have `ix_jobs_fr_id` on fr_id alone; harmless.)
     Index("ix_jobs_fr_latest", "fr_id", "id"),
-    # Two intake processes racing on the same note cannot both create a job.
+    # Two intake processes racing on the same note cannot both create a job. (Databases
+    # made before `waiting_input` also keep the narrower `uq_jobs_active_fr`; harmless.)
     Index(
-        "uq_jobs_active_fr",
+        "uq_jobs_live_fr",
         "fr_id",
         unique=True,
         sqlite_where=text(f"state IN {ACTIVE_STATES!r}"),

@@ -197,3 +197,31 @@ def check_job(meta: Meta, path: Path) -> int | None:
     if isinstance(job, int) and not isinstance(job, bool):
         return job
     return int(job) if isinstance(job, str) and job.strip().isdigit() else None
+
+
+OPEN_QUESTIONS = ("ask", "recommend", "ignore")
+_TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
+
+
+def check_open_questions(meta: Meta, path: Path) -> str | None:
+    """`open_questions: ask | recommend | ignore`: this FR's `pipeline.open_questions`."""
+    raw = _text(meta, "open_questions", "recommend")
+    if raw is None:
+        return None
+    if raw.lower() not in OPEN_QUESTIONS:
+        raise NoteError(
+            f"`open_questions: {raw}` is not one of {', '.join(OPEN_QUESTIONS)}; "
+            "write e.g. `open_questions: recommend`"
+        )
+    return raw.lower()
+
+
+def check_approve_plan(meta: Meta, path: Path) -> bool | None:
+    """`approve_plan: true | false`: whether a person approves this FR's plan."""
+    raw = meta.get("approve_plan")
+    if raw is None or isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise NoteError(f"`approve_plan` must be true or false, got {_kind(raw)}")

@@ -112,6 +112,8 @@ _CHECKS: tuple[tuple[str, Callable[[f.Meta, Path], Any]], ...] = (
     ("allowed_paths", f.check_allowed_paths),
     ("budget", f.check_budget),
     ("job", f.check_job),
+    ("open_questions", f.check_open_questions),
+    ("approve_plan", f.check_approve_plan),
 )
 
 Verdict = ParsedNote | InvalidNote | OtherNote

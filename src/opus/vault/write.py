@@ -54,6 +54,29 @@ def write_fields(
         return path
 
 
+def edit_own_note(path: Path, fields: Mapping[str, object | None]) -> None:
+    """Set (None: remove) frontmatter keys of a note opus made (a question or plan note),
+    as surgically and safely as `write_fields`, without its FR key list."""
+    _edit(path, {key: None if value is None else render_scalar(_one_line(key, value))
+                 for key, value in fields.items()})
+
+
+def create_note(path: Path, text: str) -> bool:
+    """Write a new note at `path` atomically; False (nothing written) if one exists."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.link(tmp, path)  # fails if `path` exists: never over a note
+        _fsync_dir(path.parent)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise NoteError(f"cannot write {path} ({exc.strerror}); check permissions") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _edit(path: Path, rendered: Mapping[str, str | None]) -> None:
     for attempt in range(MAX_ATTEMPTS):
         before = _read(path)
