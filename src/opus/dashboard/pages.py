@@ -21,6 +21,7 @@ from opus.dashboard.auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, new_session
 from opus.dashboard.context import DashboardContext, ctx_of
 from opus.dashboard.render import money, render
 from opus.errors import NotFound, StoreError, UsageError
+from opus.status import View
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
 MAX_FORM_BYTES = 16 * 1024
@@ -35,7 +36,9 @@ def _html(text: str, status: int = 200) -> HTMLResponse:
 
 def _common(request: Request, ctx: DashboardContext) -> dict[str, Any]:
     access = ctx.access(request)
+    settings = ctx.settings
     return {"access": access, "has_token": ctx.tokens.current() is not None,
+            "view": View(vault_root=settings.vault_path, base_dir=settings.base_dir),
             "done": DONE.get(request.query_params.get("done", "")), "path": request.url.path}
 
 
