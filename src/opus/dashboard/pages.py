@@ -68,10 +68,10 @@ def _error(request: Request, ctx: DashboardContext, status: int, message: str) -
 
 async def _board(request: Request) -> Response:
     ctx = ctx_of(request)
-    board = await run_in_threadpool(data.board_dict, ctx)
+    board = await run_in_threadpool(data.board, ctx)  # the records: no dict copies
     fragment = request.url.path.startswith("/fragments/")
     return _html(render("_board.html" if fragment else "board.html", board=board,
-                        **_common(request, ctx)))
+                        clean=ctx.redactor.clean, **_common(request, ctx)))
 
 
 async def _job(request: Request) -> Response:
