@@ -74,7 +74,7 @@ def fill(root: Path, jobs: int) -> Path:
 def board_times(root: Path, repeat: int) -> None:
     settings = load_settings(root / "opus.toml")
     ctx = build_context(settings, {}, listen=Listen("127.0.0.1", 0))
-    web = TestClient(create_app(ctx))
+    web = TestClient(create_app(ctx), base_url="http://127.0.0.1")
     for url in ("/", "/fragments/board", "/api/v1/board"):
         web.get(url)  # warm: templates compiled, connections opened
         wall, cpu = [], []

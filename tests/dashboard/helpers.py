@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
 
 from opus.config import Settings, load_settings
 from opus.daemon.logs import log_path
+from opus.dashboard.app import create_app
 from opus.dashboard.context import DashboardContext
 from opus.dashboard.listen import Listen
 from opus.dashboard.server import build_context
@@ -103,3 +107,9 @@ def _stage(store: Registry, clock: FakeClock, job_id: int, stage: Stage, *, numb
         cost_usd=0.25, prompt_sha256="ab" * 32, commit="c0ffee", started_at=start,
         finished_at=start + timedelta(seconds=60),
     ))
+
+
+def web_client(ctx: DashboardContext, **options: Any) -> TestClient:
+    """httpx (through Starlette's TestClient) on the app, addressed as a browser on this
+    machine addresses it."""
+    return TestClient(create_app(ctx), base_url="http://127.0.0.1", **options)

@@ -12,16 +12,17 @@ from starlette.testclient import TestClient
 from opus.cli import main
 from opus.clock import SystemClock
 from opus.control import is_paused
-from opus.dashboard.app import create_app
 from opus.dashboard.jobview import LOG_TAIL_LINES
 from opus.domain import JobState
-from tests.dashboard.helpers import SECRET, TOKEN, XSS, Project, make_project
+from tests.conftest import make_repo, run_git
+from tests.dashboard.helpers import SECRET, TOKEN, XSS, Project, make_project, web_client
+from tests.registry.factory import make_fr
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def client(project: Project) -> TestClient:
-    return TestClient(create_app(project.context()))
+    return web_client(project.context())
 
 
 def lanes(board: dict[str, object]) -> dict[str, list[str]]:
@@ -126,7 +127,7 @@ def test_metrics_are_opus_metrics_json(tmp_path: Path, capsys: pytest.CaptureFix
         monkeypatch.chdir(tmp_path)
         assert main(["--config", str(tmp_path / "opus.toml"), "metrics", "--json"]) == 0
         cli = json.loads(capsys.readouterr().out)
-        web = TestClient(create_app(project.context(clock=SystemClock())))
+        web = web_client(project.context(clock=SystemClock()))
         api = web.get("/api/v1/metrics").json()
     finally:
         project.store.close()
@@ -134,3 +135,20 @@ def test_metrics_are_opus_metrics_json(tmp_path: Path, capsys: pytest.CaptureFix
         cli.pop(moving), api.pop(moving)
     assert api.pop("daily_usd") == 7.5
     assert api == cli and cli["jobs"] == 5
+
+
+def test_diff_stat_of_the_jobs_branch(project: Project, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "target")
+    run_git(repo, "checkout", "-q", "-b", "opus/fr-9-x")
+    (repo / "a.txt").write_text("one\ntwo\n")
+    run_git(repo, "add", "a.txt")
+    run_git(repo, "commit", "-q", "-m", "add a")
+    run_git(repo, "checkout", "-q", "main")
+    job = project.store.enqueue(make_fr("FR-9", "body"), repo)
+    project.store.update(job.id, branch="opus/fr-9-x", base="main")
+    detail = client(project).get(f"/api/v1/jobs/{job.id}").json()
+    assert detail["diff_stat"].splitlines() == [
+        " a.txt | 2 ++", " 1 file changed, 2 insertions(+)"]
+    elsewhere = project.store.enqueue(make_fr("FR-10", "body"), tmp_path / "not-here")
+    project.store.update(elsewhere.id, branch="opus/fr-10")
+    assert client(project).get(f"/api/v1/jobs/{elsewhere.id}").json()["diff_stat"] is None

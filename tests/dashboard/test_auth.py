@@ -6,15 +6,13 @@ import re
 import stat
 
 import pytest
-from starlette.testclient import TestClient
 
 from opus.cli import main
-from opus.dashboard.app import create_app
 from opus.dashboard.auth import TOKEN_FILE
 from opus.dashboard.listen import Listen, parse_listen
 from opus.domain import JobState
 from opus.errors import ConfigError, UsageError
-from tests.dashboard.helpers import TOKEN, Project
+from tests.dashboard.helpers import TOKEN, Project, web_client
 
 
 def csrf_of(html: str) -> str:
@@ -24,7 +22,7 @@ def csrf_of(html: str) -> str:
 
 
 def test_login_then_act_with_the_pages_csrf_token(project: Project) -> None:
-    web = TestClient(create_app(project.context()))
+    web = web_client(project.context())
     failed = project.ids["FR-4"]
     assert web.get("/login", params={"token": "wrong"}).status_code == 403
     login = web.get("/login", params={"token": TOKEN}, follow_redirects=False)
@@ -48,10 +46,10 @@ def test_login_then_act_with_the_pages_csrf_token(project: Project) -> None:
 
 
 def test_a_new_token_ends_old_sessions(project: Project) -> None:
-    web = TestClient(create_app(project.context()))
+    web = web_client(project.context())
     web.get("/login", params={"token": TOKEN})
     assert "token held" in web.get("/").text
-    other = TestClient(create_app(project.context(environ={"OPUS_DASHBOARD_TOKEN": "n3w-t0ken"})),
+    other = web_client(project.context(environ={"OPUS_DASHBOARD_TOKEN": "n3w-t0ken"}),
                        cookies=dict(web.cookies))
     assert "token held" not in other.get("/").text
 
@@ -60,7 +58,7 @@ def test_state_dir_token_written_by_url_and_read_by_a_running_board(
     project: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPUS_DASHBOARD_TOKEN", raising=False)
-    web = TestClient(create_app(project.context(environ={})))
+    web = web_client(project.context(environ={}))
     assert "read-only (run" in web.get("/").text
     config = str(project.root / "opus.toml")
     assert main(["--config", config, "dashboard", "--url", "--listen", "127.0.0.1:7999"]) == 0
@@ -79,7 +77,7 @@ def test_state_dir_token_written_by_url_and_read_by_a_running_board(
 def test_non_loopback_bind_needs_a_token(project: Project) -> None:
     with pytest.raises(UsageError, match="not loopback, without a token"):
         project.context(environ={}, listen=Listen("0.0.0.0", 0))
-    web = TestClient(create_app(project.context(listen=Listen("0.0.0.0", 0))))
+    web = web_client(project.context(listen=Listen("0.0.0.0", 0)))
     assert web.get("/", follow_redirects=False).headers["location"] == "/login"
     assert web.get("/api/v1/board").status_code == 401
     web.get("/login", params={"token": TOKEN})

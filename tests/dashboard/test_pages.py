@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import re
 
-from starlette.testclient import TestClient
-
-from opus.dashboard.app import create_app
 from opus.dashboard.jobview import LOG_TAIL_LINES
-from tests.dashboard.helpers import SECRET, XSS, Project
+from tests.dashboard.helpers import SECRET, XSS, Project, web_client
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def pages(project: Project) -> dict[str, str]:
-    web = TestClient(create_app(project.context()))
+    web = web_client(project.context())
     urls = ["/", "/fragments/board", "/metrics", "/fragments/metrics", "/login",
             *(f"/jobs/{job}" for job in project.ids.values()),
             *(f"/fragments/jobs/{job}" for job in project.ids.values())]
@@ -50,7 +47,7 @@ def test_job_page_shows_the_fr_rendered_and_sanitised(project: Project) -> None:
 
 
 def test_metrics_charts_carry_the_api_numbers(project: Project) -> None:
-    web = TestClient(create_app(project.context()))
+    web = web_client(project.context())
     figures = web.get("/api/v1/metrics").json()
     html = web.get("/metrics").text
     charts = re.findall(r'<svg class="chart" role="img" aria-label="([^"]+)"(.*?)</svg>', html,
@@ -67,7 +64,7 @@ def test_metrics_charts_carry_the_api_numbers(project: Project) -> None:
 
 
 def test_security_headers_and_offline_assets(project: Project) -> None:
-    web = TestClient(create_app(project.context()))
+    web = web_client(project.context())
     response = web.get("/")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
@@ -81,7 +78,7 @@ def test_security_headers_and_offline_assets(project: Project) -> None:
 
 
 def test_read_only_without_token_shows_no_buttons(project: Project) -> None:
-    web = TestClient(create_app(project.context(environ={})))
+    web = web_client(project.context(environ={}))
     html = web.get(f"/jobs/{project.ids['FR-4']}").text
     assert 'data-action="retry"' not in html and "opus dashboard --url" in html
     refused = web.post(f"/jobs/{project.ids['FR-4']}/retry", data={"csrf": ""},
@@ -90,5 +87,14 @@ def test_read_only_without_token_shows_no_buttons(project: Project) -> None:
 
 
 def test_unknown_job_page_is_404(project: Project) -> None:
-    response = TestClient(create_app(project.context())).get("/jobs/4242")
+    response = web_client(project.context()).get("/jobs/4242")
     assert response.status_code == 404 and "no job 4242" in response.text
+
+
+def test_a_loopback_board_answers_only_to_loopback_names(project: Project) -> None:
+    ctx = project.context()
+    assert web_client(ctx).get("/").status_code == 200
+    for host in ("localhost:7900", "[::1]:7900", "127.0.0.1"):
+        assert web_client(ctx).get("/", headers={"host": host}).status_code == 200, host
+    rebound = web_client(ctx).get("/api/v1/board", headers={"host": "evil.example:7900"})
+    assert rebound.status_code == 400 and "loopback" in rebound.text

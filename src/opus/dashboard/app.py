@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +50,41 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def host_name(header: str) -> str:
+    """`Host:` without its port: `[::1]:7900` → `::1`, `localhost:7900` → `localhost`."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHosts:
+    """On a loopback bind, answer only requests addressed to a loopback name.
+
+    A web page elsewhere can point its own host name at 127.0.0.1 (DNS rebinding) and
+    then read what the board shows; its requests still say that name in `Host:`.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            host = host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed:
+                response = PlainTextResponse(
+                    "this board answers only to a loopback address "
+                    f"({', '.join(sorted(self.allowed))}); open it as http://127.0.0.1:PORT/",
+                    status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(ctx: DashboardContext) -> Starlette:
     """The dashboard over `ctx` (see `opus.dashboard.server.build_context`)."""
     routes = [*pages.ROUTES, *api.ROUTES,
@@ -56,4 +92,6 @@ def create_app(ctx: DashboardContext) -> Starlette:
     app = Starlette(routes=routes)
     app.state.ctx = ctx
     app.add_middleware(SecurityHeaders)
+    if ctx.loopback_host is not None:
+        app.add_middleware(LoopbackHosts, allowed=LOOPBACK_NAMES | {ctx.loopback_host})
     return app

@@ -34,6 +34,9 @@ class DashboardContext:
     open_store: Callable[[], JobStore]
     read_needs_login: bool = False
     """On a non-loopback bind every page needs the token, not only the actions."""
+    loopback_host: str | None = None
+    """On a loopback bind, the address bound: requests must name it (or another loopback
+    name) in `Host:`. None on other binds."""
     stopping: threading.Event = field(default_factory=threading.Event)
     _store_lock: threading.Lock = field(default_factory=threading.Lock)
     _store: JobStore | None = None

@@ -61,6 +61,7 @@ def build_context(settings: Settings, environ: Mapping[str, str], *, listen: Lis
         clock=clock or SystemClock(),
         open_store=lambda: open_store(settings.database_url),
         read_needs_login=not listen.loopback,
+        loopback_host=listen.host if listen.loopback else None,
     )
 
 
