@@ -7,8 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.dashboard.helpers import Project, make_project
+from opus.dashboard.server import DashboardServer
+from tests.dashboard.helpers import LOOPBACK, Project, make_project
+from tests.e2e_daemon.harness import wait_until
 from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
+
+
+@pytest.fixture
+def served(project: Project) -> Iterator[DashboardServer]:
+    server = DashboardServer(project.context(), LOOPBACK)
+    server.start()
+    try:
+        wait_until(lambda: server.started, "the dashboard to serve", 20)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -22,23 +22,12 @@ from tests.dashboard.browser import (
     screenshot,
     wait_for,
 )
-from tests.dashboard.helpers import LOOPBACK, TOKEN, XSS, Project
+from tests.dashboard.helpers import TOKEN, XSS, Project
 from tests.dashboard.test_server import free_port
 from tests.e2e_daemon.agency import Agency, start_api
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 
 pytestmark = [needs_browser, pytest.mark.browser, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-def served(project: Project) -> Iterator[DashboardServer]:
-    server = DashboardServer(project.context(), LOOPBACK)
-    server.start()
-    try:
-        wait_until(lambda: server.started, "the dashboard to serve", 20)
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -19,21 +19,10 @@ from opus.dashboard.listen import Listen
 from opus.dashboard.server import DashboardServer
 from opus.domain import JobState
 from opus.errors import ConfigError
-from tests.dashboard.helpers import LOOPBACK, Project
+from tests.dashboard.helpers import Project
 from tests.e2e_daemon.harness import Workspace, wait_until
 
 STREAM_TIMEOUT_S = 20.0
-
-
-@pytest.fixture
-def served(project: Project) -> Iterator[DashboardServer]:
-    server = DashboardServer(project.context(), LOOPBACK)
-    server.start()
-    try:
-        wait_until(lambda: server.started, "the dashboard to serve", 20)
-        yield server
-    finally:
-        server.stop()
 
 
 def events(response: httpx.Response) -> Iterator[tuple[str, str]]:
