@@ -227,3 +227,41 @@ def test_plan_changes_replan_with_the_comments_then_approve_delivers(
     job = ws.wait_state("FR-1", JobState.AWAITING_REVIEW, timeout_s=60)
     assert job.iteration == 1, "a re-plan is not a code round"
     assert ws.completed_stages("FR-1") == ["plan", "plan", "code", "test", "review", "deliver"]
+
+
+FILL = r"""
+import pathlib, sys
+path = pathlib.Path(sys.argv[1])
+text = path.read_text()
+path.write_text(text.replace("**Answer:** \n", "**Answer:** Redis, from the editor\n", 1))
+"""
+
+
+def test_opus_answer_opens_the_editor_and_a_deleted_note_cancels(
+    ws: Workspace, daemons: Daemons, agency: Agency, sink: Sink
+) -> None:
+    planner = _setup(ws, agency, sink)
+    ws.write_fr("FR-2")
+    agency.overrides[("FR-2", "planner")] = AskingPlanner()
+    daemons.start(ws)
+    progress = ws.root / "vault" / "10_features" / PROGRESS
+    for fr_id in ("FR-1", "FR-2"):
+        wait_until((progress / f"Q-{fr_id}.md").exists, f"the question note of {fr_id}")
+
+    editor = ws.root / "fill.py"
+    editor.write_text(FILL)
+    code, out = ws.cli("answer", "FR-1", env={"EDITOR": f"python3 {editor}"})
+    assert code == 0 and "resumes where it asked" in out, out
+    wait_until(lambda: len(planner.first_messages) == 2, "the planner to run again", 30)
+    assert "Redis, from the editor" in planner.first_messages[1]
+
+    (progress / "Q-FR-2.md").unlink()
+    job = ws.wait_state("FR-2", JobState.CANCELLED)
+    assert "Q-FR-2.md" in (job.error or "") and "deleted" in (job.error or "")
+    wait_until(lambda: any("FR-2 cancelled" in str(m.get("title")) for m in sink.received),
+               "the cancellation notice")
+    fr_note = progress.parent / "07_failed" / "FR-2.md"
+    wait_until(fr_note.exists, "the FR note among the ended")
+    assert frontmatter.loads(fr_note.read_text())["status"] == "cancelled"
+    code, out = ws.cli("answer", "FR-2", "--text", "too late")
+    assert code == 2 and "cancelled" in out, out

@@ -67,7 +67,7 @@ def render_questions(
         _front(fr_id, {"kind": "questions", "round": waiting.round, "status": "open",
                        "asked_by": waiting.asked_by, "asked": waiting.since}),
         f"# Questions on [[{fr_id}]]: {title}\n",
-        f"{who} (at stage `{waiting.stage}`). Write each answer after **Answer:** under "
+        f"{who} (at stage `{waiting.stage}`). Write each answer after `Answer:` under "
         f"its question, then set `status: answered` above (or run `opus answer {fr_id}`). "
         "The job resumes within a second; nothing is spent while it waits.\n",
     ]
