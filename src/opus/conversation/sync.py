@@ -38,6 +38,7 @@ from opus.errors import NoteError, OpusError, UsageError
 from opus.notify import Message, input_gone, needs_answer, plan_awaits_approval
 from opus.pipeline.context import PipelineContext
 from opus.vault.write import create_note, edit_own_note, replace_if_unchanged
+from opus.wake import wake
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class ConversationSync:
             self._read_keys[job.id] = key
             if self._read(job, waiting, path):
                 self._read_keys.pop(job.id, None)
+                # A worker daemon on this host claims it at once; other hosts at their poll.
+                wake(self.ctx.settings.state_dir)
                 return 1
         self._remind(job, waiting)
         return 0
