@@ -224,8 +224,9 @@ class PRConfig(_Section):
     )
     update_branch: Literal["never", "when-behind"] = Field(
         "never",
-        description="Merge a moved base into a clean PR branch: never, when-behind. "
-        "Not acted on yet.",
+        description="A PR branch behind its moved base that merges cleanly: never (left "
+        "as it is unless the forge says it cannot merge), when-behind (the base is merged "
+        "in, no agent; the tests still run). A conflicting base is always merged.",
     )
 
 

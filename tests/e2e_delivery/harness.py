@@ -19,6 +19,7 @@ import frontmatter
 from opus.config import (
     DaemonConfig,
     GitConfig,
+    NotifyConfig,
     PipelineConfig,
     PRConfig,
     SandboxConfig,
@@ -149,6 +150,7 @@ def make_bench(
     max_iterations: int = 3,
     rounds: Sequence[Round] = (),
     clock: Clock | None = None,
+    notify: NotifyConfig | None = None,
 ) -> Bench:
     """Vault, repo (`main` with check.py, pushed to a bare `origin`), registry, engine."""
     repo = make_repo(tmp_path / "repo", {"README.md": "# widgets\n", "check.py": CHECK})
@@ -165,6 +167,7 @@ def make_bench(
         sandbox=SandboxConfig(kind="bwrap"),
         git=(git or GitConfig()).model_copy(update={"default_repo": repo}),
         pr=pr or PRConfig(),
+        notify=notify or NotifyConfig(),
     )
     engine = ScriptedEngine(script(*rounds))
     runtime = build_runtime(settings, engine=engine, clock=clock)

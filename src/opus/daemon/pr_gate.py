@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from opus.daemon.base_watch import react_to_base
 from opus.daemon.ci_watch import react_to_ci
 from opus.daemon.pr_reactions import mark_ready, unmark_ready
 from opus.domain import Job
@@ -21,7 +22,7 @@ from opus.seams import Forge, PRFeedback, PullRequest
 
 Reactor = Callable[[PipelineContext, Job, Forge, PullRequest, PRFeedback], str | None]
 
-REACTORS: Sequence[Reactor] = (react_to_ci,)
+REACTORS: Sequence[Reactor] = (react_to_base, react_to_ci)
 """In order: the first reactor that returns a decision ends the pass."""
 
 

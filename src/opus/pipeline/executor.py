@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Literal
 
 from opus.conversation.waiting import Waiting, start_waiting
+from opus.delivery.base_merge import merge_message, merging
 from opus.delivery.reactions import (
     GIVEN_BACK,
     Reaction,
     open_round,
     pending_feedback,
-    without_feedback,
 )
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
@@ -30,6 +30,13 @@ from opus.engines.pricing import format_usd
 from opus.errors import BudgetExceeded, DeliveryBlocked, GitError, NotReady, StageFailed
 from opus.git import git
 from opus.pipeline import asking as gate
+from opus.pipeline.base_sync import (
+    ConflictUnresolved,
+    base_merge,
+    check_resolved,
+    consumed,
+    merge_moved_base,
+)
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
@@ -40,9 +47,10 @@ from opus.seams import AgentResult
 @dataclass(frozen=True)
 class Outcome:
     kind: Literal["awaiting_review", "failed", "stopped", "escalated", "waiting"]
-    """`escalated`: a round started on the open PR ran out of rounds; the PR went back to
-    a person (`opus.pipeline.handback`), the job waits in awaiting_review. `waiting`: the
-    job waits for a person's answers or plan decision (`waiting_input`)."""
+    """`escalated`: a round started on the open PR ran out of rounds, or the coder could
+    not resolve a conflict with the moved base; the PR went back to a person
+    (`opus.pipeline.handback`, `_unresolved`), the job waits in awaiting_review.
+    `waiting`: the job waits for a person's answers or plan decision (`waiting_input`)."""
     detail: str = ""
 
 
@@ -66,6 +74,8 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
     except BudgetExceeded as exc:
         _notify_if_budget(job, ctx, True)
         return _fail(job, ctx, control, str(exc))
+    except ConflictUnresolved as exc:
+        return _unresolved(job, ctx, control, exc)
     except (NotReady, StageFailed, DeliveryBlocked) as exc:
         # A guard's refusal is final: a retry would be refused the same way.
         return _fail(job, ctx, control, str(exc))
@@ -91,6 +101,7 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
         worktree.discard_uncommitted()
     if pending_feedback(job.spec) is not None:
         _adopt_human_commits(ctx, worktree, branch, control)
+    merge_moved_base(ctx.store.get(job.id), ctx, worktree, control)
     control.log(f"worktree {worktree.path} on {branch}")
     from opus.pipeline.preflight import prepare
 
@@ -214,6 +225,8 @@ def _run_step(
     if control.must_stop_now():
         # Cancelled, stopping or stuck while the stage ran: nothing of it is kept.
         raise Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
+    if step.stage is Stage.CODE:
+        _check_resolved(job, ctx, wt, step, outcome)
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
     if outcome.asked:
         # The agent asked a person: what it spent (and a coder's work) is kept; the same
@@ -223,7 +236,7 @@ def _run_step(
     _record(job, ctx, step, outcome, started=started, commit=commit)
     control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")
     if step.stage is Stage.CODE and pending_feedback(job.spec) is not None:
-        job = ctx.store.update(job.id, spec=without_feedback(job.spec))
+        job = ctx.store.update(job.id, spec=consumed(job.spec))
     if outcome.stop:
         # The stage kept its work (committed above) but cannot go on: budget, or stuck.
         raise outcome.stop
@@ -236,6 +249,11 @@ def _checkpoint_commit(
     author = (ctx.settings.git.author_name, ctx.settings.git.author_email)
     if step.stage is Stage.CODE:
         message = f"{job.fr_id}: {job.title} (round {step.iteration})\n\n{outcome.note}"
+        info = base_merge(job.spec)
+        if info is not None and merging(wt.path):
+            conflicts = tuple(str(path) for path in info.get("conflicts") or ())
+            merge = merge_message(str(info.get("label")), str(info["sha"]), wt.branch, conflicts)
+            message = f"{merge}\n\n{outcome.note}"
         wt.commit(message, job_id=job.id, author=author)
     head = wt.head()
     _push_wip(job, ctx, wt)
@@ -341,6 +359,45 @@ def _wait(job: Job, ctx: PipelineContext, control: JobControl, waiting: Waiting)
     what = "a plan decision" if waiting.kind == "plan" else f"{len(waiting.questions)} answer(s)"
     control.log(f"waiting for {what} (asked by the {waiting.asked_by} at {waiting.stage})")
     return Outcome("waiting", what)
+
+
+def _check_resolved(
+    job: Job, ctx: PipelineContext, wt: Worktree, step: Step, outcome: StageOutcome
+) -> None:
+    """A coder that left conflict markers: its spend is kept, the merge aborted."""
+    try:
+        check_resolved(job, wt)
+    except ConflictUnresolved:
+        ctx.store.record_stage(StageRun(
+            job_id=job.id, stage=step.stage, iteration=step.iteration, ok=False,
+            output={"report": "conflict markers left", **outcome.output},
+            usage=outcome.usage, cost_usd=outcome.cost_usd, finished_at=ctx.clock.now(),
+        ))  # fmt: skip
+        raise
+
+
+def _unresolved(
+    job: Job, ctx: PipelineContext, control: JobControl, exc: ConflictUnresolved
+) -> Outcome:
+    """The base merge needs a person: the PR stays as delivered and waits for review,
+    and `escalate` says so once (notification, FR `error:`, `opus status`)."""
+    from opus.daemon.pr_reactions import escalate
+
+    control.log(f"needs a person: {exc}")
+    job = ctx.store.get(job.id)
+    info = base_merge(job.spec) or {}
+    label = str(info.get("label") or job.base or "the base")
+    ctx.store.transition(job.id, JobState.AWAITING_REVIEW, stage=Stage.DELIVER,
+                         spec=consumed(job.spec))  # fmt: skip
+    pr = ctx.forge_for(job).find_pr(job.branch or "", job.base)
+    if pr is not None:
+        escalate(
+            ctx, ctx.store.get(job.id), pr, kind="conflict", sha=str(info.get("head") or ""),
+            trigger=f"conflicts with {label} in {', '.join(exc.files)}",
+            what=f"merge conflict with {label}",
+            todo=f"merge {label} into {job.branch}, resolve the conflicts and push",
+        )  # fmt: skip
+    return Outcome("escalated", str(exc))
 
 
 def _fail(job: Job, ctx: PipelineContext, control: JobControl, reason: str) -> Outcome:

@@ -10,7 +10,8 @@ fully determine the next step. A crash loses at most the stage that was running,
 
 A human asking for changes on the PR, failing CI or a conflict with a moved base reopens
 the job at the next round (code → test → review → deliver again on the same branch); the
-round cap still holds.
+round cap still holds. A round whose code is a clean merge of the moved base
+(`merge_only`, no agent) goes test → deliver.
 """
 
 from __future__ import annotations
@@ -67,10 +68,17 @@ def next_step(
     last = done[-1]
     if last.stage is Stage.DELIVER and round_feedback is not None:
         return _next_round(last.iteration, max_iterations, round_feedback)
-    return _after(last, max_iterations)
+    return _after(last, max_iterations, merge_only=_merge_only(done, last.iteration))
 
 
-def _after(last: StageRun, max_iterations: int) -> Progress:
+def _merge_only(done: Sequence[StageRun], iteration: int) -> bool:
+    """Whether round `iteration`'s code was a clean merge of a moved base (no agent):
+    its tests still run, but there is nothing for a reviewer to read."""
+    code = [run for run in done if run.stage is Stage.CODE and run.iteration == iteration]
+    return bool(code and code[-1].output.get("merge_only"))
+
+
+def _after(last: StageRun, max_iterations: int, *, merge_only: bool = False) -> Progress:
     i = last.iteration
     match last.stage:
         case Stage.PLAN:
@@ -79,7 +87,7 @@ def _after(last: StageRun, max_iterations: int) -> Progress:
             return Step(Stage.TEST, i)
         case Stage.TEST:
             if last.output.get("passed"):
-                return Step(Stage.REVIEW, i)
+                return Step(Stage.DELIVER if merge_only else Stage.REVIEW, i)
             return _next_round(i, max_iterations, test_report(last.output))
         case Stage.REVIEW:
             if last.output.get("verdict") == "approve":
