@@ -23,6 +23,7 @@ from tests.conftest import run_git
 from tests.delivery.conftest import BRANCH, human_commit, opus_commit
 
 GREET = "src/greet.py"
+OPUS = ("opus", "opus@localhost")
 
 
 def _base_moves(repo: Path, remote: Path, files: dict[str, str], msg: str) -> str:
@@ -89,7 +90,7 @@ def test_without_a_remote_the_local_base_is_compared(git_repo: Path) -> None:
 
 
 def test_merge_in_a_worktree_leaves_markers_and_the_coder_gets_both_sides(
-    work: Path, bare_remote: Path
+    work: Path, bare_remote: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_git(work, "push", "-q", "origin", BRANCH)
     moved = _base_moves(work, bare_remote, {GREET: "def greet() -> str:\n    return 'hello'\n"},
@@ -97,7 +98,12 @@ def test_merge_in_a_worktree_leaves_markers_and_the_coder_gets_both_sides(
     state = base_state(work, BRANCH, "main", remote="origin")
     assert state is not None
 
-    conflicts = start_merge(work, moved, label=state.label)
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key)  # no identity anywhere but what opus passes
+    monkeypatch.setenv("HOME", str(work.parent / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+    conflicts = start_merge(work, moved, label=state.label, author=OPUS)
 
     assert conflicts == (GREET,) and merging(work)
     text = (work / GREET).read_text()
@@ -128,7 +134,7 @@ def test_after_merging_the_moved_base_the_diff_and_guards_see_only_the_branch(
                                             "docs/base.md": "the base's own file\n"},
                         "Say hello")  # fmt: skip
     base_state(work, BRANCH, "main", remote="origin")
-    start_merge(work, moved, label="origin/main")
+    start_merge(work, moved, label="origin/main", author=OPUS)
     (work / GREET).write_text("def greet() -> str:\n    return 'hello there'\n")
     opus_commit(work, {}, msg="Merge origin/main")
     assert len(run_git(work, "log", "-1", "--format=%P").split()) == 2
@@ -146,7 +152,7 @@ def test_a_secret_written_while_resolving_a_conflict_is_caught(
     moved = _base_moves(work, bare_remote, {GREET: "def greet() -> str:\n    return 'hello'\n"},
                         "Say hello")  # fmt: skip
     base_state(work, BRANCH, "main", remote="origin")
-    start_merge(work, moved, label="origin/main")
+    start_merge(work, moved, label="origin/main", author=OPUS)
     key = "AKIA" + "ZQ3DUMMYKEY7EXMPL"
     (work / GREET).write_text(f"KEY = '{key}'\ndef greet() -> str:\n    return 'hello'\n")
     opus_commit(work, {}, msg="Merge origin/main")

@@ -279,3 +279,28 @@ def test_a_conflict_on_a_forge_pr_is_resolved_on_the_same_pr(
     assert forge.pr_detail_json(forge.prs[1])["mergeable"] is True
     assert len(forge.prs) == 1 and forge.unexpected == []
     assert bench.poll() == []
+
+
+def test_without_a_remote_the_local_base_is_watched_the_same_way(tmp_path: Path) -> None:
+    """`local` provider, a repository with no remote: the branch stays in the repo, and a
+    conflicting commit on its own `main` is merged and resolved the same way."""
+    bench = make_bench(tmp_path, rounds=(GREET_V1, _resolve))
+    run_git(bench.repo, "remote", "remove", "origin")
+    bench.write_fr()
+    job = bench.enqueue()
+    assert bench.work() == Outcome("awaiting_review", bench.store.get(job.id).pr_url or "")
+    job = bench.store.get(job.id)
+    delivered = run_git(bench.repo, "rev-parse", job.branch or "")
+    (bench.repo / "src").mkdir(exist_ok=True)
+    (bench.repo / APP).write_text(BASE_APP)
+    run_git(bench.repo, "add", "-A")
+    run_git(bench.repo, "commit", "-q", "-m", BASE_WHY)
+    base = run_git(bench.repo, "rev-parse", "HEAD")
+
+    assert bench.poll() == ["new_round"]
+    assert bench.work() == Outcome("awaiting_review", job.pr_url or "")
+
+    head = run_git(bench.repo, "rev-parse", job.branch or "")
+    assert set(run_git(bench.repo, "log", "-1", "--format=%P", head).split()) == {delivered, base}
+    assert run_git(bench.repo, "show", f"{head}:{APP}") + "\n" == RESOLVED
+    assert bench.poll() == []

@@ -95,13 +95,19 @@ def merging(worktree: Path) -> bool:
     return bool(git("rev-parse", "--verify", "--quiet", "MERGE_HEAD", cwd=worktree, check=False))
 
 
-def start_merge(worktree: Path, sha: str, *, label: str) -> tuple[str, ...]:
+def start_merge(
+    worktree: Path, sha: str, *, label: str, author: tuple[str, str]
+) -> tuple[str, ...]:
     """Merge commit `sha` (the base, `label` in messages) into the worktree without
     committing; the conflicted paths. The worktree must be clean; the caller commits
-    (`Worktree.commit`)."""
+    (`Worktree.commit`). git wants an identity even for a merge it does not commit:
+    `author` (name, email) is given, so no user config is needed."""
+    name, email = author
+    env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+           "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}  # fmt: skip
     code, out = git_status("-c", "core.hooksPath=/dev/null", "-c", "merge.conflictStyle=merge",
                            "merge", "--no-ff", "--no-commit", "--no-edit", sha,
-                           cwd=worktree)  # fmt: skip
+                           cwd=worktree, env=env)  # fmt: skip
     conflicted = git("diff", "--name-only", "--diff-filter=U", cwd=worktree).splitlines()
     if code != 0 and not conflicted:
         raise GitError(f"git merge {label} ({sha[:12]}) failed in {worktree}: {out}")

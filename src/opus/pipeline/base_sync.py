@@ -79,7 +79,8 @@ def merge_moved_base(job: Job, ctx: PipelineContext, wt: Worktree, control: JobC
     if is_ancestor(wt.path, sha, "HEAD"):
         control.log(f"{label} ({sha[:10]}) is already in {wt.branch}: nothing to merge")
         return ctx.store.update(job.id, spec=consumed(job.spec))
-    conflicts = start_merge(wt.path, sha, label=label)
+    author = (ctx.settings.git.author_name, ctx.settings.git.author_email)
+    conflicts = start_merge(wt.path, sha, label=label, author=author)
     if not conflicts:
         return _clean(job, ctx, wt, control, info=info,
                       delivered_round=runs[-1].iteration if runs else 0)
