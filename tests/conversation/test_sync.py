@@ -197,3 +197,22 @@ def test_plan_rejected_is_cancelled(world: World) -> None:
     _save(note, note.read_text().replace("decision:\n", "decision: reject\n"))
     world.tick()
     assert world.job().state is JobState.CANCELLED
+
+
+def test_a_second_round_replaces_the_answered_note_keeping_the_answers(world: World) -> None:
+    _wait(world)
+    world.tick()
+    note = world.fr_path.parent / "Q-FR-12.md"
+    _answer(note, "Redis", "429")
+    world.tick()
+    job = world.ctx.store.claim("w", 60)
+    assert job is not None
+    _wait(world, questions=(Question("Burst size?", ("10", "100"), "10"),), round_=2)
+    world.tick()
+    text = note.read_text()
+    assert "round: 2" in text and "## 1. Burst size?" in text
+    assert "## Earlier answers" in text and "**A:** Redis" in text
+    assert sorted(p.name for p in note.parent.iterdir()) == ["FR-12.md", "Q-FR-12.md"]
+    _answer(note, "10")
+    world.tick()
+    assert [d.answers for d in conversation_of(world.job())] == [("Redis", "429"), ("10",)]
