@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from opus.config import BudgetConfig, DaemonConfig, DatabaseConfig, Settings, VaultConfig
+from opus.conversation.questions import Question
+from opus.conversation.waiting import Kind, Waiting, record_note, start_waiting, waiting_of
 from opus.delivery.reactions import Reaction, with_reaction
 from opus.domain import DaemonRecord, Job, JobState, Priority, Stage, StageRun
 from opus.presence import daemon_info
@@ -58,12 +60,13 @@ def beat(store: Registry, clock: FakeClock, blocked: list[Blocked] | None = None
 
 
 def populate(store: Registry, clock: FakeClock) -> dict[str, Job]:
-    """FR-Q1/FR-Q2 queued, FR-R running (code, round 2, $0.75), FR-E escalated in review,
-    FR-A in review, FR-Y approved and green, FR-D done, FR-F failed, FR-C cancelled;
-    FR-9 planned, waiting on FR-8."""
+    """FR-Q1/FR-Q2 queued, FR-R running (code, round 2, $0.75), FR-W waiting for answers
+    (asked 60 s ago), FR-E escalated in review (45 s ago), FR-P waiting for its plan's
+    approval (30 s ago), FR-A in review, FR-Y approved and green, FR-D done, FR-F failed,
+    FR-C cancelled; FR-9 planned, waiting on FR-8."""
     jobs = {fr: store.enqueue(make_fr(fr, priority=prio), REPO) for fr, prio in (
         ("FR-R", Priority.MEDIUM), ("FR-A", Priority.MEDIUM), ("FR-E", Priority.MEDIUM),
-        ("FR-Y", Priority.MEDIUM),
+        ("FR-Y", Priority.MEDIUM), ("FR-W", Priority.MEDIUM), ("FR-P", Priority.MEDIUM),
         ("FR-D", Priority.MEDIUM), ("FR-F", Priority.MEDIUM), ("FR-C", Priority.MEDIUM))}
     for job in jobs.values():
         store.transition(job.id, JobState.RUNNING)
@@ -83,10 +86,24 @@ def populate(store: Registry, clock: FakeClock) -> dict[str, Job]:
     store.update(jobs["FR-R"].id, stage=Stage.CODE, iteration=2)
     jobs["FR-Q1"] = store.enqueue(make_fr("FR-Q1", priority=Priority.LOW), REPO)
     jobs["FR-Q2"] = store.enqueue(make_fr("FR-Q2", priority=Priority.CRITICAL), REPO)
+    _wait(store, jobs["FR-W"], "questions", clock.now() - timedelta(seconds=15))
+    clock.advance(15)  # the intake host writes the question note later
+    asked = store.get(jobs["FR-W"].id)
+    note = f"{asked.fr_path.parent}/Q-FR-W.md"
+    record_note(store, asked, replace(waiting_of(asked), note=note))  # type: ignore[arg-type]
+    _wait(store, jobs["FR-P"], "plan", clock.now())
     blocked = Blocked(make_fr("FR-9", depends_on=("FR-8",)), ("FR-8",), "waits for FR-8")
     beat(store, clock, [blocked])
     clock.advance(30)
     return {fr: store.get(job.id) for fr, job in jobs.items()}
+
+
+def _wait(store: Registry, job: Job, kind: Kind, since: datetime) -> None:
+    """The job asks a person, as the worker's `start_waiting` records it."""
+    questions = (Question("Which store?", ("redis", "memory"), "memory"),)
+    start_waiting(store, job, Waiting(kind=kind, asked_by="planner", stage="plan",
+                                      iteration=0, round=1, since=since.isoformat(),
+                                      questions=questions if kind == "questions" else ()))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

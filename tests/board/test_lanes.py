@@ -32,7 +32,7 @@ def test_every_state_lands_in_its_lane_through_the_light_reader(fleet: Fleet) ->
     assert _lanes(board.as_dict()) == {
         "queued": ["FR-Q2", "FR-Q1", "FR-9"],  # critical first; a planned FR after jobs
         "running": ["FR-R"],
-        "needs_you": ["FR-E"],
+        "needs_you": ["FR-W", "FR-E", "FR-P"],  # the longest waiting first
         "in_review": ["FR-A"],
         "ready": ["FR-Y"],
         "done": ["FR-D"],
@@ -40,11 +40,14 @@ def test_every_state_lands_in_its_lane_through_the_light_reader(fleet: Fleet) ->
     }
     running = board.lane(Lane.RUNNING).cards[0]
     assert (running.stage, running.iteration, running.cost_usd, running.elapsed_s) == (
-        "code", 2, 0.75, 90.0)
-    escalated = board.lane(Lane.NEEDS_YOU).cards[0]
+        "code", 2, 0.75, 105.0)
+    asked, escalated, plan = board.lane(Lane.NEEDS_YOU).cards
+    assert (asked.reason, asked.since_s, asked.state) == (
+        "questions: Q-FR-W.md", 60.0, "waiting_input")
+    assert (plan.reason, plan.since_s) == ("plan approval", 30.0)
     assert escalated.reason == "escalation: CI still failing on PR 3"
     assert board.lane(Lane.READY).cards[0].reason == "approved and green"
-    assert escalated.pr == "https://forge/pr/FR-E" and escalated.since_s == 30.0
+    assert escalated.pr == "https://forge/pr/FR-E" and escalated.since_s == 45.0
     failed = board.card(fleet.jobs["FR-F"].id)
     assert failed is not None and failed.error == "tests failed" and failed.state == "failed"
     assert board.lane(Lane.FAILED).cards[0].state == "cancelled"

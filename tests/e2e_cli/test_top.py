@@ -83,8 +83,8 @@ def test_under_a_terminal_it_draws_the_lanes_and_q_exits_0(project: Path) -> Non
             os._exit(127)
     try:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-        shown = _read_until(fd, b"FR-F", DRAW_TIMEOUT_S)
-        assert b"Needs you" in shown and b"Ready to merge" in shown
+        shown = _read_until(fd, b"Needs you (3)", DRAW_TIMEOUT_S)
+        assert b"Running (1)" in shown and b"FR-R" in shown
         os.write(fd, b"q")
         assert _wait_exit(pid, fd, EXIT_TIMEOUT_S) == 0
     finally:
@@ -97,11 +97,12 @@ def test_with_stdout_piped_it_prints_the_board_once(project: Path) -> None:
     lines = result.out.splitlines()
     assert lines[0].startswith("opus board at ")
     titles = [line for line in lines if line and not line.startswith(" ")][2:]
-    assert titles == ["Queued / Waiting (3)", "Running (1)", "Needs you (1)", "In review (1)",
+    assert titles == ["Queued / Waiting (3)", "Running (1)", "Needs you (3)", "In review (1)",
                       "Ready to merge (1)", "Done (1)", "Failed (2)"]
     running = lines[lines.index("Running (1)") + 1].split()
     assert running[1:6] == ["FR-R", "code", "2", "0m00s", "$0.75"]
     assert "escalation: CI still failing on PR 3" in result.out
+    assert "questions: Q-FR-W.md (" in result.out and "plan approval (" in result.out
     assert "waiting on FR-8" in result.out
     assert run_opus("top", "--once", cwd=project).out.splitlines()[2:] == lines[2:]
 

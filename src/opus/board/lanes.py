@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opus.config import Settings
+from opus.conversation.waiting import waiting_of
 from opus.delivery.reactions import is_ready, standing
 from opus.domain import Job, JobState, Priority
 from opus.seams import JobReader
@@ -71,14 +72,11 @@ NeedsRule = Callable[[Job], str | None]
 
 def _needs_answer(job: Job) -> str | None:
     """A job waiting for answers to its questions or for its plan to be approved."""
-    if job.state.value != "waiting_input":
+    if job.state is not JobState.WAITING_INPUT:
         return None
-    # `spec.waiting` as designs/conversation.md documents it.
-    waiting = job.spec.get("waiting")
-    waiting = waiting if isinstance(waiting, dict) else {}
-    what = "plan approval" if waiting.get("kind") == "plan" else "questions"
-    note = waiting.get("note")
-    return f"{what}: {Path(str(note)).name}" if note else what
+    waiting = waiting_of(job)
+    what = "plan approval" if waiting is not None and waiting.kind == "plan" else "questions"
+    return f"{what}: {Path(waiting.note).name}" if waiting is not None and waiting.note else what
 
 
 def _escalated(job: Job) -> str | None:
@@ -121,7 +119,7 @@ class Card(StatusRow):
     """Why it is in its lane: what a queued job waits on, what a person is asked for."""
     priority: str | None
     since_s: float | None
-    """How long since the job last changed (how long a "Needs you" card has waited)."""
+    """How long since the job last changed; for a job waiting for a person, since it asked."""
     repo: str | None
     updated_at: datetime | None
 
@@ -215,7 +213,9 @@ def board_from(report: StatusReport, jobs: Sequence[Job], now: datetime) -> Boar
 
 def _card(row: StatusRow, job: Job | None, now: datetime) -> Card:
     lane, reason = lane_of(job) if job is not None else (Lane.QUEUED, None)
-    since = max(0.0, (now - job.updated_at).total_seconds()) if job is not None else None
+    since = row.waited_s  # a job waiting for a person: since it asked
+    if since is None and job is not None:
+        since = max(0.0, (now - job.updated_at).total_seconds())
     error = (row.error or "").strip().splitlines()
     return Card(
         **{**_shallow(row), "error": error[0] if error else None},
