@@ -114,8 +114,9 @@ def test_a_conflicting_base_is_merged_and_resolved_by_the_coder_on_the_same_pr(
                    head).strip() == str(job.id)  # fmt: skip
     assert run_git(bench.remote, "show", f"{head}:{APP}") + "\n" == RESOLVED
     assert len(_pr_notes(bench)) == 1  # the same PR
-    events = [e.kind for e in bench.store.events(job.id)]
-    assert "conflict_round" in events
+    rounds = [e.message for e in bench.store.events(job.id) if e.kind == "conflict_round"]
+    assert len(rounds) == 1  # the trigger: the head it was taken on and the base it met
+    assert old_head[:10] in rounds[0] and base[:10] in rounds[0] and APP in rounds[0]
     assert bench.poll() == []  # up to date now: nothing more to do
     assert len(_coders(bench)) == 2
 
@@ -304,3 +305,22 @@ def test_without_a_remote_the_local_base_is_watched_the_same_way(tmp_path: Path)
     assert set(run_git(bench.repo, "log", "-1", "--format=%P", head).split()) == {delivered, base}
     assert run_git(bench.repo, "show", f"{head}:{APP}") + "\n" == RESOLVED
     assert bench.poll() == []
+
+
+def test_past_pr_ci_rounds_a_conflict_goes_to_a_person_without_a_round(
+    tmp_path: Path, sink: Sink
+) -> None:
+    bench, job, old_head = _delivered(tmp_path, _resolve, sink=sink,
+                                      pr=PRConfig(ci_rounds=0))  # fmt: skip
+    _base_moves(bench, {APP: BASE_APP}, BASE_WHY)
+
+    assert bench.poll() == ["escalated"]
+    assert bench.poll() == []  # once
+
+    assert len(_coders(bench)) == 1
+    assert bench.remote_head(job.branch or "") == old_head
+    bench.runtime.notifier.flush()
+    needs = [m for m in sink.received if "needs you" in m.get("title", "")]
+    assert len(needs) == 1 and APP in needs[0]["message"]
+    events = [e for e in bench.store.events(job.id) if e.kind == "conflict_escalated"]
+    assert len(events) == 1 and old_head[:10] in events[0].message
