@@ -1,55 +1,49 @@
-"""The buttons: retry, cancel, pause, resume — the CLI's own calls, then a wake-up.
+"""The buttons: retry, cancel, answer (or decide a plan), pause, resume.
 
-`perform` runs one action against the writable registry and wakes any daemon that shares
-the state dir, exactly as `opus retry` and friends do. A wrong state is a `UsageError`
-(HTTP 409), an unknown job a `NotFound` (404); their messages are shown as they are.
+Each is `opus.actions.Operator`'s — the calls `opus retry`, `opus answer` and the keys of
+`opus top` make: change the registry, wake any daemon sharing the state dir, say what
+happened. A wrong state is a `UsageError` (HTTP 409), an unknown job or action a
+`NotFound` (404); their messages are shown as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
-from opus.control import cancel, retry, set_paused
 from opus.dashboard.context import DashboardContext
 from opus.errors import NotFound
-from opus.wake import wake
 
-JOB_ACTIONS = ("retry", "cancel")
+JOB_ACTIONS = ("retry", "cancel", "answer")
 GLOBAL_ACTIONS = ("pause", "resume")
+PLAN_DECISIONS = ("approve", "changes", "reject")
 
 
-def _retry(ctx: DashboardContext, job_id: int | None) -> str:
-    job = retry(ctx.store(), str(job_id))
-    return f"{job.fr_id}: re-queued (job {job.id})"
+def _no_editor(_text: str) -> str:
+    return ""  # the page sends the answers; an empty edit means none were given
 
 
-def _cancel(ctx: DashboardContext, job_id: int | None) -> str:
-    job = cancel(ctx.store(), ctx.settings, str(job_id))
-    return f"{job.fr_id}: cancelled (job {job.id})"
+def plan_texts(decision: str, comments: str) -> list[str]:
+    """A plan decision as `opus answer --text` takes it: `approve`, `changes: …`."""
+    return [f"{decision}: {comments}" if comments.strip() else decision]
 
 
-def _pause(ctx: DashboardContext, _job_id: int | None) -> str:
-    set_paused(ctx.store(), True)
-    return "paused: no new work will be claimed; running jobs finish"
+def perform(ctx: DashboardContext, action: str, job_id: int | None = None,
+            texts: Sequence[str] = ()) -> str:
+    """Run `action` (on job `job_id` for the job actions); returns what happened.
 
-
-def _resume(ctx: DashboardContext, _job_id: int | None) -> str:
-    set_paused(ctx.store(), False)
-    return "resumed: claiming new work"
-
-
-ACTIONS: dict[str, Callable[[DashboardContext, int | None], str]] = {
-    "retry": _retry, "cancel": _cancel, "pause": _pause, "resume": _resume,
-}
-
-
-def perform(ctx: DashboardContext, action: str, job_id: int | None = None) -> str:
-    """Run `action` (on job `job_id` for retry and cancel); returns what happened."""
+    `texts` are the answers of `answer`, one per question in order (or a plan decision).
+    """
     if action not in (JOB_ACTIONS if job_id is not None else GLOBAL_ACTIONS):
         raise NotFound(f"no action {action!r} here; jobs take {', '.join(JOB_ACTIONS)}, "
                        f"the board {', '.join(GLOBAL_ACTIONS)}")
     if job_id is not None and ctx.source.job(job_id) is None:
         raise NotFound(f"no job {job_id}")
-    message = ACTIONS[action](ctx, job_id)
-    wake(ctx.settings.state_dir)
-    return message
+    with ctx.acting:
+        operator = ctx.operator
+        if action == "retry":
+            return operator.retry(str(job_id))
+        if action == "cancel":
+            return operator.cancel(str(job_id))
+        if action == "answer":
+            return operator.answer(str(job_id), list(texts), _no_editor)
+        return operator.set_paused(action == "pause")

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from opus.dashboard import data
-from opus.dashboard.actions import perform
+from opus.dashboard.actions import perform, plan_texts
 from opus.dashboard.auth import CSRF_HEADER, csrf_ok
 from opus.dashboard.context import ctx_of
 from opus.dashboard.live import event_stream
@@ -115,8 +115,24 @@ async def _act(request: Request) -> Response:
         return _error(403, NO_TOKEN + " (and, from a page, its CSRF token)")
     action = str(request.path_params["action"])
     job = request.path_params.get("job_id")
-    message = await run_in_threadpool(perform, ctx, action, job)
+    texts = await _answers(request) if action == "answer" else []
+    message = await run_in_threadpool(perform, ctx, action, job, texts)
     return _json({"ok": True, "message": message})
+
+
+async def _answers(request: Request) -> list[str]:
+    """`{"answers": [...]}` (one per question, in order) or `{"decision": "approve" |
+    "changes" | "reject", "comments": "..."}` for a plan."""
+    try:
+        body = await request.json()
+    except ValueError as err:
+        raise ValueError("the body must be JSON: {\"answers\": [...]} or {\"decision\": "
+                         "\"approve\"}") from err
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    if "decision" in body:
+        return plan_texts(str(body["decision"]), str(body.get("comments") or ""))
+    return [str(answer) for answer in body.get("answers") or []]
 
 
 ROUTES = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -11,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from opus.actions import Operator
 from opus.config import Settings
 from opus.dashboard.auth import SESSION_COOKIE, Access, TokenSource, access_for
 from opus.dashboard.jobview import JobFiles
@@ -18,39 +18,32 @@ from opus.dashboard.live import ChangeFeed
 from opus.dashboard.redact import Redactor
 from opus.dashboard.source import BoardSource
 from opus.domain import Job
-from opus.seams import Clock, JobStore
+from opus.seams import Clock
 
 
 @dataclass
 class DashboardContext:
-    """The settings, the registry (read side, and a store opened on the first action),
-    the token, the redactor and the live feed."""
+    """The settings, the registry (read side; the operator opens the writable store on
+    the first action), the token, the redactor and the live feed."""
 
     settings: Settings
     source: BoardSource
     tokens: TokenSource
     redactor: Redactor
     clock: Clock
-    open_store: Callable[[], JobStore]
+    operator: Operator
     read_needs_login: bool = False
     """On a non-loopback bind every page needs the token, not only the actions."""
     loopback_host: str | None = None
     """On a loopback bind, the address bound: requests must name it (or another loopback
     name) in `Host:`. None on other binds."""
     stopping: threading.Event = field(default_factory=threading.Event)
-    _store_lock: threading.Lock = field(default_factory=threading.Lock)
-    _store: JobStore | None = None
+    acting: threading.Lock = field(default_factory=threading.Lock)
+    """One action at a time (the operator opens its store once, on the first)."""
 
     @cached_property
     def feed(self) -> ChangeFeed:
         return ChangeFeed(self.source.change_mark)
-
-    def store(self) -> JobStore:
-        """The writable registry, opened once, on the first action."""
-        with self._store_lock:
-            if self._store is None:
-                self._store = self.open_store()
-            return self._store
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -70,6 +63,7 @@ class DashboardContext:
     def close(self) -> None:
         self.stopping.set()
         self.feed.close()
+        self.operator.close()
 
 
 def ctx_of(request: Request) -> DashboardContext:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opus.conversation.waiting import conversation_of, waiting_of
 from opus.dashboard.redact import Redactor
 from opus.domain import Event, Job, Stage, StageRun
 
@@ -105,6 +106,28 @@ def _review(runs: Sequence[StageRun], clean: Redactor) -> dict[str, Any] | None:
     }
 
 
+def _question(item: dict[str, Any], clean: Redactor) -> dict[str, Any]:
+    return {key: (clean.clean(value) if isinstance(value, str) else
+                  [clean.clean(str(v)) for v in value] if isinstance(value, list) else value)
+            for key, value in item.items()}
+
+
+def _waiting(job: Job, clean: Redactor) -> dict[str, Any] | None:
+    """What the job asks a person (questions, or a plan to approve), if it waits."""
+    waiting = waiting_of(job)
+    if waiting is None:
+        return None
+    data = waiting.as_dict()
+    data["questions"] = [_question(q, clean) for q in data["questions"]]
+    data["problem"] = clean.clean(waiting.problem) if waiting.problem else None
+    return data
+
+
+def _conversation(job: Job, clean: Redactor) -> list[dict[str, Any]]:
+    rounds = [answered.as_dict() for answered in conversation_of(job)]
+    return [{**r, "questions": [_question(q, clean) for q in r["questions"]]} for r in rounds]
+
+
 def event_row(event: Event, clean: Redactor) -> dict[str, Any]:
     return {"id": event.id, "job": event.job_id, "at": _iso(event.at), "kind": event.kind,
             "message": clean.clean(_cap(event.message))}
@@ -138,6 +161,8 @@ def job_detail(job: Job, runs: Sequence[StageRun], events: Sequence[Event],
     return {
         "job": job_row(job, clean),
         "fr_body": clean.clean(str(job.spec.get("body") or "")),
+        "waiting": _waiting(job, clean),
+        "conversation": _conversation(job, clean),
         "rounds": rounds(runs),
         "plan": _plan(runs, clean),
         "test": _test(runs, clean),

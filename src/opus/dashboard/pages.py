@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from opus.dashboard import charts, data
-from opus.dashboard.actions import perform
+from opus.dashboard.actions import perform, plan_texts
 from opus.dashboard.auth import CSRF_FIELD, SESSION_COOKIE, csrf_ok, new_session, token_ok
 from opus.dashboard.context import DashboardContext, ctx_of
 from opus.dashboard.render import money, render
@@ -24,9 +24,10 @@ from opus.errors import NotFound, StoreError, UsageError
 from opus.status import View
 
 SESSION_MAX_AGE_S = 30 * 24 * 3600
-MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_BYTES = 256 * 1024
+"""Answers can be long; anything larger is not a form these pages send."""
 DONE = {"retry": "Re-queued.", "cancel": "Cancelled.", "pause": "Paused.", "resume": "Resumed.",
-        "login": "Logged in: the buttons work now."}
+        "answer": "Answered: the job goes on.", "login": "Logged in: the buttons work now."}
 Page = Callable[[Request], Awaitable[Response]]
 
 
@@ -107,13 +108,23 @@ async def _metrics(request: Request) -> Response:
                         charts=_charts(figures), **_common(request, ctx)))
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request) -> dict[str, list[str]]:
     """An url-encoded form (what these pages post), read without a multipart parser."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return {}
-    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
-    return {name: values[0] for name, values in fields.items()}
+    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+
+
+def _one(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[0]
+
+
+def _texts(form: dict[str, list[str]]) -> list[str]:
+    """The answers (one `answer` field per question) or a plan's `decision`."""
+    if _one(form, "decision"):
+        return plan_texts(_one(form, "decision"), _one(form, "comments"))
+    return form.get("answer", [])
 
 
 def _logged_in(ctx: DashboardContext) -> Response:
@@ -129,7 +140,7 @@ async def _login(request: Request) -> Response:
     ctx = ctx_of(request)
     given = request.query_params.get("token")
     if request.method == "POST":
-        given = (await _form(request)).get("token", "")
+        given = _one(await _form(request), "token")
     if given is not None and token_ok(ctx.tokens.current(), given):
         return _logged_in(ctx)
     status = 403 if given is not None else 200
@@ -152,13 +163,13 @@ def _back(form_next: str, fallback: str) -> str:
 async def _act(request: Request) -> Response:
     ctx = ctx_of(request)
     form = await _form(request)
-    if not csrf_ok(ctx.access(request), form.get(CSRF_FIELD)):
+    if not csrf_ok(ctx.access(request), _one(form, CSRF_FIELD)):
         return _error(request, ctx, 403, "this needs the dashboard token: open the login URL "
                       "that `opus dashboard --url` prints, then try again from the page")
     action = str(request.path_params["action"])
     job = request.path_params.get("job_id")
-    await run_in_threadpool(perform, ctx, action, job)
-    target = _back(form.get("next", ""), f"/jobs/{job}" if job else "/")
+    await run_in_threadpool(perform, ctx, action, job, _texts(form))
+    target = _back(_one(form, "next"), f"/jobs/{job}" if job else "/")
     return RedirectResponse(f"{target.split('?')[0]}?done={action}", status_code=303)
 
 

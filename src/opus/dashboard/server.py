@@ -42,8 +42,8 @@ def token_source(settings: Settings, environ: Mapping[str, str]) -> TokenSource:
 def build_context(settings: Settings, environ: Mapping[str, str], *, listen: Listen,
                   clock: Clock | None = None) -> DashboardContext:
     """Everything the app needs; refuses a non-loopback bind without a token."""
+    from opus.actions import Operator
     from opus.clock import SystemClock
-    from opus.registry import open_store
 
     tokens = token_source(settings, environ)
     if not listen.loopback and tokens.current() is None:
@@ -59,7 +59,7 @@ def build_context(settings: Settings, environ: Mapping[str, str], *, listen: Lis
         tokens=tokens,
         redactor=Redactor.from_environ(environ, extra=[current] if current else []),
         clock=clock or SystemClock(),
-        open_store=lambda: open_store(settings.database_url),
+        operator=Operator(settings),
         read_needs_login=not listen.loopback,
         loopback_host=listen.host if listen.loopback else None,
     )
