@@ -181,8 +181,14 @@ def _top(args: argparse.Namespace) -> int:
     from opus.board.top import TopApp
 
     operator = _operator(args)
+
+    def edit(text: str) -> str:  # `$EDITOR` is looked up when `a` is pressed
+        from opus.conversation.answering import run_editor
+
+        return run_editor(os.environ)(text)
+
     try:
-        app = TopApp(source, operator, view=view)
+        app = TopApp(source, operator, view=view, editor=edit)
         app.run(mouse=False)  # keys only: a mouse-less SSH terminal loses nothing
         return app.return_code or 0
     finally:
@@ -402,8 +408,8 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("run", "run the daemon (or --once)", _args_run, _run),
     ("status", "daemons, pause, breakers, spend; jobs and why they wait; unusable notes",
      _args_status, _status),
-    ("top", "the live board: jobs in lanes; r retry, c cancel, p pause, q quit", _args_top,
-     _top),
+    ("top", "the live board: jobs in lanes; r retry, c cancel, p pause, a answer, q quit",
+     _args_top, _top),
     ("scan", "what opus would do with every note (dry run: writes nothing)", _args_json, _scan),
     ("logs", "a job's log", _args_logs, _logs),
     ("retry", "re-queue a failed or cancelled job", _args_fr, _retry),

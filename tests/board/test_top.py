@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from opus.actions import Operator
 from opus.board.lanes import Board, Lane, board_snapshot
-from opus.board.top import TopApp
+from opus.board.top import Editor, TopApp
 from opus.control import is_paused
 from opus.domain import JobState
 from opus.registry.reader import open_reader
@@ -27,7 +27,9 @@ DEADLINE_S = 20.0
 Scenario = Callable[[TopApp, Pilot[int]], Awaitable[None]]
 
 
-def drive(fleet: Fleet, scenario: Scenario, *, refresh_s: float = 1.0) -> TopApp:
+def drive(
+    fleet: Fleet, scenario: Scenario, *, refresh_s: float = 1.0, editor: Editor | None = None
+) -> TopApp:
     """Run the board headless on the fleet's registry and play `scenario` on it."""
     reader = open_reader(fleet.url)
 
@@ -35,7 +37,7 @@ def drive(fleet: Fleet, scenario: Scenario, *, refresh_s: float = 1.0) -> TopApp
         return board_snapshot(reader, fleet.settings, fleet.clock.now())
 
     operator = Operator(fleet.settings)
-    app = TopApp(source, operator, refresh_s=refresh_s)
+    app = TopApp(source, operator, refresh_s=refresh_s, editor=editor)
 
     async def play() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -80,6 +82,8 @@ def test_r_re_queues_the_selected_failed_job_and_wakes_the_daemon(fleet: Fleet) 
     failed = fleet.jobs["FR-F"]
 
     async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        first = app.selected()
+        assert first is not None and first.fr == "FR-Q2", "the cursor starts on the first card"
         await select(app, pilot, "FR-F")
         await pilot.press("r")
         await pilot.pause()
@@ -115,6 +119,24 @@ def test_c_asks_then_y_cancels_and_n_keeps(fleet: Fleet) -> None:
         assert message(app) == f"FR-Q1: cancelled (job {queued.id})"
 
     drive(fleet, scenario)
+
+
+def test_a_answers_only_a_job_that_asks_and_only_where_an_editor_can_run(fleet: Fleet) -> None:
+    asking = fleet.jobs["FR-W"]
+    edited: list[str] = []
+
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await pilot.press("a")  # on FR-Q2, the first card
+        await pilot.pause()
+        assert message(app) == "FR-Q2 is queued; it waits for no answer"
+        await select(app, pilot, "FR-W")
+        await pilot.press("a")  # a headless app cannot hand the terminal over
+        await pilot.pause()
+        assert message(app) == ("this terminal cannot hand over to an editor: "
+                                "`opus answer FR-W`")
+        assert fleet.store.get(asking.id).state is JobState.WAITING_INPUT and edited == []
+
+    drive(fleet, scenario, editor=lambda text: edited.append(text) or text)
 
 
 def test_p_pauses_and_resumes_claiming(fleet: Fleet) -> None:

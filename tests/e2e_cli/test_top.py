@@ -15,15 +15,20 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from opus.conversation.questions import Question
+from opus.conversation.waiting import Waiting, conversation_of, start_waiting
+from opus.domain import JobState
 from opus.registry import open_store
 from opus.testing.clock import FakeClock
 from tests.board.conftest import populate
 from tests.e2e_cli.helpers import clean_env, run_opus
 from tests.e2e_cli.test_lazy_imports import NEVER_FOR_OPERATOR_COMMANDS, _loaded
+from tests.registry.factory import make_fr
 
 DRAW_TIMEOUT_S = 60.0
 EXIT_TIMEOUT_S = 30.0
@@ -72,23 +77,70 @@ def _wait_exit(pid: int, fd: int, timeout_s: float) -> int:
     raise AssertionError(f"opus top did not exit within {timeout_s}s of `q`")
 
 
-def test_under_a_terminal_it_draws_the_lanes_and_q_exits_0(project: Path) -> None:
-    env = clean_env(project.parent, {"TERM": "xterm-256color"})
+def _spawn_top(project: Path, env: dict[str, str]) -> tuple[int, int]:
+    """`opus top` in a terminal of its own (as over SSH): its pid and the terminal's fd."""
     pid, fd = pty.fork()
-    if pid == 0:  # the child: a terminal of its own, as over SSH
+    if pid == 0:  # the child
         try:
             os.chdir(project)
             os.execve(sys.executable, [sys.executable, "-m", "opus", "top"], env)
         finally:
             os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    return pid, fd
+
+
+def test_under_a_terminal_it_draws_the_lanes_and_q_exits_0(project: Path) -> None:
+    pid, fd = _spawn_top(project, clean_env(project.parent, {"TERM": "xterm-256color"}))
     try:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
         shown = _read_until(fd, b"Needs you (3)", DRAW_TIMEOUT_S)
         assert b"Running (1)" in shown and b"FR-R" in shown
         os.write(fd, b"q")
         assert _wait_exit(pid, fd, EXIT_TIMEOUT_S) == 0
     finally:
         os.close(fd)
+
+
+ANSWERING_EDITOR = """#!/bin/sh
+sed -i 's/^\\*\\*Answer:\\*\\* *$/**Answer:** memory, for now/' "$1"
+"""
+
+
+def test_a_hands_the_terminal_to_the_editor_and_its_answer_resumes_the_job(
+    tmp_path: Path,
+) -> None:
+    assert run_opus("init", str(tmp_path / "p"), cwd=tmp_path).code == 0
+    project = tmp_path / "p"
+    store = open_store(f"sqlite:///{project / '.opus' / 'opus.db'}")
+    job = store.enqueue(make_fr("FR-W"), project)
+    store.transition(job.id, JobState.RUNNING)
+    question = Question("Which store?", ("redis", "memory"), "memory")
+    start_waiting(store, store.get(job.id), Waiting(
+        kind="questions", asked_by="planner", stage="plan", iteration=0, round=1,
+        since=datetime.now(UTC).isoformat(), questions=(question,)))
+    editor = tmp_path / "answer.sh"
+    editor.write_text(ANSWERING_EDITOR)
+    editor.chmod(0o755)
+    env = clean_env(tmp_path, {"TERM": "xterm-256color", "EDITOR": str(editor)})
+
+    pid, fd = _spawn_top(project, env)
+    try:
+        _read_until(fd, b"questions", DRAW_TIMEOUT_S)  # FR-W, the only card, is selected
+        os.write(fd, b"a")
+        deadline = time.monotonic() + DRAW_TIMEOUT_S
+        while store.get(job.id).state is not JobState.QUEUED:
+            assert time.monotonic() < deadline, "the answer never reached the registry"
+            with contextlib.suppress(OSError):
+                if select.select([fd], [], [], 0.2)[0]:
+                    os.read(fd, 65536)
+        (answered,) = conversation_of(store.get(job.id))
+        assert answered.answers == ("memory, for now",)
+        _read_until(fd, b"resumes where it asked", DRAW_TIMEOUT_S)  # back on the board
+        os.write(fd, b"q")
+        assert _wait_exit(pid, fd, EXIT_TIMEOUT_S) == 0
+    finally:
+        os.close(fd)
+        store.close()
 
 
 def test_with_stdout_piped_it_prints_the_board_once(project: Path) -> None:

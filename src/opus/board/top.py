@@ -3,8 +3,10 @@
 A Textual app (see designs/top.md for why Textual): the summary line, the column heads,
 and one list holding every lane's title and cards. Arrow keys (or j/k) move between
 cards; lane titles are skipped. `r` retries the selected job, `c` cancels it (after a
-`y`), `p` pauses or resumes claiming, `q` quits. The actions are the CLI's own
-(`opus.actions.Operator`), so a running daemon acts on them within a second.
+`y`), `p` pauses or resumes claiming, `a` opens the questions (or the plan) of a job
+that waits for a person in `$EDITOR` and answers with what is saved, `q` quits. The
+actions are the CLI's own (`opus.actions.Operator`), so a running daemon acts on them
+within a second.
 
 The registry is read off the event loop (a thread per refresh, never two at once), so a
 slow database never freezes the keys. Nothing here needs a mouse, colours or a wide
@@ -14,11 +16,11 @@ terminal; it runs wherever an SSH session gives a terminal.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
@@ -29,6 +31,8 @@ from opus.errors import OpusError
 from opus.status import View
 
 REFRESH_S = 1.0
+Editor = Callable[[str], str]
+"""Opens a text for the person to edit and returns what they saved (`$EDITOR`)."""
 
 
 def _prompt(text: str) -> Text:
@@ -43,6 +47,8 @@ class Actions(Protocol):
     def cancel(self, fr: str) -> str: ...
 
     def set_paused(self, paused: bool) -> str: ...
+
+    def answer(self, fr: str, texts: Sequence[str] | None, edit: Editor) -> str: ...
 
 
 class TopApp(App[int]):
@@ -61,6 +67,7 @@ class TopApp(App[int]):
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel", "Cancel"),
         Binding("p", "pause", "Pause/resume"),
+        Binding("a", "answer", "Answer"),
         Binding("q", "quit_board", "Quit"),
         Binding("ctrl+c", "quit_board", "Quit", show=False, priority=True),
         Binding("y", "confirm", "Yes", show=False),
@@ -71,11 +78,13 @@ class TopApp(App[int]):
 
     def __init__(
         self, source: Callable[[], Board], actions: Actions, *, view: View | None = None,
-        refresh_s: float = REFRESH_S,
+        refresh_s: float = REFRESH_S, editor: Editor | None = None,
     ) -> None:
         super().__init__()
         self.source = source
         self.actions = actions
+        self.editor = editor
+        """Where `a` lets the person write answers; None: `a` says to use `opus answer`."""
         self.view = view or View()
         self.refresh_s = refresh_s
         self.board: Board | None = None
@@ -136,9 +145,9 @@ class TopApp(App[int]):
         selected = self.selected_key()
         cards.set_options(Option(_prompt(line.text), id=line.key, disabled=line.key is None)
                           for line in lines)
-        if selected in ids:
+        if selected is not None and selected in ids:
             cards.highlighted = ids.index(selected)
-        elif any(ids):
+        elif any(ids):  # the first card (lane titles have no key)
             cards.highlighted = next(i for i, key in enumerate(ids) if key)
 
     def say(self, text: str) -> None:
@@ -186,6 +195,27 @@ class TopApp(App[int]):
     async def action_pause(self) -> None:
         paused = self.board.paused if self.board is not None else False
         await self._act(lambda: self.actions.set_paused(not paused))
+
+    async def action_answer(self) -> None:
+        card = self._job_card("answer")
+        if card is None:
+            return
+        if card.state != "waiting_input":
+            self.say(f"{card.fr} is {card.state}; it waits for no answer")
+            return
+        editor = self.editor
+        if editor is None:
+            self.say(f"answer with `opus answer {card.fr}`")
+            return
+
+        def answer() -> str:
+            try:
+                with self.suspend():  # the editor gets the whole terminal
+                    return self.actions.answer(str(card.job), None, editor)
+            except SuspendNotSupported:
+                return f"this terminal cannot hand over to an editor: `opus answer {card.fr}`"
+
+        await self._act(answer)
 
     def action_quit_board(self) -> None:
         self.exit(0)
