@@ -216,7 +216,7 @@ def test_a_session_command_filling_the_worktree_is_stopped(kind: str, repo: Path
         assert "hit sandbox.max_worktree_mb (8 MB)" in runaway.output
         still_over = session.run("true", timeout_s=30)
         assert still_over.exit_code == 1 and "max_worktree_mb" in still_over.output
-        cleaned = session.run("rm -f f*; echo ok", timeout_s=30)
+        cleaned = session.run("sleep 2.5; rm -f f*; echo ok", timeout_s=30)
         assert cleaned.exit_code == 0 and cleaned.output.strip() == "ok"
     finally:
         session.close()

@@ -87,5 +87,11 @@ def test_a_command_that_ends_over_the_cap_is_a_command_error(kind: str, tmp_path
         timeout_s=60,
     )
     assert over.exit_code == 1 and CAP in over.output
-    cleaned = sandbox.run("rm big*", worktree=worktree, timeout_s=60)
+    # Started over the cap, a slow clean-up is not stopped midway, and ends under it.
+    cleaned = sandbox.run("sleep 2.5; rm big*", worktree=worktree, timeout_s=60)
     assert cleaned.exit_code == 0 and "max_worktree_mb" not in cleaned.output
+    again = sandbox.run(
+        "i=0; while true; do head -c 1M /dev/urandom > f$i; i=$((i+1)); sleep 0.02; done",
+        worktree=worktree, timeout_s=120,
+    )
+    assert not again.timed_out and CAP in again.output  # under it again: watched again

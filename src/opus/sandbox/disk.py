@@ -72,6 +72,11 @@ class DiskWatch:
     def cap_bytes(self) -> int:
         return self.cap_mb * MIB
 
+    @property
+    def was_over(self) -> bool:
+        """The last walk found the worktree over the cap."""
+        return self._known is not None and self._known > self.cap_bytes
+
     def over(self) -> int | None:
         """The worktree's size in bytes when it is over the cap, else None."""
         try:

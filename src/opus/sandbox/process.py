@@ -171,7 +171,7 @@ class ShellRunner:
                 timeout_s=timeout_s,
                 cap_bytes=self.output_cap_bytes,
                 pass_fds=fds,
-                watch=disk,
+                watch=disk.during if disk is not None else None,
             )
             counters = group.counters() if group is not None else None
         finally:
@@ -223,7 +223,7 @@ class ShellRunner:
             return result
         note = diagnose(result.exit_code, result.output, self.limits, counters)
         if note is None and disk is not None:
-            note = disk()  # once more, now that the command ended
+            note = disk.after()  # once more, now that the command ended
         if note is None:
             return result
         # A limit hit is a command error, even when the shell's last command succeeded.
@@ -246,16 +246,34 @@ def user_processes(uid: int) -> int:
 
 @dataclass
 class DiskCheck:
-    """One command's check of its worktree's total size: during the run and after it."""
+    """One command's check of its worktree's total size: during the run and after it.
+
+    A command that starts with the worktree already over the cap was told so before and
+    is probably cleaning up: it is not stopped midway, only told again at its end.
+    """
 
     watch: DiskWatch
     note: str | None = None
     """Set once the cap was hit."""
+    started_over: bool = False
 
-    def __call__(self) -> str | None:
+    def __post_init__(self) -> None:
+        self.started_over = self.watch.was_over
+
+    def during(self) -> str | None:
+        """While the command runs: the note when it took the worktree over the cap."""
+        return None if self.started_over else self.after()
+
+    def after(self) -> str | None:
+        """The note when the worktree is over the cap (checked once; then remembered)."""
         if self.note is None:
             self.note = self.watch.note()
         return self.note
+
+    def next_command(self) -> None:
+        """A persistent shell's next command starts: check afresh."""
+        self.note = None
+        self.started_over = self.watch.was_over
 
 
 @dataclass
@@ -279,7 +297,7 @@ class LiveProcess:
 
     def over_limit(self) -> str | None:
         """The worktree's size cap, when the running command took the worktree past it."""
-        return self.disk() if self.disk is not None else None
+        return self.disk.during() if self.disk is not None else None
 
     def limit_hit(self, exit_code: int, output: str) -> str | None:
         """The limit the command that just ended in this process ran into, or None.
@@ -298,9 +316,10 @@ class LiveProcess:
             )
             self._counted = now
         note = diagnose(exit_code, output, self.limits, counters)
-        if note is None and self.disk is not None:
-            self.disk.note = None  # each command is told again while the worktree is over
-            note = self.disk()
+        if self.disk is not None:
+            over = self.disk.after()
+            self.disk.next_command()  # each command is told again while it stays over
+            note = note or over
         return note
 
 
