@@ -30,7 +30,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     try:
         yield made
     finally:
-        made.store.close()
+        made.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -45,6 +45,6 @@ def any_project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proj
     try:
         yield made
     finally:
-        made.store.close()
+        made.close()
         if schema is not None:
             drop_pg_schema(schema)

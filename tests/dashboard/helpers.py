@@ -3,7 +3,7 @@ the dashboard app over it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,21 @@ class Project:
     store: Registry
     clock: FakeClock
     ids: dict[str, int]
+    contexts: list[DashboardContext] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every context made here (a PostgreSQL reader keeps a connection)."""
+        for ctx in self.contexts:
+            ctx.close()
+        self.store.close()
 
     def context(self, environ: dict[str, str] | None = None, listen: Listen = LOOPBACK,
                 clock: Clock | None = None) -> DashboardContext:
         env = {"OPUS_DASHBOARD_TOKEN": TOKEN, "ANTHROPIC_API_KEY": SECRET} if environ is None \
             else environ
-        return build_context(self.settings, env, listen=listen, clock=clock or self.clock)
+        ctx = build_context(self.settings, env, listen=listen, clock=clock or self.clock)
+        self.contexts.append(ctx)
+        return ctx
 
 
 def make_project(root: Path, url: str | None = None, *,

@@ -16,7 +16,7 @@ from opus.dashboard.jobview import LOG_TAIL_LINES
 from opus.domain import JobState
 from tests.conftest import make_repo, run_git
 from tests.dashboard.helpers import SECRET, TOKEN, XSS, Project, make_project, web_client
-from tests.registry.factory import make_fr
+from tests.registry.factory import PG_CONNINFO, drop_pg_schema, make_fr, new_pg_schema, pg_url
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -130,7 +130,7 @@ def test_metrics_are_opus_metrics_json(tmp_path: Path, capsys: pytest.CaptureFix
         web = web_client(project.context(clock=SystemClock()))
         api = web.get("/api/v1/metrics").json()
     finally:
-        project.store.close()
+        project.close()
     for moving in ("since", "until"):
         cli.pop(moving), api.pop(moving)
     assert api.pop("daily_usd") == 7.5
@@ -152,3 +152,28 @@ def test_diff_stat_of_the_jobs_branch(project: Project, tmp_path: Path) -> None:
     elsewhere = project.store.enqueue(make_fr("FR-10", "body"), tmp_path / "not-here")
     project.store.update(elsewhere.id, branch="opus/fr-10")
     assert client(project).get(f"/api/v1/jobs/{elsewhere.id}").json()["diff_stat"] is None
+
+
+@pytest.mark.postgres
+def test_a_lost_postgres_connection_is_one_failed_read(tmp_path: Path) -> None:
+    """The board keeps one connection; when the server drops it, one request fails (503)
+    and the next connects anew."""
+    import psycopg
+
+    schema = new_pg_schema()
+    if schema is None:
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
+    project = make_project(tmp_path, pg_url(schema))
+    ctx = project.context()
+    try:
+        web = web_client(ctx)
+        assert web.get("/api/v1/jobs").status_code == 200
+        pid = ctx.source._conn.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        lost = web.get("/api/v1/jobs")
+        assert lost.status_code == 503 and "cannot reach postgresql" in lost.json()["error"]
+        assert len(web.get("/api/v1/jobs").json()["jobs"]) == 5
+    finally:
+        project.close()
+        drop_pg_schema(schema)

@@ -64,6 +64,7 @@ class DashboardContext:
         self.stopping.set()
         self.feed.close()
         self.operator.close()
+        self.source.close()
 
 
 def ctx_of(request: Request) -> DashboardContext:

@@ -32,11 +32,15 @@ class BoardSource(JobReader, Protocol):
         """A value that differs whenever anything the board shows has changed."""
         ...
 
+    def close(self) -> None:
+        """Release what the reader keeps open (a PostgreSQL connection)."""
+        ...
+
 
 def open_source(url: str) -> BoardSource:
     """The reader for `database.url`."""
     from opus.registry.reader import PostgresReader, SQLiteReader, open_reader
 
-    reader = open_reader(url)
+    reader = open_reader(url, keep_open=True)
     assert isinstance(reader, SQLiteReader | PostgresReader)
     return reader

@@ -9,6 +9,7 @@ yet simply has no jobs. Rows become the same frozen records `Registry` returns.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -41,13 +42,17 @@ CHANGE_SQL = (
 """One row that differs whenever a job, checkpoint, event, flag or daemon record changed."""
 
 
-def open_reader(url: str) -> JobReader:
-    """A reader for `database.url` (`sqlite:///PATH` or `postgresql[+psycopg]://…`)."""
+def open_reader(url: str, *, keep_open: bool = False) -> JobReader:
+    """A reader for `database.url` (`sqlite:///PATH` or `postgresql[+psycopg]://…`).
+
+    `keep_open`: a long-lived reader (the web board) keeps one PostgreSQL connection
+    instead of connecting per query; a command's reader connects and closes each time.
+    """
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
         return SQLiteReader(_sqlite_path(url))
     if scheme.split("+")[0] in ("postgresql", "postgres"):
-        return PostgresReader("postgresql:" + url.split(":", 1)[1])
+        return PostgresReader("postgresql:" + url.split(":", 1)[1], keep_open=keep_open)
     raise StoreError(
         f"database.url {scheme}:…: unsupported database; use sqlite:///PATH or "
         "postgresql+psycopg://..."
@@ -100,6 +105,9 @@ class SQLiteReader:
 
     def __repr__(self) -> str:
         return f"SQLiteReader({self.path})"
+
+    def close(self) -> None:
+        """Nothing to close: each read opens and closes its own connection."""
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection | None]:
@@ -169,22 +177,48 @@ class SQLiteReader:
 class PostgresReader:
     """Implements `JobReader` on PostgreSQL through psycopg."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, keep_open: bool = False) -> None:
         self._conninfo = conninfo
         parts = urlsplit(conninfo)
         self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
         self._database = parts.path.lstrip("/")
+        self._keep_open = keep_open
+        self._lock = threading.Lock()
+        self._conn: Any = None
 
     def __repr__(self) -> str:
         return "PostgresReader()"  # the URL may hold a password
 
-    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    def close(self) -> None:
+        """Close the kept connection, if any."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         import psycopg
         from psycopg.rows import dict_row
 
-        try:
+        if not self._keep_open:
             with psycopg.connect(self._conninfo, row_factory=dict_row) as conn:
                 return conn.execute(sql, params).fetchall()
+        with self._lock:  # one kept connection, autocommit: each read sees the latest rows
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._conninfo, row_factory=dict_row,
+                                             autocommit=True)
+            try:
+                rows: list[dict[str, Any]] = self._conn.execute(sql, params).fetchall()
+                return rows
+            except psycopg.OperationalError:
+                self._conn.close()  # gone (server restart): the next read connects anew
+                raise
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        import psycopg
+
+        try:
+            return self._query(sql, params)
         except psycopg.errors.UndefinedTable:
             return []
         except psycopg.errors.TransactionRollback as err:
