@@ -24,10 +24,12 @@ from opus.errors import ConfigError, NotFound, OpusError, UsageError
 if TYPE_CHECKING:
     from opus.actions import Operator
     from opus.board.lanes import Board
+    from opus.board.top import Actions
     from opus.config import Settings
     from opus.domain import Job
     from opus.registry import Registry
     from opus.seams import JobReader
+    from opus.status import View
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -162,6 +164,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _top(args: argparse.Namespace) -> int:
+    if args.url:
+        return _top_remote(args)
     from opus.board.lanes import board_snapshot
     from opus.clock import SystemClock
     from opus.status import View
@@ -173,6 +177,28 @@ def _top(args: argparse.Namespace) -> int:
     def source() -> Board:
         return board_snapshot(reader, settings, SystemClock().now())
 
+    def edit(text: str) -> str:  # `$EDITOR` is looked up when `a` is pressed
+        from opus.conversation.answering import run_editor
+
+        return run_editor(os.environ)(text)
+
+    return _board(args, source, lambda: _operator(args), view, edit)
+
+
+def _top_remote(args: argparse.Namespace) -> int:
+    """`opus top --url`: a running dashboard's board, through its API and token."""
+    from opus.board.remote import RemoteBoard
+    from opus.status import View
+
+    remote = RemoteBoard(args.url, os.environ.get(_settings(args).dashboard.token_env))
+    return _board(args, remote.board, lambda: remote, View(), None)
+
+
+def _board(
+    args: argparse.Namespace, source: Callable[[], Board], actions: Callable[[], Actions],
+    view: View, edit: Callable[[str], str] | None,
+) -> int:
+    """The live board on a terminal, else (or with --once) the board printed once."""
     if args.once or not (sys.stdout.isatty() and sys.stdin.isatty()):
         from opus.board.text import render_board
 
@@ -180,19 +206,15 @@ def _top(args: argparse.Namespace) -> int:
         return 0
     from opus.board.top import TopApp
 
-    operator = _operator(args)
-
-    def edit(text: str) -> str:  # `$EDITOR` is looked up when `a` is pressed
-        from opus.conversation.answering import run_editor
-
-        return run_editor(os.environ)(text)
-
+    acting = actions()
     try:
-        app = TopApp(source, operator, view=view, editor=edit)
+        app = TopApp(source, acting, view=view, editor=edit)
         app.run(mouse=False)  # keys only: a mouse-less SSH terminal loses nothing
         return app.return_code or 0
     finally:
-        operator.close()
+        close = getattr(acting, "close", None)
+        if close is not None:
+            close()
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -377,6 +399,9 @@ def _args_top(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true",
                    help="print the board once and exit (what it does when stdout is not a "
                    "terminal)")
+    p.add_argument("--url", metavar="URL",
+                   help="the board of a running `opus dashboard` (e.g. http://host:7900), "
+                   "read through its API; actions need its token in dashboard.token_env")
 
 
 def _args_logs(p: argparse.ArgumentParser) -> None:

@@ -37,16 +37,19 @@ def drive(
         return board_snapshot(reader, fleet.settings, fleet.clock.now())
 
     operator = Operator(fleet.settings)
-    app = TopApp(source, operator, refresh_s=refresh_s, editor=editor)
+    try:
+        return play(TopApp(source, operator, refresh_s=refresh_s, editor=editor), scenario)
+    finally:
+        operator.close()
 
-    async def play() -> None:
+
+def play(app: TopApp, scenario: Scenario) -> TopApp:
+    """Run `app` headless and play `scenario` on it, within a deadline."""
+    async def run() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await scenario(app, pilot)
 
-    try:
-        asyncio.run(asyncio.wait_for(play(), DEADLINE_S * 2))
-    finally:
-        operator.close()
+    asyncio.run(asyncio.wait_for(run(), DEADLINE_S * 2))
     return app
 
 
@@ -172,15 +175,13 @@ def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path
     reader = open_reader(settings.database_url)
     app = TopApp(lambda: board_snapshot(reader, settings, FakeClock().now()), Operator(settings))
 
-    async def play() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: "cannot read the registry" in message(app),
-                        "the board says it cannot read the registry")
-            assert "is the server running?" in message(app)
-            await pilot.press("r")  # nothing selected: refused, not a crash
-            await pilot.pause()
-            assert message(app) == "cannot retry: no job is selected"
-            await pilot.press("q")
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await until(pilot, lambda: "cannot read the registry" in message(app),
+                    "the board says it cannot read the registry")
+        assert "is the server running?" in message(app)
+        await pilot.press("r")  # nothing selected: refused, not a crash
+        await pilot.pause()
+        assert message(app) == "cannot retry: no job is selected"
+        await pilot.press("q")
 
-    asyncio.run(asyncio.wait_for(play(), DEADLINE_S * 2))
-    assert app.return_value == 0
+    assert play(app, scenario).return_value == 0

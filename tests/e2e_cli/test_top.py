@@ -160,10 +160,11 @@ def test_with_stdout_piped_it_prints_the_board_once(project: Path) -> None:
 
 
 def test_top_and_its_terminal_app_load_no_engine_forge_or_notifier(project: Path) -> None:
-    probe = ("import json, sys\nimport opus.board.top, opus.actions, opus.cli\n"
+    probe = ("import json, sys\nimport opus.board.top, opus.board.remote, opus.actions, opus.cli\n"
              "print(json.dumps(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=project, env=clean_env(project),
                          capture_output=True, text=True, timeout=60, check=True).stdout
     modules = set(json.loads(out))
     assert "textual.app" in modules
     assert not _loaded(modules, NEVER_FOR_OPERATOR_COMMANDS)
+    assert not _loaded(modules, ("starlette", "uvicorn", "opus.dashboard", "sqlalchemy"))

@@ -1,0 +1,128 @@
+"""`opus top --url`: the board of a running `opus dashboard`, read through its JSON API.
+
+For a host that can reach the dashboard but not the database. `GET /api/v1/board` is
+`Board.as_dict()`; `board_from_dict` turns it back into the records `opus top` draws. The
+keys post to the API's actions (`/api/v1/jobs/{id}/retry|cancel`, `/api/v1/pause|resume`)
+with `Authorization: Bearer <token>`; without the token the board is read-only and an
+action says so. Answers are given on the dashboard's page or with `opus answer`.
+
+Only `urllib` is used: this stays as light as `opus status`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from opus.board.lanes import Board, Card, Lane, LaneView
+from opus.domain import DaemonRecord
+from opus.errors import NotFound, OpusError, StoreError, UsageError
+from opus.status import BreakerView, DaemonView
+
+TIMEOUT_S = 10.0
+CARD_FIELDS = tuple(field.name for field in fields(Card))
+
+
+class RemoteBoard:
+    """The board and the actions of the dashboard at `url` (its `Actions` for `TopApp`)."""
+
+    def __init__(self, url: str, token: str | None, *, timeout_s: float = TIMEOUT_S) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self.timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"RemoteBoard({self.url}, token={'set' if self._token else 'none'})"
+
+    def board(self) -> Board:
+        return board_from_dict(self._call("GET", "/api/v1/board"))
+
+    def retry(self, fr: str) -> str:
+        return self._act(f"/api/v1/jobs/{fr}/retry")
+
+    def cancel(self, fr: str) -> str:
+        return self._act(f"/api/v1/jobs/{fr}/cancel")
+
+    def set_paused(self, paused: bool) -> str:
+        return self._act("/api/v1/pause" if paused else "/api/v1/resume")
+
+    def answer(self, fr: str, texts: Sequence[str] | None, edit: Callable[[str], str]) -> str:
+        raise UsageError(f"answer on the board's job page ({self.url}/jobs/{fr}) or with "
+                         "`opus answer FR` where the registry is")
+
+    def _act(self, path: str) -> str:
+        return str(self._call("POST", path).get("message", "done"))
+
+    def _call(self, method: str, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(self.url + path, method=method, data=None)
+        request.add_header("Accept", "application/json")
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                body: dict[str, Any] = json.loads(response.read())
+                return body
+        except urllib.error.HTTPError as err:
+            raise _refusal(err) from err
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise StoreError(f"cannot read the board at {self.url}: {reason}; is `opus "
+                             "dashboard` serving there?") from err
+
+
+def _refusal(err: urllib.error.HTTPError) -> OpusError:
+    """The API's `{"error": ...}` as the error the CLI would raise for it."""
+    try:
+        message = str(json.loads(err.read()).get("error") or err.reason)
+    except (ValueError, AttributeError, OSError):
+        message = str(err.reason)
+    if err.code in (401, 403):
+        return UsageError(f"{message} (opus top --url reads the token from "
+                          "dashboard.token_env, OPUS_DASHBOARD_TOKEN by default)")
+    if err.code == 404:
+        return NotFound(message)
+    if err.code == 409:
+        return UsageError(message)
+    return StoreError(f"the board answered {err.code}: {message}")
+
+
+def board_from_dict(data: Mapping[str, Any]) -> Board:
+    """The `Board` whose `as_dict()` is `data` (a daemon's `info` is not carried)."""
+    return Board(
+        at=datetime.fromisoformat(data["at"]),
+        lanes=tuple(LaneView(Lane(view["lane"]), tuple(_card(c) for c in view["cards"]))
+                    for view in data["lanes"]),
+        paused=bool(data["paused"]),
+        spent_today_usd=float(data["spent_today_usd"]),
+        daily_usd=float(data["daily_usd"]),
+        daemons=tuple(_daemon(item) for item in data.get("daemons", [])),
+        breakers=tuple(BreakerView(**item) for item in data.get("breakers", [])),
+        problems=int(data.get("problems", 0)),
+    )
+
+
+def _card(data: Mapping[str, Any]) -> Card:
+    values: dict[str, Any] = {name: data.get(name) for name in CARD_FIELDS}
+    values["lane"] = Lane(data["lane"])
+    values["updated_at"] = _time(data.get("updated_at"))
+    return Card(**values)
+
+
+def _daemon(data: Mapping[str, Any]) -> DaemonView:
+    record = DaemonRecord(
+        id=str(data["id"]), host=str(data["host"]), pid=int(data["pid"]),
+        role=str(data["role"]), version=str(data["version"]),
+        started_at=datetime.fromisoformat(data["started_at"]),
+        beat_at=datetime.fromisoformat(data["beat_at"]),
+        beat_every_s=float(data["beat_every_s"]),
+    )
+    return DaemonView(record, float(data["beat_age_s"]), bool(data["alive"]))
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
