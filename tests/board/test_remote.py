@@ -12,29 +12,23 @@ from opus.board.lanes import board_snapshot
 from opus.board.remote import RemoteBoard
 from opus.board.text import render_board
 from opus.board.top import TopApp
-from opus.dashboard.listen import Listen
 from opus.dashboard.server import DashboardServer, build_context
 from opus.domain import JobState
 from opus.errors import StoreError
 from tests.board.conftest import Fleet
 from tests.board.test_top import message, play, select
+from tests.dashboard.helpers import LOOPBACK, serving
 from tests.e2e_cli.helpers import clean_env, run_opus
-from tests.e2e_daemon.harness import wait_until
 
 TOKEN = "a-token-for-the-remote-board-tests"
 
 
 @pytest.fixture
 def served(fleet: Fleet) -> Iterator[DashboardServer]:
-    context = build_context(fleet.settings, {"OPUS_DASHBOARD_TOKEN": TOKEN},
-                            listen=Listen("127.0.0.1", 0), clock=fleet.clock)
-    server = DashboardServer(context, Listen("127.0.0.1", 0))
-    server.start()
-    try:
-        wait_until(lambda: server.started, "the dashboard to serve", 20)
+    context = build_context(fleet.settings, {"OPUS_DASHBOARD_TOKEN": TOKEN}, listen=LOOPBACK,
+                            clock=fleet.clock)
+    with serving(context) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_api_gives_back_the_board_the_registry_gives(

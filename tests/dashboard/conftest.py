@@ -8,20 +8,14 @@ from pathlib import Path
 import pytest
 
 from opus.dashboard.server import DashboardServer
-from tests.dashboard.helpers import LOOPBACK, Project, make_project
-from tests.e2e_daemon.harness import wait_until
+from tests.dashboard.helpers import Project, make_project, serving
 from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
 
 
 @pytest.fixture
 def served(project: Project) -> Iterator[DashboardServer]:
-    server = DashboardServer(project.context(), LOOPBACK)
-    server.start()
-    try:
-        wait_until(lambda: server.started, "the dashboard to serve", 20)
+    with serving(project.context()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ the dashboard app over it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,11 +17,12 @@ from opus.daemon.logs import log_path
 from opus.dashboard.app import create_app
 from opus.dashboard.context import DashboardContext
 from opus.dashboard.listen import Listen
-from opus.dashboard.server import build_context
+from opus.dashboard.server import DashboardServer, build_context
 from opus.domain import FeatureRequest, JobState, Stage, StageRun, Usage
 from opus.registry import Registry, open_store
 from opus.seams import Clock
 from opus.testing.clock import FakeClock
+from tests.e2e_daemon.harness import wait_until
 from tests.registry.factory import make_fr
 
 XSS = "<script>alert(1)</script>"
@@ -50,6 +53,18 @@ class Project:
         ctx = build_context(self.settings, env, listen=listen, clock=clock or self.clock)
         self.contexts.append(ctx)
         return ctx
+
+
+@contextlib.contextmanager
+def serving(ctx: DashboardContext) -> Iterator[DashboardServer]:
+    """The app over `ctx` served by uvicorn on 127.0.0.1 (a free port) until the block ends."""
+    server = DashboardServer(ctx, LOOPBACK)
+    server.start()
+    try:
+        wait_until(lambda: server.started, "the dashboard to serve", 20)
+        yield server
+    finally:
+        server.stop()
 
 
 def make_project(root: Path, url: str | None = None, *,
