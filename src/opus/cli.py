@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opus.board.top import Actions
     from opus.config import Settings
     from opus.domain import Job
+    from opus.lightconfig import LightSettings
     from opus.registry import Registry
     from opus.seams import JobReader
     from opus.status import View
@@ -116,14 +117,21 @@ def _reader(args: argparse.Namespace, settings: Settings | None = None) -> JobRe
 
 def _project(args: argparse.Namespace, settings: Settings | None = None) -> Settings:
     """The settings of an existing project (opus.toml or state found), else UsageError."""
+    from opus.lightconfig import LightSettings
+
     settings = settings or _settings(args)
-    fresh = settings.config_path is None and settings.database.url is None
+    _check_project(LightSettings.of(settings))
+    return settings
+
+
+def _check_project(settings: LightSettings) -> None:
+    """UsageError when neither opus.toml nor the state dir (nor a database URL) exists."""
+    fresh = settings.config_path is None and not settings.database_url_set
     if fresh and not settings.state_dir.exists():
         raise UsageError(
             f"no opus.toml in {settings.base_dir} and no state in {settings.state_dir}: run "
             "this in your project directory (where `opus init` wrote opus.toml) or pass --config"
         )
-    return settings
 
 
 # --------------------------------------------------------------------------- commands
@@ -151,10 +159,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from opus.clock import SystemClock
+    from opus.lightconfig import LightSettings, light_settings
+    from opus.registry.reader import open_reader
     from opus.status import View, render_status, status_report
 
-    settings = _project(args)
-    report = status_report(_reader(args, settings), settings, SystemClock().now())
+    # Read-only: the settings without pydantic when they are plain (designs/lean.md).
+    settings = light_settings(args.config) or LightSettings.of(_settings(args))
+    _check_project(settings)
+    reader = open_reader(settings.database_url)
+    report = status_report(reader, settings, SystemClock().now())
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:

@@ -448,3 +448,26 @@ def _known_keys(loc: tuple[int | str, ...]) -> str:
     names = [name for name, field in model.model_fields.items() if not field.exclude]
     where = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
     return f"valid keys in {where}: {', '.join(names)}"
+
+
+def compact_schema() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every section's keys with their JSON-schema types, bounds and defaults (no titles or
+    descriptions): what `opus.lightconfig.SCHEMA` must equal."""
+    schema = Settings.model_json_schema()
+    defs = schema["$defs"]
+
+    def compact(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return compact(defs[node["$ref"].split("/")[-1]])
+            return {key: compact(value) for key, value in node.items()
+                    if key not in ("title", "description", "format")}
+        if isinstance(node, list):
+            return [compact(value) for value in node]
+        return node
+
+    return {
+        name: compact(prop)["properties"]
+        for name, prop in schema["properties"].items()
+        if not Settings.model_fields[name].exclude
+    }

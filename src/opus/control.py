@@ -8,11 +8,14 @@ The CLI calls these; each opens nothing itself and raises `OpusError`s with advi
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-from opus.config import Settings
 from opus.domain import Job, JobState
 from opus.errors import NotFound, UsageError
 from opus.seams import JobReader, JobStore
+
+if TYPE_CHECKING:
+    from opus.config import Settings
 
 PAUSED_FLAG = "paused"
 

@@ -10,6 +10,7 @@ FR with no known age sorts after those with one.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -55,7 +56,8 @@ def schedule(
     missing from it); `ages` maps FR ids to a timestamp, smaller = older.
     """
     planned = [fr for fr in frs if fr.status is FRStatus.PLANNED]
-    known = {fr.id: fr.status for fr in planned} | dict(statuses)
+    # A lookup, not a copy: `statuses` may be the whole vault's (a live index view).
+    known = ChainMap(statuses, {fr.id: fr.status for fr in planned})  # type: ignore[arg-type]
     cycles = _cycle_members({fr.id: _deps(fr) for fr in planned})
     ready: list[FeatureRequest] = []
     blocked: list[Blocked] = []

@@ -306,6 +306,10 @@ class JobStore(Protocol):
         """The most recent job of each FR that has one, in one query."""
         ...
 
+    def changed_since(self, since: datetime) -> Sequence[Job]:
+        """The jobs whose row changed at or after `since`, oldest change first."""
+        ...
+
     def queue_summary(self) -> QueueSummary:
         """Queued and running counts and the most urgent queued priority, in one query."""
         ...

@@ -13,15 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opus.config import Settings
 from opus.control import PAUSED_FLAG, is_paused
 from opus.delivery.reactions import is_ready
 from opus.domain import DaemonRecord, Job, JobState
+from opus.lightconfig import LightSettings
 from opus.presence import is_alive
 from opus.seams import JobReader
 from opus.vault.problems import NoteProblem, read_problems
+
+if TYPE_CHECKING:
+    from opus.config import Settings
 
 WIDTH = 100
 CLAIMING_ROLES = ("all", "worker")
@@ -119,13 +122,15 @@ def shown_stage(job: Job) -> str | None:
 
 def status_report(
     store: JobReader,
-    settings: Settings,
+    settings: Settings | LightSettings,
     now: datetime,
     *,
     host: str | None = None,
     jobs: Sequence[Job] | None = None,
 ) -> StatusReport:
     """Everything `opus status` shows, as of `now` (`jobs`: already read, else read here)."""
+    if not isinstance(settings, LightSettings):
+        settings = LightSettings.of(settings)
     host = host or socket.gethostname()
     records = store.daemons()
     daemons = [_daemon_view(record, now, host) for record in records]
@@ -136,15 +141,15 @@ def status_report(
         paused=is_paused(store),
         breakers=breakers,
         spent_today_usd=store.cost_since(day_start(now)),
-        daily_usd=settings.budget.daily_usd,
+        daily_usd=settings.daily_usd,
         jobs=[],
         problems=read_problems(settings.state_dir),
         now=now,
         # An idle loop sleeps at most poll_idle_s between turns; twice that and a minute
         # more without a turn while the heartbeat goes on means the loop is wedged.
-        quiet_turn_s=2 * settings.daemon.poll_idle_s + 60,
+        quiet_turn_s=2 * settings.poll_idle_s + 60,
     )
-    blocker = _common_blocker(report, settings.agents.engine)
+    blocker = _common_blocker(report, settings.engine)
     jobs = store.jobs() if jobs is None else jobs
     rows = [_row(job, now, blocker, report.breakers) for job in _newest_first(jobs)]
     waiting = [w for r in records if r.id in live for w in r.info.get("waiting", [])]

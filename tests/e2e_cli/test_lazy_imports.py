@@ -54,3 +54,13 @@ def test_operator_commands_load_no_engine_forge_notifier_or_pipeline(
     modules = _modules(project, *argv)
     assert "opus.registry" in modules, "the command really ran"
     assert not _loaded(modules, NEVER_FOR_OPERATOR_COMMANDS), argv
+
+
+@pytest.mark.parametrize("argv", [["status"], ["status", "--json"]])
+def test_status_reads_the_settings_without_pydantic(tmp_path: Path, argv: list[str]) -> None:
+    assert run_opus("init", str(tmp_path / "p"), cwd=tmp_path).code == 0
+    project = tmp_path / "p"
+    assert run_opus("pause", cwd=project).code == 0
+    modules = _modules(project, *argv)
+    assert "opus.registry.reader" in modules, "the command really ran"
+    assert not _loaded(modules, ("pydantic", "pydantic_settings", "sqlalchemy")), argv

@@ -28,6 +28,7 @@ EXPECTED = {
     "latest_for_fr": "ix_jobs_fr_latest",
     "latest_for_frs": "ix_jobs_fr_latest",
     "queue_summary": "ix_jobs_claim",
+    "changed_since": "ix_jobs_updated_at",
     "cost_since": "ix_stage_runs_finished_at",
 }
 

@@ -361,3 +361,20 @@ def test_flags_set_overwrite_and_clear(store: Registry) -> None:
     store.set_flag("never-set", None)
     assert store.get_flag("paused") is None
     assert store.get_flag("note") == "x"
+
+
+def test_changed_since_gives_the_jobs_written_from_that_moment(
+    store: Registry, clock: FakeClock
+) -> None:
+    one = store.enqueue(make_fr("FR-1"), Path("/repo"))
+    two = store.enqueue(make_fr("FR-2"), Path("/repo"))
+    clock.advance(60)
+    mark = clock.now()
+    assert store.changed_since(mark) == []
+    clock.advance(1)
+    store.update(two.id, stage=Stage.PLAN)
+    clock.advance(1)
+    claimed = store.claim("w", 60)
+    assert claimed is not None and claimed.id == one.id
+    assert [job.id for job in store.changed_since(mark)] == [two.id, one.id]  # oldest first
+    assert [job.id for job in store.changed_since(clock.now())] == [one.id]

@@ -9,7 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opus.vault.scan import VaultIndex, scan_vault
+from opus.vault.checks import Note, ScanResult
+from opus.vault.index import VaultIndex
+from opus.vault.scan import scan_vault
 from tests.conftest import make_repo
 
 FOLDERS = ("01_ideas", "03_planned", "03_planned/team", "06_done")
@@ -72,9 +74,57 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
         features.mkdir(parents=True)
         repo = make_repo(Path(tmp) / "repo")
         index = VaultIndex(root, default_repo=repo)
-        index.full()
+        before = _verdicts(index.full())
         for op in ops:
             changed = _apply(features, op)
-            incremental = index.update(changed)
+            reported = index.refresh(changed)
+            incremental = index.result()
             full = scan_vault(root, default_repo=repo)
             assert incremental == full, op
+            after = _verdicts(full)
+            # What `refresh` says changed is exactly what did: intake acts on that alone.
+            assert reported == {p for p in before.keys() | after.keys()
+                                if before.get(p) != after.get(p)}, op
+            assert {p: index.note(p) for p in after} == after
+            assert sorted(fr.id for fr in index.planned()) == sorted(fr.id for fr in full.planned)
+            assert dict(index.statuses) == full.statuses
+            before = after
+
+
+def _verdicts(scan: ScanResult) -> dict[Path, Note]:
+    return {note.path: note for note in (*scan.valid, *scan.invalid)}
+
+
+def _note(fr_id: str, *, status: str = "done", deps: str = "") -> str:
+    depends = f"depends_on: [{deps}]\n" if deps else ""
+    return f"---\nid: {fr_id}\ntitle: T\nstatus: {status}\n{depends}---\nbody\n"
+
+
+def test_a_change_rechecks_the_notes_it_can_affect_not_the_vault(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    done = root / "10_features" / "06_done"
+    done.mkdir(parents=True)
+    repo = make_repo(tmp_path / "repo")
+    for n in range(300):
+        (done / f"OLD-{n}.md").write_text(_note(f"OLD-{n}", deps=f"OLD-{n - 1}" if n else ""))
+    index = VaultIndex(root, default_repo=repo)
+    index.full()
+    misses, checked = index.cache.misses, index.checked
+
+    planned = root / "10_features" / "03_planned"
+    planned.mkdir()
+    new = planned / "FR-1.md"
+    new.write_text(_note("FR-1", status="planned", deps="OLD-7"))
+    assert index.refresh({new}) == {new}
+    assert (index.cache.misses - misses, index.checked - checked) == (1, 1)
+
+    # A duplicate id re-checks the two holders; the notes that depend on it come along.
+    dup = planned / "OLD-7 copy.md"
+    dup.write_text(_note("OLD-7"))
+    checked = index.checked
+    changed = index.refresh({dup})
+    assert changed == {dup, done / "OLD-7.md"}
+    assert index.checked - checked == 4  # the two holders, OLD-8 and FR-1 (they name OLD-7)
+    dup.unlink()
+    assert index.refresh({dup}) == {dup, done / "OLD-7.md"}
+    assert index.result() == scan_vault(root, default_repo=repo)

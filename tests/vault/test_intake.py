@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from opus.control import set_paused
 from opus.daemon.intake import Intake
@@ -198,3 +199,70 @@ def test_with_a_watcher_only_changed_paths_are_read_and_a_safety_scan_finds_the_
     intake.tick()
     assert sorted(j.fr_id for j in bench.store.jobs()) == ["FR-1", "FR-2"]
     assert missed.exists() or bench.note("FR-2")
+
+
+class _Statements:
+    """Counts the SQL statements the registry runs (a real SQLite file underneath)."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.seen: list[str] = []
+        event.listen(bench.store._engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not statement.startswith("BEGIN"):
+            self.seen.append(" ".join(statement.split())[:80])
+
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+
+def _old_vault(bench: Bench, notes: int) -> None:
+    done = bench.vault / "10_features" / "06_done"
+    done.mkdir(parents=True, exist_ok=True)
+    for n in range(notes):
+        (done / f"OLD-{n}.md").write_text(
+            f"---\nid: OLD-{n}\ntitle: Old {n}\nstatus: done\njob: {n + 1}\n---\nDone.\n")
+
+
+@pytest.mark.parametrize("notes", [50, 400])
+def test_with_a_watcher_a_tick_costs_the_change_not_the_vault(bench: Bench, notes: int) -> None:
+    _old_vault(bench, notes)
+    intake = bench.intake
+    intake.watching = lambda: True
+    intake.tick()  # the first tick walks the whole vault
+    statements = _Statements(bench)
+    misses, checked = intake.cache.misses, intake.index.checked
+
+    intake.tick()  # idle: nothing noticed
+    idle = statements.count
+    assert (intake.cache.misses, intake.index.checked) == (misses, checked)
+
+    note = bench.write_fr("FR-1", extra="depends_on: [OLD-3]\n")
+    intake.notice({note})
+    intake.tick()
+    assert [j.fr_id for j in bench.store.jobs()] == ["FR-1"]
+    # FR-1 read, then read again after its write-back moved it: nothing else, whatever
+    # the vault's size; the same number of statements for 50 and 400 old notes.
+    assert intake.cache.misses - misses <= 3
+    assert intake.index.checked - checked <= 3
+    # Idle: "jobs changed since?" and "paused?"; the change: enqueue and mirror FR-1.
+    assert (idle, statements.count - idle) == (2, 7), statements.seen
+
+
+def test_with_a_watcher_a_job_change_reaches_its_note_without_a_note_event(
+    bench: Bench,
+) -> None:
+    intake = bench.intake
+    intake.watching = lambda: True
+    note = bench.write_fr()
+    job = bench.enqueue()
+    set_paused(bench.store, True)  # a command changes only the registry
+    intake.tick()
+    assert bench.note()[1]["stage"] == "waiting: paused"
+    set_paused(bench.store, False)
+    bench.store.transition(job.id, JobState.FAILED, error="tests failed")
+    intake.tick()
+    path, meta = bench.note()
+    assert (path.parent.name, meta["status"]) == ("07_failed", "failed")
+    assert not note.exists()

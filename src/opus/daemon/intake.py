@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from opus.conversation.sync import ConversationSync
@@ -26,14 +27,19 @@ from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
 from opus.scheduling import Blocked, schedule
-from opus.vault import InvalidNote, ScanResult, write_fields
+from opus.vault import InvalidNote, write_fields
+from opus.vault.index import VaultIndex
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
 from opus.vault.problems import NoteProblem, problems_of, write_problems
-from opus.vault.scan import NoteCache, VaultIndex
+from opus.vault.scan import NoteCache
 
 log = logging.getLogger(__name__)
 
 WRITE_RETRY_S = 300.0
+CHANGE_MARGIN_S = 5.0
+"""A tick mirrors the jobs changed since the previous tick began, less this margin (a
+write stamped just before it committed, another host's clock slightly behind); the full
+tick every `FULL_SCAN_S` mirrors every job whatever the clocks say."""
 FULL_SCAN_S = 300.0
 """With a live watcher, the whole vault is walked only at start and this often (a safety
 net for changes the watcher missed, e.g. a renamed folder); otherwise every tick."""
@@ -79,6 +85,13 @@ class Intake:
         """Question and plan notes of the jobs waiting for a person."""
         self.claim_blocker: Callable[[Job], str | None] | None = None
         """Set by the loop: why a queued job cannot be claimed now (budget, breaker)."""
+        self.wait_key: Callable[[], object] | None = None
+        """Set by the loop: a value that changes when `claim_blocker` may answer otherwise
+        (budget spent, breakers open); a change re-mirrors every queued job's note."""
+        self._last_waiting: object = None
+        self._settling: set[Path] = set()
+        self._ticked_at: datetime | None = None
+        self._problem_notes: dict[Path, InvalidNote] = {}
         self.due_in_s: float | None = None
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
         self.blocked: tuple[Blocked, ...] = ()
@@ -106,9 +119,11 @@ class Intake:
             finish_moves=True,
         )
 
-    def _scan(self) -> ScanResult:
-        """Changed notes only while a watcher reports them; the whole vault at start,
-        every `FULL_SCAN_S`, after a reload, and on every tick without a watcher."""
+    def _refresh(self) -> tuple[set[Path], bool]:
+        """The paths whose verdict changed, and whether the whole vault was walked.
+
+        Changed notes only while a watcher reports them; the whole vault at start, every
+        `FULL_SCAN_S`, after a reload, and on every tick without a watcher."""
         settings = self.ctx.settings
         wanted = (settings.vault_path, settings.default_repo, settings.vault.features_dir,
                   settings.vault.id_pattern)
@@ -120,46 +135,70 @@ class Intake:
         mono = time.monotonic()
         due = self._full_at is None or mono - self._full_at >= self.full_scan_s
         if due or not self.watching():
-            scan = self.index.full()
+            changed = self.index.refresh_all()
             self._full_at = mono if due else self._full_at
-            return scan
-        return self.index.update(pending)
+            return changed, True
+        return self.index.refresh(pending), False
 
     def tick(self) -> IntakeReport:
         self._paused_now = None
         self._blockers = {}
+        started = self.ctx.clock.now()
+        jobs_since = (self._ticked_at or started) - timedelta(seconds=CHANGE_MARGIN_S)
         try:
-            scan = self._scan()
+            changed, full = self._refresh()
         except NoteError as exc:
             if not self._vault_warned:
                 log.error("%s", exc)
                 self._vault_warned = True
             return IntakeReport()
         self._vault_warned = False
-        stable = self._stable_paths(scan)
-        self._record_problems(scan, stable)
-        invalid = self._flag_invalid(n for n in scan.invalid if n.path in stable)
-        latest = self.ctx.store.latest_for_frs(fr.id for fr in scan.valid if fr.path in stable)
-        enqueued, blocked = self._enqueue(scan, stable, latest)
-        written = self._write_back(scan.valid, stable)
-        self.conversation.tick({fr.id: fr.path for fr in scan.valid})
-        notes = len(scan.valid) + len(scan.invalid)
-        settling = notes - len(stable)
-        return IntakeReport(notes, invalid, enqueued, blocked, written + invalid, settling)
+        self._ticked_at = started
+        index = self.index
+        if full:
+            considered = {note.path for note in index.notes()}
+            self._problem_notes = {}
+        else:
+            considered = changed | self._settling | self._retry_due()
+        for path in changed:
+            self._problem_notes.pop(path, None)  # listed again once it settles
+            if index.note(path) is None:
+                self._logged.pop(path, None)
+        stable = self._stable(considered)
+        self._record_problems(stable)
+        notes = [note for path in sorted(stable) if (note := index.note(path)) is not None]
+        invalid = self._flag_invalid(n for n in notes if isinstance(n, InvalidNote))
+        valid = [n for n in notes if isinstance(n, FeatureRequest)]
+        enqueued, blocked = self._enqueue(valid)
+        written = self._write_back(valid, full=full, since=jobs_since)
+        self.conversation.tick(index.paths)
+        return IntakeReport(len(index), invalid, enqueued, blocked, written + invalid,
+                            len(self._settling))
+
+    def _retry_due(self) -> set[Path]:
+        """Notes whose write-back failed long enough ago to try again (a permission fix)."""
+        now = time.monotonic()
+        return {path for path, (_v, when, _e) in self._failed.items()
+                if now - when >= WRITE_RETRY_S}
 
     # ------------------------------------------------------------------ settling
 
-    def _stable_paths(self, scan: ScanResult) -> set[Path]:
+    def _stable(self, paths: Iterable[Path]) -> set[Path]:
+        """Of `paths` (FR notes), those unchanged for `vault.settle_s`; the others are
+        looked at again on later ticks until they settle."""
         settle_s = self.ctx.settings.vault.settle_s if self.settle else 0.0
         now, mono = time.time(), time.monotonic()
         stable: set[Path] = set()
+        self._settling = set()
         due: list[float] = []
-        notes: list[FeatureRequest | InvalidNote] = [*scan.valid, *scan.invalid]
-        for note in notes:
-            version = self.cache.version(note.path)
+        for path in paths:
+            if self.index.note(path) is None:
+                continue
+            version = self.cache.version(path)
             if version is None or version.stable(settle_s, now=now, mono=mono):
-                stable.add(note.path)
+                stable.add(path)
             else:
+                self._settling.add(path)
                 due.append(version.due_in(settle_s, now=now, mono=mono))
         self.due_in_s = min(due) if due else None
         return stable
@@ -170,18 +209,21 @@ class Intake:
 
     # ------------------------------------------------------------------ problems
 
-    def _record_problems(self, scan: ScanResult, stable: set[Path]) -> None:
+    def _record_problems(self, stable: Iterable[Path]) -> None:
         """Keep `note-problems.json` current; log each problem once, until it changes
         (opus's own `status: invalid` write does not count as a change)."""
         root = self.ctx.settings.vault_path
-        settled = [note for note in scan.invalid if note.path in stable and note.is_problem]
-        problems = problems_of(settled, root)
-        logged = dict(self._logged)
-        self._logged = {}
-        for note in settled:
-            self._logged[note.path] = note.error
-            if logged.get(note.path) != note.error:
-                log.warning("%s cannot be used: %s", _relative(note.path, root), note.error)
+        for path in stable:
+            note = self.index.note(path)
+            if not isinstance(note, InvalidNote) or not note.is_problem:
+                self._problem_notes.pop(path, None)
+                self._logged.pop(path, None)
+                continue
+            self._problem_notes[path] = note
+            if self._logged.get(path) != note.error:
+                log.warning("%s cannot be used: %s", _relative(path, root), note.error)
+            self._logged[path] = note.error
+        problems = problems_of(self._problem_notes.values(), root)
         if problems != self._problems:
             try:
                 write_problems(self.ctx.settings.state_dir, problems)
@@ -203,18 +245,23 @@ class Intake:
 
     # ------------------------------------------------------------------ enqueue
 
-    def _enqueue(
-        self, scan: ScanResult, stable: set[Path], latest: Mapping[str, Job]
-    ) -> tuple[int, int]:
-        planned = [fr for fr in scan.planned if fr.path in stable]
-        plan = schedule(planned, scan.statuses, ages=_ages(planned))
+    def _enqueue(self, changed: Sequence[FeatureRequest]) -> tuple[int, int]:
+        """Enqueue the settled planned FRs that are ready (all of them, every tick: their
+        number, not the vault's size); update the queued jobs of changed notes."""
+        planned = [fr for fr in self.index.planned() if self._settled(fr.path)]
+        plan = schedule(planned, self.index.statuses, ages=_ages(planned))
         self.blocked = plan.blocked
+        moving = [fr for fr in changed if fr.status is FRStatus.IN_PROGRESS]
+        latest = self.ctx.store.latest_for_frs(fr.id for fr in (*plan.ready, *moving))
         enqueued = sum(self._enqueue_one(fr, latest.get(fr.id)) for fr in plan.ready)
-        for fr in scan.valid:
+        for fr in moving:
             job = latest.get(fr.id)
-            if fr.status is FRStatus.IN_PROGRESS and fr.path in stable and job is not None:
+            if job is not None:
                 self._refresh_queued(fr, job)
         return enqueued, len(plan.blocked)
+
+    def _settled(self, path: Path) -> bool:
+        return path not in self._settling
 
     def _enqueue_one(self, fr: FeatureRequest, last: Job | None) -> int:
         store = self.ctx.store
@@ -263,16 +310,37 @@ class Intake:
 
     # ------------------------------------------------------------------ write-back
 
-    def _write_back(self, frs: Iterable[FeatureRequest], stable: set[Path]) -> int:
-        tracked = [fr for fr in frs if fr.path in stable
-                   and fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)]
-        latest = self.ctx.store.latest_for_frs(fr.id for fr in tracked)
+    def _write_back(
+        self, changed: Sequence[FeatureRequest], *, full: bool, since: datetime
+    ) -> int:
+        """Write job states into notes: for the notes that changed, and for the notes of
+        jobs that changed in the registry since the last tick (or, when waiting reasons
+        changed, of every queued job); on a full tick, for every tracked note."""
+        tracked = {fr.id: fr for fr in changed if _mirrored(fr)}
+        if full:
+            self._last_waiting = self._waiting_key()
+        else:
+            for fr_id in self._jobs_moved(since):
+                fr = self.index.by_id(fr_id)
+                if fr is not None and self._settled(fr.path) and _mirrored(fr):
+                    tracked.setdefault(fr_id, fr)
+        latest = self.ctx.store.latest_for_frs(tracked)
         written = 0
-        for fr in tracked:
-            job = latest.get(fr.id)
+        for fr_id, fr in sorted(tracked.items()):
+            job = latest.get(fr_id)
             if job is not None:
                 written += self._sync(fr, job)
         return written
+
+    def _jobs_moved(self, since: datetime) -> set[str]:
+        """FR ids of the jobs changed at or after `since` (one indexed query), and of every
+        queued job when why they wait (pause, budget, breaker) changed."""
+        ids = {job.fr_id for job in self.ctx.store.changed_since(since)}
+        waiting = self._waiting_key()
+        if waiting != self._last_waiting:
+            self._last_waiting = waiting
+            ids |= {job.fr_id for job in self.ctx.store.jobs([JobState.QUEUED])}
+        return ids
 
     def _sync(self, fr: FeatureRequest, job: Job) -> int:
         """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
@@ -299,6 +367,9 @@ class Intake:
                 self.ctx.store.update(job.id, spec={**job.spec, NOTE_OUTCOME: job.state.value})
             except OpusError as exc:
                 log.error("could not record that %s's note shows its end: %s", job.fr_id, exc)
+
+    def _waiting_key(self) -> object:
+        return self._paused(), self.wait_key() if self.wait_key is not None else None
 
     def _waiting(self, job: Job) -> str | None:
         """Why a queued job is not claimed now: paused, or what `claim_blocker` says."""
@@ -348,6 +419,11 @@ class Intake:
             return False
         self._failed.pop(path, None)
         return True
+
+
+def _mirrored(fr: FeatureRequest) -> bool:
+    """A note that shows its job's state (a draft has none; a planned one is enqueued)."""
+    return fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)
 
 
 def _ages(frs: Iterable[FeatureRequest]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from opus.daemon.logs import configure_logging
 from opus.daemon.loop import Daemon, Role
 from opus.daemon.runtime import Runtime, build_runtime
 from opus.daemon.sdnotify import SYSTEMD_VARIABLES
+from opus.daemon.workers import start_fork_server
 
 if TYPE_CHECKING:
     from opus.dashboard.server import DashboardServer
@@ -27,6 +28,9 @@ def run_daemon(config: Path | None, *, role: Role, once: bool, verbose: bool = F
     # Only this process talks to systemd: no child (git, sandbox, engine) may inherit it.
     for name in SYSTEMD_VARIABLES:
         os.environ.pop(name, None)
+    if role != "intake":
+        # Its imports (the engine's SDK) run beside the daemon's start, not after READY.
+        start_fork_server(settings.agents.engine)
     runtime = build_runtime(settings)
     board = _dashboard(settings, environ)
 

@@ -104,6 +104,7 @@ class Daemon:
                                  every_s=settings.daemon.heartbeat_s)
         self._claimed: set[int] = set()
         self._healthy = False
+        self._turns = 0
 
     def __repr__(self) -> str:
         return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
@@ -213,6 +214,7 @@ class Daemon:
         if self.intake is not None and vault is not None:
             self.intake.watching = vault.alive  # changed paths only while it watches
             self.intake.claim_blocker = self._note_wait
+            self.intake.wait_key = self._wait_key
         return watchers
 
     def _notes_changed(self, paths: set[Path]) -> None:
@@ -268,6 +270,7 @@ class Daemon:
         self.sd.extend_timeout(SEND_TIMEOUT_S)  # a send under way may take that long
         self.runtime.notifier.stop()
         self._flush_notifications()
+        self.pool.close()
         log.info("opus stopped")
 
     def _flush_notifications(self) -> None:
@@ -308,6 +311,10 @@ class Daemon:
         return busy
 
     def _tick(self) -> bool:
+        if self._turns == 0 and self.role != "intake":
+            # A restart: jobs it recovered start before the first intake reads the vault.
+            self._claim()
+        self._turns += 1
         if self.intake is not None:
             self.intake.tick()
         self._settle(self.pool.drain())
@@ -373,6 +380,11 @@ class Daemon:
         if all(self.breaker.state(key) == "open" for key in repos):
             return f"the circuit breaker is open for {', '.join(sorted(repos))}"
         return None
+
+    def _wait_key(self) -> object:
+        """What `_note_wait` depends on besides the job: when it changes, intake
+        re-mirrors every queued job's note."""
+        return self._over_daily_budget(), tuple(sorted(self.breaker.opened_keys()))
 
     def _note_wait(self, job: Job) -> str | None:
         """The `stage: waiting: <reason>` of a queued job's note (pause is intake's own)."""

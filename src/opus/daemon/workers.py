@@ -322,6 +322,11 @@ class WorkerPool:
                 slot.join(0.1)
         return not any(slot.alive() for slot in self._slots.values())
 
+    def close(self) -> None:
+        """After the last job: stop the fork server (jobs still alive get its death signal)."""
+        if self.processes:
+            stop_fork_server()
+
     # ------------------------------------------------------------------ threads
 
     def _run_thread(self, job: Job, control: JobControl) -> None:
@@ -334,10 +339,10 @@ class WorkerPool:
     # ------------------------------------------------------------------ processes
 
     def warm_up(self) -> None:
-        """Start the fork server now (in the background), so the first job starts fast."""
+        """Start the fork server now (if `start_fork_server` has not), so the first job
+        starts fast."""
         if self.processes:
-            threading.Thread(target=_fork_server, args=(self.ctx.settings.agents.engine,),
-                             name="fork-server", daemon=True).start()
+            start_fork_server(self.ctx.settings.agents.engine)
 
     def _start_process(self, job: Job, control: JobControl) -> _ProcessWorker:
         settings = self.ctx.settings
@@ -375,6 +380,33 @@ class WorkerPool:
 
 
 _server_lock = threading.Lock()
+
+
+def start_fork_server(engine: str) -> None:
+    """Start the fork server and return at once: its imports (the engine's SDK, about a
+    second) run in its own process while the daemon starts, recovers and reads the vault.
+
+    `opus run` calls it first thing, so a job resumed after a restart does not wait for
+    those imports after READY; the environment the server inherits must already be the
+    one jobs may see (no systemd variables).
+    """
+    _fork_server(engine)
+
+
+def stop_fork_server() -> None:
+    """SIGKILL the fork server (when every job has ended): it holds no state, and its
+    own interpreter teardown would keep the daemon's stderr open after the daemon exits."""
+    from multiprocessing import forkserver
+
+    server: Any = forkserver._forkserver  # the module's single instance
+    with _server_lock:
+        pid = getattr(server, "_forkserver_pid", None)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            server._stop()  # closes its pipe, reaps it, removes its socket
 
 
 def _fork_server(engine: str) -> Any:

@@ -375,6 +375,13 @@ class Registry:
             jobs = [records.job_from_row(row._mapping) for row in conn.execute(query)]
         return {job.fr_id: job for job in jobs if job.fr_id in wanted}
 
+    def changed_since(self, since: datetime) -> Sequence[Job]:
+        """The jobs whose row changed at or after `since` (by `updated_at`), oldest change
+        first: what intake mirrors into notes on a turn, whatever the registry's size."""
+        with self._tx() as conn:
+            rows = conn.execute(_changed_query(since)).all()
+        return [records.job_from_row(row._mapping) for row in rows]
+
     def queue_summary(self) -> QueueSummary:
         """How many jobs are queued and running, and the most urgent queued priority."""
         with self._tx() as conn:
@@ -534,6 +541,7 @@ class Registry:
             "latest_for_fr": _latest_query("FR-1"),
             "latest_for_frs": _latest_many_query(["FR-1", "FR-2", "FR-3"]),
             "queue_summary": _summary_query(),
+            "changed_since": _changed_query(now - timedelta(seconds=5)),
             "cost_since": _cost_query(STAGE_RUNS.c.finished_at >= now),
         }
 
@@ -559,6 +567,10 @@ def _latest_many_query(fr_ids: Sequence[str]) -> Select[Any]:
 def _latest_every_query() -> Select[Any]:
     newest = select(func.max(JOBS.c.id)).group_by(JOBS.c.fr_id)
     return select(JOBS).where(JOBS.c.id.in_(newest))
+
+
+def _changed_query(since: datetime) -> Select[Any]:
+    return select(JOBS).where(JOBS.c.updated_at >= since).order_by(JOBS.c.updated_at)
 
 
 def _summary_query() -> Select[Any]:

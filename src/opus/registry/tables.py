@@ -89,6 +89,8 @@ JOBS = Table(
     # The latest job of an FR (`latest_for_fr`, `latest_for_frs`): max(id) per fr_id.
     # (Databases made before it also have `ix_jobs_fr_id` on fr_id alone; harmless.)
     Index("ix_jobs_fr_latest", "fr_id", "id"),
+    # The jobs changed since a moment (`changed_since`): intake mirrors only those.
+    Index("ix_jobs_updated_at", "updated_at"),
     # Two intake processes racing on the same note cannot both create a job. (Databases
     # made before `waiting_input` also keep the narrower `uq_jobs_active_fr`; harmless.)
     Index(

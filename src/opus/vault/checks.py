@@ -45,7 +45,8 @@ def check_vault(
     return ScanResult(valid, invalid, tuple(others))
 
 
-def _note_id(note: Note) -> str | None:
+def note_id(note: Note) -> str | None:
+    """The FR id a note holds (an invalid note's, when it could be read)."""
     return note.id if isinstance(note, FeatureRequest) else note.fr_id
 
 
@@ -59,14 +60,16 @@ def _flag_duplicates(notes: Sequence[Note], vault_root: Path) -> list[Note]:
     # Ids compare case-insensitively: they become lower-case branch names.
     paths: dict[str, list[Path]] = {}
     for note in notes:
-        fr_id = _note_id(note)
+        fr_id = note_id(note)
         if fr_id is not None:
             paths.setdefault(fr_id.casefold(), []).append(note.path)
-    return [_unique(note, paths, vault_root) for note in notes]
+    return [flag_duplicate(note, paths, vault_root) for note in notes]
 
 
-def _unique(note: Note, paths: Mapping[str, list[Path]], vault_root: Path) -> Note:
-    fr_id = _note_id(note)
+def flag_duplicate(note: Note, paths: Mapping[str, Sequence[Path]], vault_root: Path) -> Note:
+    """`note` made invalid when other notes hold its id; `paths` maps each casefolded id
+    to the paths holding it, in walk order."""
+    fr_id = note_id(note)
     same = paths.get(fr_id.casefold(), []) if fr_id else []
     others = [_relative(p, vault_root) for p in same if p != note.path]
     if not others:
@@ -88,17 +91,19 @@ def _resolve_dependencies(notes: Sequence[Note]) -> list[Note]:
     """
     known: dict[str, str] = {}
     for note in notes:
-        fr_id = _note_id(note)
+        fr_id = note_id(note)
         if fr_id is not None:
             known.setdefault(note.path.stem.casefold(), fr_id)
     for note in notes:  # a real id wins over a file stem that looks the same
-        fr_id = _note_id(note)
+        fr_id = note_id(note)
         if fr_id is not None:
             known[fr_id.casefold()] = fr_id
-    return [_with_dependencies(note, known) for note in notes]
+    return [with_dependencies(note, known) for note in notes]
 
 
-def _with_dependencies(note: Note, known: Mapping[str, str]) -> Note:
+def with_dependencies(note: Note, known: Mapping[str, str]) -> Note:
+    """`note` with each dependency mapped to an id through `known` (casefolded id or file
+    stem → id); a planned note naming one that no note has is made invalid."""
     if isinstance(note, InvalidNote) or not note.depends_on:
         return note
     resolved = tuple(known.get(dep.casefold(), dep) for dep in note.depends_on)
@@ -112,21 +117,26 @@ def _with_dependencies(note: Note, known: Mapping[str, str]) -> Note:
 
 
 def _flag_cycles(notes: Sequence[Note]) -> list[Note]:
+    cycles = find_cycles(planned_edges(notes))
+    return [flag_cycle(note, cycles) for note in notes]
+
+
+def planned_edges(notes: Iterable[Note]) -> dict[str, list[str]]:
+    """The dependency graph among the planned FRs (the only notes a cycle can stop)."""
     planned = {
         n.id: n for n in notes if isinstance(n, FeatureRequest) and n.status is FRStatus.PLANNED
     }
-    edges = {fr_id: [d for d in fr.depends_on if d in planned] for fr_id, fr in planned.items()}
-    cycles = find_cycles(edges)
-    return [
-        _invalid(
-            note,
-            f"dependency cycle {' → '.join(cycles[note.id])}: "
-            "remove one of these depends_on entries",
-        )
-        if isinstance(note, FeatureRequest) and note.id in cycles
-        else note
-        for note in notes
-    ]
+    return {fr_id: [d for d in fr.depends_on if d in planned] for fr_id, fr in planned.items()}
+
+
+def flag_cycle(note: Note, cycles: Mapping[str, list[str]]) -> Note:
+    """`note` made invalid when it is on a dependency cycle (`find_cycles`)."""
+    if not isinstance(note, FeatureRequest) or note.id not in cycles:
+        return note
+    return _invalid(
+        note,
+        f"dependency cycle {' → '.join(cycles[note.id])}: remove one of these depends_on entries",
+    )
 
 
 def find_cycles(edges: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

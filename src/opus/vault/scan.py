@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,6 @@ from opus.errors import NoteError
 from opus.git import is_repo
 from opus.vault.checks import Note, ScanResult, check_vault
 from opus.vault.fields import DEFAULT_ID_PATTERN
-from opus.vault.interrupted import finish_interrupted_moves
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict, read_note, resolve_repo
 
 FEATURES_DIR = "10_features"
@@ -80,6 +79,10 @@ class NoteCache:
         cached = self._entries.get(path)
         return cached[0] if cached is not None else None
 
+    def forget(self, path: Path) -> None:
+        """Drop what was read at `path` (it is gone, or no longer a note)."""
+        self._entries.pop(path, None)
+
     def keep_only(self, paths: set[Path]) -> None:
         """Forget notes that are gone, so the cache does not grow forever."""
         for path in set(self._entries) - paths:
@@ -108,15 +111,39 @@ def note_paths(features: Path) -> Iterator[Path]:
     Hidden names are editor and opus temp files; symlinks are skipped because an atomic
     write-back would replace the link with a copy; FIFOs and devices would block a read.
     """
-    for folder, dirs, files in os.walk(features):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(folder) / name
-            if name.endswith(".md") and not name.startswith(".") and _regular(path):
-                yield path
+    # `os.walk`'s order (a folder's files, then its subfolders, each sorted), but the
+    # entries' types come from the directory listing: no stat per file.
+    folders = [features]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = [entry for entry in listing if not entry.name.startswith(".")]
+        except OSError:
+            continue
+        files = sorted(entry.name for entry in entries
+                       if entry.name.endswith(".md") and _regular(entry))
+        for name in files:
+            yield folder / name
+        subfolders = sorted(entry.name for entry in entries if _folder(entry))
+        folders.extend(folder / name for name in reversed(subfolders))
 
 
-def _regular(path: Path) -> bool:
+def _regular(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _regular_path(path: Path) -> bool:
     try:
         return stat.S_ISREG(path.lstat().st_mode)
     except FileNotFoundError:
@@ -139,11 +166,32 @@ def scan_vault(
     if cache is None or cache.id_pattern != id_pattern:
         cache = cache if cache is not None and not len(cache) else NoteCache()
         cache.id_pattern = id_pattern
-    index = VaultIndex(root, default_repo=default_repo, features_dir=features_dir, cache=cache)
-    return index.full()
+    features = features_folder(root, features_dir)
+    notes: list[Note] = []
+    others: list[OtherNote] = []
+    repos: dict[Path, bool] = {}
+
+    def memo_is_repo(path: Path) -> bool:
+        if path not in repos:
+            repos[path] = is_repo(path)
+        return repos[path]
+
+    paths = list(note_paths(features))
+    cache.keep_only(set(paths))
+    for path in paths:
+        parsed = cache.read(path)
+        if isinstance(parsed, ParsedNote):
+            notes.append(usable(parsed, vault_root=root, default_repo=default_repo,
+                                is_repo=memo_is_repo))
+        elif isinstance(parsed, OtherNote):
+            others.append(parsed)
+        elif parsed is not None:
+            notes.append(parsed)
+    return check_vault(notes, root, others=others)
 
 
-def _features_folder(root: Path, features_dir: Path | str) -> Path:
+def features_folder(root: Path, features_dir: Path | str) -> Path:
+    """`root/features_dir`; `NoteError` naming the fix when it is not a folder."""
     features = root / features_dir
     if not features.is_dir():
         raise NoteError(
@@ -153,94 +201,19 @@ def _features_folder(root: Path, features_dir: Path | str) -> Path:
     return features
 
 
-class VaultIndex:
-    """The vault's notes, kept current from the paths that changed (incremental intake).
-
-    `full()` walks the features folder (unchanged files come from the cache); `update(paths)`
-    re-reads only `paths` — a file watcher's events — and applies the vault-wide rules to
-    the verdicts held in memory, so the cost of a change does not grow with the vault's
-    file I/O. Both give the same `ScanResult` a fresh `scan_vault` would (property-tested).
-    """
-
-    def __init__(
-        self,
-        root: Path,
-        *,
-        default_repo: Path | None,
-        features_dir: Path | str = FEATURES_DIR,
-        cache: NoteCache | None = None,
-        id_pattern: str = DEFAULT_ID_PATTERN,
-        finish_moves: bool = False,
-    ) -> None:
-        self.root = root
-        self.finish_moves = finish_moves
-        """Let `full()` finish note moves a kill cut short (intake only: it writes notes)."""
-        self.default_repo = default_repo
-        self.features_dir = features_dir
-        self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern)
-        self._paths: set[Path] = set()
-        self._repos: dict[Path, bool] = {}
-
-    def __repr__(self) -> str:
-        return f"VaultIndex({self.root}, notes={len(self._paths)})"
-
-    def full(self) -> ScanResult:
-        """Walk the whole features folder (and, with `finish_moves`, repair half-done moves)."""
-        features = _features_folder(self.root, self.features_dir)
-        paths = list(note_paths(features))
-        if self.finish_moves:
-            removed = finish_interrupted_moves(paths, self.cache.read, features)
-            paths = [path for path in paths if path not in removed]
-        self._paths = set(paths)
-        self.cache.keep_only(self._paths)
-        self._repos.clear()  # a repo may have appeared or gone: ask git again
-        for path in paths:
-            self.cache.read(path)
-        return self._result()
-
-    def update(self, changed: Iterable[Path]) -> ScanResult:
-        """Re-read the `changed` paths only (created, edited, moved away or deleted)."""
-        features = _features_folder(self.root, self.features_dir)
-        for path in changed:
-            if _is_note_path(path, features) and self.cache.read(path) is not None:
-                self._paths.add(path)
-            else:
-                self._paths.discard(path)
-        self.cache.keep_only(self._paths)
-        return self._result()
-
-    def _result(self) -> ScanResult:
-        notes: list[Note] = []
-        others: list[OtherNote] = []
-        for path in sorted(self._paths, key=lambda p: _walk_key(p, self.root)):
-            parsed = self.cache.peek(path)
-            if isinstance(parsed, ParsedNote):
-                notes.append(usable(parsed, vault_root=self.root,
-                                    default_repo=self.default_repo, is_repo=self._is_repo))
-            elif isinstance(parsed, OtherNote):
-                others.append(parsed)
-            elif parsed is not None:
-                notes.append(parsed)
-        return check_vault(notes, self.root, others=others)
-
-    def _is_repo(self, path: Path) -> bool:
-        if path not in self._repos:
-            self._repos[path] = is_repo(path)
-        return self._repos[path]
-
-
-def _is_note_path(path: Path, features: Path) -> bool:
+def is_note_path(path: Path, features: Path) -> bool:
     """What `note_paths` would yield: a regular, visible `*.md` file below `features`."""
     if not path.is_relative_to(features) or not path.name.endswith(".md"):
         return False
     if any(part.startswith(".") for part in path.relative_to(features).parts):
         return False
-    return _regular(path)
+    return _regular_path(path)
 
 
-def _walk_key(path: Path, root: Path) -> tuple[tuple[int, str], ...]:
+def walk_key(path: Path, root: Path) -> tuple[tuple[int, str], ...]:
     """`os.walk`'s sorted top-down order: a folder's files before its subfolders."""
-    parts = path.relative_to(root).parts if path.is_relative_to(root) else path.parts
+    text, top = str(path), str(root) + os.sep
+    parts = text[len(top):].split(os.sep) if text.startswith(top) else list(path.parts)
     return (*((1, part) for part in parts[:-1]), (0, parts[-1]))
 
 
