@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opus.vault.checks import Note, ScanResult
-from opus.vault.index import VaultIndex
-from opus.vault.scan import scan_vault
+from opus.vault.index import JOB_STATUSES, VaultIndex
+from opus.vault.scan import NoteCache, scan_vault
 from tests.conftest import make_repo
 
 FOLDERS = ("01_ideas", "03_planned", "03_planned/team", "06_done")
@@ -79,7 +79,7 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
             changed = _apply(features, op)
             reported = index.refresh(changed)
             incremental = index.result()
-            full = scan_vault(root, default_repo=repo)
+            full = _scan(root, repo)
             assert incremental == full, op
             after = _verdicts(full)
             # What `refresh` says changed is exactly what did: intake acts on that alone.
@@ -89,6 +89,11 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
             assert sorted(fr.id for fr in index.planned()) == sorted(fr.id for fr in full.planned)
             assert dict(index.statuses) == full.statuses
             before = after
+
+
+def _scan(root: Path, repo: Path) -> ScanResult:
+    """A fresh batch scan, keeping the bodies the index keeps (of notes that make jobs)."""
+    return scan_vault(root, default_repo=repo, cache=NoteCache(bodies=JOB_STATUSES))
 
 
 def _verdicts(scan: ScanResult) -> dict[Path, Note]:
@@ -127,4 +132,4 @@ def test_a_change_rechecks_the_notes_it_can_affect_not_the_vault(tmp_path: Path)
     assert index.checked - checked == 4  # the two holders, OLD-8 and FR-1 (they name OLD-7)
     dup.unlink()
     assert index.refresh({dup}) == {dup, done / "OLD-7.md"}
-    assert index.result() == scan_vault(root, default_repo=repo)
+    assert index.result() == _scan(root, repo)

@@ -14,6 +14,8 @@ from opus.daemon.loop import Daemon, Role
 from opus.daemon.runtime import Runtime, build_runtime
 from opus.daemon.sdnotify import SYSTEMD_VARIABLES
 from opus.daemon.workers import start_fork_server
+from opus.domain import JobState
+from opus.errors import OpusError
 
 if TYPE_CHECKING:
     from opus.dashboard.server import DashboardServer
@@ -28,7 +30,7 @@ def run_daemon(config: Path | None, *, role: Role, once: bool, verbose: bool = F
     # Only this process talks to systemd: no child (git, sandbox, engine) may inherit it.
     for name in SYSTEMD_VARIABLES:
         os.environ.pop(name, None)
-    if role != "intake":
+    if role != "intake" and (once or _jobs_waiting(settings)):
         # Its imports (the engine's SDK) run beside the daemon's start, not after READY.
         start_fork_server(settings.agents.engine)
     runtime = build_runtime(settings)
@@ -53,6 +55,17 @@ def _dashboard(settings: Settings, environ: dict[str, str]) -> DashboardServer |
     from opus.dashboard.server import start_in_daemon
 
     return start_in_daemon(settings, environ)
+
+
+def _jobs_waiting(settings: Settings) -> bool:
+    """Jobs queued or left running (a restart): the fork server is wanted at once.
+    Otherwise it starts with the first job, and an idle daemon has none (designs/jobs.md)."""
+    from opus.registry.reader import open_reader
+
+    try:
+        return bool(open_reader(settings.database_url).jobs([JobState.QUEUED, JobState.RUNNING]))
+    except OpusError:
+        return False  # the daemon's own start reports what is wrong with the database
 
 
 def exit_now(code: int) -> NoReturn:

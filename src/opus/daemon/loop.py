@@ -53,6 +53,8 @@ from opus.presence import Presence, daemon_info
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "intake", "worker"]
+FORK_SERVER_IDLE_S = 600.0
+"""With no job for this long, the fork server is stopped (it restarts with the next job)."""
 KILL_WAIT_S = 3.0
 """After the grace (and the SIGKILL that ends it), how long the loop waits for workers."""
 
@@ -105,6 +107,7 @@ class Daemon:
         self._claimed: set[int] = set()
         self._healthy = False
         self._turns = 0
+        self._idle_since: float | None = None
 
     def __repr__(self) -> str:
         return f"Daemon(role={self.role}, worker={self.worker_id}, running={len(self.pool)})"
@@ -123,8 +126,6 @@ class Daemon:
         if self.intake is not None and not self.once:
             self.reviews.start()
         log.info("opus serving as %s (%s)", self.role, self.worker_id)
-        if self.role != "intake":
-            self.pool.warm_up()  # after READY: the fork server's imports are not the daemon's
         if self.intake is not None and self.once:
             self.reviews.poll_once()  # decisions made while no daemon ran
         blocked = False
@@ -321,11 +322,21 @@ class Daemon:
         if self.role != "intake":
             self._supervise()
             self._claim()
+        self._idle_fork_server()
         if self.gate.due(self.ctx.clock.monotonic()):
             self.sd.watchdog()
         self.sd.status(self._status_line())
         self.presence.update(self._presence_info())
         return len(self.pool) > 0
+
+    def _idle_fork_server(self) -> None:
+        """Stop the fork server (~100 MB with the engine's SDK) after `FORK_SERVER_IDLE_S`
+        without a job; the next job starts it again (and waits for its imports)."""
+        now = self.ctx.clock.monotonic()
+        if len(self.pool) or self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since >= FORK_SERVER_IDLE_S:
+            self.pool.close()
 
     def _presence_info(self) -> dict[str, object]:
         blocked = self.intake.blocked if self.intake is not None else ()

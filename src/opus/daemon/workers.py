@@ -323,7 +323,8 @@ class WorkerPool:
         return not any(slot.alive() for slot in self._slots.values())
 
     def close(self) -> None:
-        """After the last job: stop the fork server (jobs still alive get its death signal)."""
+        """Stop the fork server (jobs still alive get its death signal); the next `start`
+        starts it again."""
         if self.processes:
             stop_fork_server()
 
@@ -337,12 +338,6 @@ class WorkerPool:
             self._on_finish()
 
     # ------------------------------------------------------------------ processes
-
-    def warm_up(self) -> None:
-        """Start the fork server now (if `start_fork_server` has not), so the first job
-        starts fast."""
-        if self.processes:
-            start_fork_server(self.ctx.settings.agents.engine)
 
     def _start_process(self, job: Job, control: JobControl) -> _ProcessWorker:
         settings = self.ctx.settings

@@ -46,6 +46,8 @@ from opus.vault.scan import (
 )
 
 _Base = Note | OtherNote
+JOB_STATUSES = frozenset({FRStatus.PLANNED, FRStatus.IN_PROGRESS})
+"""The statuses whose body the index keeps: a note in them makes or updates a job."""
 V = TypeVar("V")
 
 
@@ -67,18 +69,18 @@ class VaultIndex:
         """Let `refresh_all` finish note moves a kill cut short (intake only: it writes notes)."""
         self.default_repo = default_repo
         self.features_dir = features_dir
-        self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern)
+        self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern,
+                                                                 bodies=JOB_STATUSES)
         self._repos: dict[Path, bool] = {}
         self._parsed: dict[Path, Verdict] = {}
         """The cached parse each `_base` entry was made from."""
-        self._order: dict[Path, tuple[tuple[int, str], ...]] = {}
         self._base: dict[Path, _Base] = {}
         """Each note's own verdict: per-note rules and its repo, before the vault-wide ones."""
         self._final: dict[Path, Note] = {}
         """Each FR note's verdict after the vault-wide rules."""
-        self._ids: dict[str, set[Path]] = {}
-        self._stems: dict[str, set[Path]] = {}
-        self._dependents: dict[str, set[Path]] = {}
+        self._ids = _Holders()
+        self._stems = _Holders()
+        self._dependents = _Holders()
         self._planned: dict[Path, tuple[str, tuple[str, ...]]] = {}
         """Planned FRs that pass the duplicate and dependency rules: id and dependencies."""
         self._cycles: dict[str, list[str]] = {}
@@ -160,7 +162,7 @@ class VaultIndex:
         valid: list[FeatureRequest] = []
         invalid: list[Note] = []
         others: list[OtherNote] = []
-        for path in sorted(self._base, key=self._order.__getitem__):
+        for path in sorted(self._base, key=self._walk_key):
             note = self._final.get(path)
             if isinstance(note, FeatureRequest):
                 valid.append(note)
@@ -227,7 +229,7 @@ class VaultIndex:
             keys |= self._forget(path)
             keys |= self._remember(path, base)
         for key in keys:
-            affected |= self._ids.get(key, set()) | self._dependents.get(key, set())
+            affected.update(self._ids.get(key), self._dependents.get(key))
         return self._recheck(affected, gone)
 
     def _recheck(self, affected: set[Path], gone: set[Path]) -> set[Path]:
@@ -296,10 +298,10 @@ class VaultIndex:
         if fr_id is None:
             return note
         key = fr_id.casefold()
-        holders = self._ids.get(key, set())
+        holders = self._ids.get(key)
         if len(holders) < 2:
             return note
-        return flag_duplicate(note, {key: sorted(holders, key=self._order.__getitem__)},
+        return flag_duplicate(note, {key: sorted(holders, key=self._walk_key)},
                               self.root)
 
     def _dependencies(self, note: Note) -> Note:
@@ -311,47 +313,48 @@ class VaultIndex:
         order wins, as a full scan assigns them), else the first note whose file stem it is."""
         holders = self._ids.get(name)
         if holders:
-            path = max(holders, key=self._order.__getitem__)
+            path = max(holders, key=self._walk_key)
         else:
             stems = self._stems.get(name)
             if not stems:
                 return None
-            path = min(stems, key=self._order.__getitem__)
+            path = min(stems, key=self._walk_key)
         return note_id(self._base[path])  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ maps
 
     def _remember(self, path: Path, base: _Base) -> set[str]:
         self._base[path] = base
-        self._order[path] = walk_key(path, self.root)
         if isinstance(base, OtherNote):
             return set()
         fr_id = note_id(base)
         keys: set[str] = set()
         if fr_id is not None:
             keys = {fr_id.casefold(), path.stem.casefold()}
-            self._ids.setdefault(fr_id.casefold(), set()).add(path)
-            self._stems.setdefault(path.stem.casefold(), set()).add(path)
+            self._ids.add(fr_id.casefold(), path)
+            self._stems.add(path.stem.casefold(), path)
         if isinstance(base, FeatureRequest):
             for dep in base.depends_on:
-                self._dependents.setdefault(dep.casefold(), set()).add(path)
+                self._dependents.add(dep.casefold(), path)
         return keys
 
     def _forget(self, path: Path) -> set[str]:
         base = self._base.pop(path, None)
-        self._order.pop(path, None)
         if base is None or isinstance(base, OtherNote):
             return set()
         keys: set[str] = set()
         fr_id = note_id(base)
         if fr_id is not None:
             keys = {fr_id.casefold(), path.stem.casefold()}
-            _discard(self._ids, fr_id.casefold(), path)
-            _discard(self._stems, path.stem.casefold(), path)
+            self._ids.discard(fr_id.casefold(), path)
+            self._stems.discard(path.stem.casefold(), path)
         if isinstance(base, FeatureRequest):
             for dep in base.depends_on:
-                _discard(self._dependents, dep.casefold(), path)
+                self._dependents.discard(dep.casefold(), path)
         return keys
+
+    def _walk_key(self, path: Path) -> tuple[tuple[int, str], ...]:
+        return walk_key(path, self.root)
 
     def _is_repo(self, path: Path) -> bool:
         if path not in self._repos:
@@ -370,12 +373,47 @@ def _planned_entry(note: Note) -> tuple[str, tuple[str, ...]] | None:
     return None
 
 
-def _discard(index: dict[str, set[Path]], key: str, path: Path) -> None:
-    holders = index.get(key)
-    if holders is not None:
-        holders.discard(path)
-        if not holders:
-            del index[key]
+class _Holders:
+    """Name → the paths holding it. Most names have one holder, kept without a set (a set
+    per note of a large vault is megabytes)."""
+
+    def __init__(self) -> None:
+        self._one: dict[str, Path] = {}
+        self._many: dict[str, set[Path]] = {}
+
+    def get(self, name: str) -> tuple[Path, ...]:
+        one = self._one.get(name)
+        if one is not None:
+            return (one,)
+        return tuple(self._many.get(name, ()))
+
+    def keys(self) -> set[str]:
+        return self._one.keys() | self._many.keys()
+
+    def add(self, name: str, path: Path) -> None:
+        many = self._many.get(name)
+        if many is not None:
+            many.add(path)
+            return
+        one = self._one.get(name)
+        if one is None or one == path:
+            self._one[name] = path
+            return
+        del self._one[name]
+        self._many[name] = {one, path}
+
+    def discard(self, name: str, path: Path) -> None:
+        if self._one.get(name) == path:
+            del self._one[name]
+            return
+        many = self._many.get(name)
+        if many is None:
+            return
+        many.discard(path)
+        if len(many) == 1:
+            self._one[name] = many.pop()
+        if not many:
+            del self._many[name]
 
 
 class _View(Mapping[str, V]):

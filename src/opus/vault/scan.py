@@ -6,7 +6,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from opus.domain import FRStatus
@@ -47,6 +47,10 @@ class NoteCache:
     """
 
     id_pattern: str = DEFAULT_ID_PATTERN
+    bodies: frozenset[FRStatus] | None = None
+    """Keep the body only of FRs in these statuses (None: of all). A body is only needed
+    to make or update a job (planned, in-progress); another status becomes one only by an
+    edit, which is read again. Most of a large vault's memory is bodies otherwise."""
     _entries: dict[Path, tuple[Version, Verdict]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
@@ -64,6 +68,9 @@ class NoteCache:
             return cached[1]
         self.misses += 1
         parsed = _read_file(path, self.id_pattern)
+        if (isinstance(parsed, ParsedNote) and self.bodies is not None
+                and parsed.fr.status not in self.bodies):
+            parsed = replace(parsed, fr=replace(parsed.fr, body=""))
         if parsed is not None:
             version = Version(key, stat.st_mtime, time.monotonic())
             self._entries[path] = (version, parsed)

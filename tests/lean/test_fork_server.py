@@ -1,0 +1,43 @@
+"""The fork server the job processes come from: stopped when idle or at exit, and started
+again by the next job (real processes)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from multiprocessing import forkserver
+from typing import Any
+
+from opus.daemon.workers import start_fork_server, stop_fork_server
+
+
+def _server_pid() -> int | None:
+    server: Any = forkserver._forkserver
+    pid: int | None = server._forkserver_pid
+    return pid
+
+
+def _fork_one() -> int | None:
+    child = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+    child.start()
+    child.join(60)
+    return child.exitcode
+
+
+def test_the_fork_server_is_stopped_and_a_later_job_starts_it_again() -> None:
+    start_fork_server("command")
+    try:
+        assert _fork_one() == 0
+        first = _server_pid()
+        assert first is not None
+        stop_fork_server()
+        assert _server_pid() is None
+        assert not os.path.exists(f"/proc/{first}"), "SIGKILLed and reaped"
+        stop_fork_server()  # nothing to stop: no error
+
+        start_fork_server("command")
+        assert _fork_one() == 0
+        second = _server_pid()
+        assert second is not None and second != first
+    finally:
+        stop_fork_server()
