@@ -10,7 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from opus.vault.scan import VaultIndex, scan_vault
+from opus.vault.index import VaultIndex
+from opus.vault.scan import scan_vault
 from tests.e2e_delivery.harness import make_bench
 
 NOTE = "---\nid: FR-7\ntitle: Add greeting\nstatus: in-progress\nmine: kept\n---\nBody.\n"
