@@ -25,10 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from opus.domain import JobState  # noqa: E402
 from tests.e2e_daemon.agency import Agency, fr_of, scripted_reply, start_api  # noqa: E402
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until  # noqa: E402
 from tests.standins.messages_api import reply, tool_use  # noqa: E402
+
+from opus.domain import JobState  # noqa: E402
 
 QUESTION = {"question": "Which store?", "options": ["Redis", "memory"], "recommendation": "Redis"}
 
