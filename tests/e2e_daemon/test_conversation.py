@@ -19,6 +19,7 @@ from typing import Any
 import frontmatter
 
 from opus.domain import JobState
+from tests.conversation.design_notes import RATE_LIMITING
 from tests.e2e_daemon.agency import Agency, fr_of, scripted_reply
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 from tests.ops.httpsink import Sink
@@ -128,8 +129,6 @@ def test_question_asked_answered_in_the_note_and_kept_in_the_pr(
 
 def _design_note_fr(ws: Workspace, *extra: str) -> None:
     """FR-1 written like a design note: three open questions, two undecided."""
-    from tests.conversation.design_notes import RATE_LIMITING
-
     front = ["id: FR-1", "title: Rate limiting", "status: planned",
              "test_command: grep -q FR-1 fr-1.txt", *extra]
     note = ws.root / "vault" / "10_features" / "03_planned" / "FR-1.md"
@@ -176,6 +175,9 @@ def test_undecided_questions_wait_before_planning_and_opus_answer_resumes(
     assert "status: answered" in question.read_text()
     assert "**Answer:** Redis" in question.read_text()
     assert "429, Retry-After" in Path(job.pr_url or "").read_text()
+    fr_note = ws.root / "vault" / "10_features" / "05_review" / "FR-1.md"
+    wait_until(fr_note.exists, "the FR note in review")
+    assert fr_note.read_text().split("---\n", 2)[2] == RATE_LIMITING, "the body is the user's"
 
 
 def test_recommend_plans_with_the_recommendations_as_assumptions(

@@ -30,7 +30,8 @@ _NUMBERED = re.compile(r"^##\s+(\d+)[.)]\s")
 _ANY_H2 = re.compile(r"^##\s")
 _ANSWER = re.compile(r"^[\s*_]*answer[\s*_]*:[\s*_]*(.*)$", re.IGNORECASE)
 _COMMENTS = re.compile(r"^##\s+comments\s*$", re.IGNORECASE)
-_PATHS = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/])")
+# A path: folders, then a name of two or more characters and an extension ("e.g" is not).
+_PATHS = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]{2,}\.[A-Za-z0-9]{1,8})(?![\w/])")
 
 
 def note_name(kind: str, fr_id: str) -> str:
@@ -116,10 +117,7 @@ def render_plan(
 
 
 def expected_files(plan: Mapping[str, Any]) -> list[str]:
-    """Paths the plan names (its `files`, else any path-like word in its text)."""
-    named = [str(name) for name in plan.get("files") or []]
-    if named:
-        return named
+    """The paths the plan's text names (the planner is asked to name each step's files)."""
     text = " ".join(
         [str(plan.get("summary", ""))]
         + [f"{s.get('title', '')} {s.get('postcondition', '')}" for s in plan.get("steps") or []]

@@ -62,8 +62,7 @@ class ConversationSync:
                 moved += self._one(job, fr_paths.get(job.fr_id))
             except OpusError as exc:
                 if self._logged.get(job.id) != str(exc):
-                    log.error("%s: cannot sync its %s note: %s", job.fr_id,
-                              "question" if "questions" in str(job.spec) else "plan", exc)
+                    log.error("%s: cannot sync the note it waits on: %s", job.fr_id, exc)
                     self._logged[job.id] = str(exc)
         return moved
 
