@@ -80,8 +80,11 @@ def find(spec: Mapping[str, Any], kind: Kind, sha: str, action: Action) -> React
 
 
 def rounds_spent(spec: Mapping[str, Any], kind: Kind) -> int:
-    """How many rounds reactions of `kind` started."""
-    return sum(1 for r in reactions(spec) if r.kind == kind and r.action == "round")
+    """How many rounds reactions of `kind` started since the job's last `opus retry`
+    (which records the rounds it had in `extra_rounds`: a retry grants fresh ones)."""
+    since = int(spec.get("extra_rounds", 0))
+    return sum(1 for r in reactions(spec)
+               if r.kind == kind and r.action == "round" and r.round > since)  # fmt: skip
 
 
 def last(spec: Mapping[str, Any], kind: Kind) -> Reaction | None:
