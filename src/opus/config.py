@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -416,6 +417,18 @@ def _variable_for(loc: tuple[int | str, ...]) -> str | None:
         if name in present:
             return present[name]
     return None
+
+
+def settings_variables(environ: Mapping[str, str]) -> list[str]:
+    """The names in `environ` that pydantic-settings reads as config: `OPUS_<SECTION>` and
+    `OPUS_<SECTION>__<KEY>`. Other `OPUS_…` names (a token a user keeps as
+    `OPUS_GITHUB_TOKEN`, say) are not config and are left alone."""
+    sections = set(Settings.model_fields)
+    return [
+        name for name in environ
+        if name.upper().startswith("OPUS_")
+        and name[5:].split("__", 1)[0].lower() in sections
+    ]
 
 
 def _unknown_sections() -> str | None:

@@ -28,7 +28,7 @@ from tests.standins.ci import StandinCheck
 from tests.standins.forge import ForgeStandin
 from tests.standins.messages_api import reply, text, tool_use
 
-TOKEN_ENV = "FORGE_TOKEN"
+TOKEN_ENV = "OPUS_FORGE_TOKEN"  # an OPUS_ name that is not config reaches the job
 CI_LINE = "E   AssertionError: fr-1.txt must say fixed"
 LOG = f"2026-01-01T00:00:01.0000000Z \x1b[31m{CI_LINE}\x1b[0m\n##[error]exit code 1\n"
 Responder = Callable[[dict[str, Any]], dict[str, Any]]

@@ -88,9 +88,11 @@ def test_question_asked_answered_in_the_note_and_kept_in_the_pr(
     assert "## 1. Which store holds the counters?" in written.decode()
     assert "Recommendation: Redis" in written.decode()
     fr_note = features / PROGRESS / "FR-1.md"
-    wait_until(lambda: frontmatter.loads(fr_note.read_text()).get("needs"), "the FR's link")
+    wait_until(lambda: frontmatter.loads(fr_note.read_text()).get("stage") == "needs-input",
+               "the FR's stage")
     meta = frontmatter.loads(fr_note.read_text()).metadata
-    assert meta["stage"] == "needs-input" and meta["needs"] == "[[Q-FR-1]]"
+    assert "needs" not in meta, "opus writes only SPEC §1's keys"
+    assert "[[FR-1]]" in written.decode(), "the question note links its FR"
     assert meta["status"] == "in-progress"
     wait_until(lambda: any("FR-1 needs your answer" in str(m.get("title")) for m in sink.received),
                "the notification")
@@ -124,7 +126,7 @@ def test_question_asked_answered_in_the_note_and_kept_in_the_pr(
     assert "## Questions and answers" in pr_note and "Redis, with a 60 s TTL" in pr_note
     in_review = features / "05_review" / "FR-1.md"
     wait_until(in_review.exists, "the FR note in review")
-    assert "needs" not in frontmatter.loads(in_review.read_text()).metadata
+    assert frontmatter.loads(in_review.read_text())["status"] == "review"
 
 
 def _design_note_fr(ws: Workspace, *extra: str) -> None:

@@ -304,9 +304,8 @@ def test_written_values_parse_back_exactly(tmp_path: Path) -> None:
 
 
 def test_opus_keys_are_the_spec_list() -> None:
-    # SPEC §1's list, plus `needs`: the link to the note a waiting job needs answered (§2).
-    spec = {"status", "job", "stage", "branch", "pr", "updated", "error"}
-    assert frozenset({*spec, "needs"}) == OPUS_KEYS
+    # SPEC §1: "What opus writes back: … — nothing else."
+    assert frozenset({"status", "job", "stage", "branch", "pr", "updated", "error"}) == OPUS_KEYS
 
 
 def test_moves_stay_inside_the_configured_features_folder(tmp_path: Path) -> None:

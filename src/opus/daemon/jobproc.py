@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from opus.config import Settings
+from opus.config import Settings, settings_variables
 from opus.daemon.logs import configure_logging
 from opus.daemon.workers import job_logger
 from opus.pipeline.context import JobControl
@@ -126,8 +126,8 @@ def serve(header: dict[str, Any], inbox: Connection, events_conn: Connection) ->
     if os.getppid() != parent:
         os._exit(EXIT_ORPHAN)
     become_subreaper()
-    # The settings travel whole in the header; OPUS_ variables would apply twice.
-    for name in [name for name in os.environ if name.startswith("OPUS_")]:
+    # The settings travel whole in the header; their variables would apply twice.
+    for name in settings_variables(os.environ):
         del os.environ[name]
     events = Events(events_conn)
     settings = _settings(header)

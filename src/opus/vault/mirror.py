@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | queued | `in-progress` | `queued`, or `waiting: <reason>`: paused, daily budget, breaker open |
 | running | `in-progress` | the running stage: `plan`, `code`, `test`, `review`, `deliver` |
-| waiting_input | `in-progress` | `needs-input`, and `needs: "[[Q-FR-12]]"` (or `[[PLAN-FR-12]]`) |
+| waiting_input | `in-progress` | `needs-input` (the question or plan note beside it links the FR) |
 | awaiting_review | `review` | the last stage (`deliver`); `ready` once approved and green |
 | done | `done` | the last stage |
 | failed | `failed` | the stage it failed in; `error:` says why |
@@ -15,8 +15,6 @@ pointing to `opus logs <FR>` for the rest.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from opus.delivery.reactions import is_ready
 from opus.domain import FR_STATUS_FOR_JOB, FRStatus, Job, JobState
@@ -35,17 +33,8 @@ def note_fields(job: Job, *, waiting: str | None = None) -> dict[str, object | N
         "stage": stage_text(job, waiting=waiting),
         "branch": job.branch,
         "pr": job.pr_url,
-        "needs": needs_link(job),
     }
 
-
-def needs_link(job: Job) -> str | None:
-    """The wiki-link to the note a waiting job needs answered, once it is written."""
-    waiting = job.spec.get("waiting")
-    note = waiting.get("note") if isinstance(waiting, dict) else None
-    if job.state is not JobState.WAITING_INPUT or not note:
-        return None
-    return f"[[{Path(str(note)).stem}]]"
 
 
 def stage_text(job: Job, *, waiting: str | None = None) -> str | None:

@@ -23,10 +23,9 @@ from opus.vault.yamlio import dump_scalar, load_yaml
 
 BOM = "\ufeff"
 OPUS_KEYS = frozenset(
-    {"status", "job", "stage", "branch", "pr", "updated", "error", "needs"}
+    {"status", "job", "stage", "branch", "pr", "updated", "error"}
 )
-"""The only frontmatter keys opus writes; everything else belongs to the user. (`needs`
-is the wiki-link to the question or plan note a waiting job needs answered.)"""
+"""The only frontmatter keys opus writes (SPEC §1); everything else belongs to the user."""
 
 _BOUNDARY = re.compile(r"-{3,}[ \t]*(?:\r?\n)?")
 _TOP_KEY = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]*)(?P=q)[ \t]*:(?=[ \t\r\n]|$)""")

@@ -23,7 +23,7 @@ _BASE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 TEXT_KEYS = frozenset({
     "id", "title", "status", "priority", "repo", "base", "test_command",
-    "job", "stage", "branch", "pr", "updated", "error", "needs", "open_questions",
+    "job", "stage", "branch", "pr", "updated", "error", "open_questions",
 })  # fmt: skip
 """Top-level keys read as the text written (a plain scalar never becomes a number)."""
 
