@@ -3,9 +3,11 @@
 `Chaos.run` starts the daemons of a workspace and, in a bounded loop, waits until they
 serve, waits 0.2 to 1.5 s and kills a random one — its whole process group, as systemd does,
 so a `git worktree add/remove` it runs dies with it — and starts a fresh one in its place.
-Every third kill arms a trap in the daemons' `git` (a wrapper first on their PATH): the
-next `git worktree add/remove` is stopped a few milliseconds in, while git holds its
-locks, and the daemon is killed then (if none comes within 3 s, the kill happens anyway).
+The first kill and every third one after it arm a trap in the daemons' `git` (a wrapper
+first on their PATH): the next `git worktree add/remove` is stopped a few milliseconds
+in, while git holds its locks, and the daemon running it is killed then (if none comes
+within 3 s, a random one is killed anyway). The first trap is armed before the daemons
+start and waited for up to 20 s, so it catches the first jobs' `worktree add`.
 After the kills the daemons run undisturbed until every FR's job is awaiting review, or
 the deadline passes.
 
@@ -42,6 +44,8 @@ CHAOS_DAEMON = {
     "heartbeat_s": 1,
 }
 """Short leases: a job whose worker was killed is taken over within seconds."""
+FIRST_GIT_WAIT_S = 20.0
+"""How long the first kill waits for the first `git worktree add` to be trapped."""
 
 GIT_TRAP = """\
 #!/bin/bash
@@ -54,7 +58,7 @@ case " $* " in
         child=$!
         sleep 0.00$((RANDOM % 10))
         kill -STOP "$child" 2>/dev/null
-        touch "{trap}/sprung"
+        echo $$ > "{trap}/sprung.$$" && mv "{trap}/sprung.$$" "{trap}/sprung"
         (sleep 3; kill -CONT "$child" 2>/dev/null) &
         wait "$child"
         exit $?
@@ -97,6 +101,9 @@ class Chaos:
         began = time.monotonic()
         deadline = began + self.deadline_s
         env = self._git_trap()
+        # The first kill is a git one, and the first jobs' `worktree add` come right after
+        # the start: armed before it, the trap cannot miss them.
+        (self.trap / "armed").touch()
         live = [
             self.daemons.start(self.ws, *_role(index), env=env)
             for index in range(self.daemon_count)
@@ -105,10 +112,13 @@ class Chaos:
         killed_at: float | None = None
         while self.report.kills < self.kills and time.monotonic() < deadline:
             _wait_serving(live, deadline)
-            want_git = self.report.kills % 3 == 2
-            wait_until = time.monotonic() + (3.0 if want_git else rng.uniform(0.2, 1.5))
+            want_git = self.report.kills % 3 == 0
+            # The first jobs' worktrees come once intake saw the notes settle and a worker
+            # claimed them: seconds after the start on a busy machine, so wait for them.
+            git_wait_s = 3.0 if self.report.kills else FIRST_GIT_WAIT_S
+            wait_until = time.monotonic() + (git_wait_s if want_git else rng.uniform(0.2, 1.5))
             hit_git = False
-            if want_git:
+            if want_git and self.report.kills:
                 (self.trap / "armed").touch()
             while time.monotonic() < wait_until:
                 if want_git and (self.trap / "sprung").exists():
@@ -119,7 +129,8 @@ class Chaos:
             (self.trap / "armed").unlink(missing_ok=True)
             if self._all_done():
                 break
-            index = rng.randrange(len(live))
+            index = _holder(live, self.trap / "sprung") if hit_git else None
+            index = rng.randrange(len(live)) if index is None else index
             _kill_group(live[index])
             killed_at = time.monotonic()
             self.report.kills += 1
@@ -176,6 +187,18 @@ def _wait_serving(live: list[Daemon], deadline: float) -> None:
     """Wait (bounded) until every daemon has started serving: a kill counts from there."""
     while time.monotonic() < deadline and not all("opus serving" in d.output for d in live):
         time.sleep(0.05)
+
+
+def _holder(live: list[Daemon], sprung: Path) -> int | None:
+    """Which daemon's process group the trapped `git` runs in (None if unknown)."""
+    try:
+        group = os.getpgid(int(sprung.read_text()))
+    except (OSError, ValueError):
+        return None
+    for index, daemon in enumerate(live):
+        if daemon.proc.pid == group:
+            return index
+    return None
 
 
 def _kill_group(daemon: Daemon) -> None:
