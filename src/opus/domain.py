@@ -124,7 +124,7 @@ class Role(StrEnum):
     REVIEWER = "reviewer"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeatureRequest:
     """A parsed, valid FR note."""
 

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from opus.config import PRConfig
 from opus.errors import ConfigError, ForgeError
 from opus.forges.limits import rate_limit_wait
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class ApiClient:
         self._page_param = page_param
         self._sleep = sleep
         self._epoch = epoch
+        import httpx  # here: the daemon imports this module's errors, not the client
+
         self._origin = _origin(httpx.URL(self.base_url))
         self._headers = dict(headers)
         self._http = httpx.Client(
@@ -133,6 +136,8 @@ class ApiClient:
         """GET `path` (following its redirect, e.g. to a log's storage) and return the
         last `max_bytes` bytes of the body, read as a stream so a huge log never sits in
         memory whole."""
+        import httpx
+
         resp = self._send("GET", self.base_url + path, stream=True)
         kept = bytearray()
         try:
@@ -222,6 +227,8 @@ class ApiClient:
         *,
         stream: bool = False,
     ) -> httpx.Response:
+        import httpx
+
         target = httpx.URL(url, params=params) if params else httpx.URL(url)
         for _hop in range(MAX_REDIRECTS + 1):
             headers = dict(self._headers)

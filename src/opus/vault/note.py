@@ -43,7 +43,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _FLAGGABLE = frozenset({FRStatus.PLANNED.value})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InvalidNote:
     """An FR note opus cannot use, with a one-line `error` saying what to fix."""
 
@@ -81,7 +81,7 @@ class InvalidNote:
         return status in _FLAGGABLE or status not in _KNOWN_STATUSES - {"invalid"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OtherNote:
     """A note under the features folder that is not an FR: opus never touches it."""
 
@@ -89,7 +89,7 @@ class OtherNote:
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedNote:
     """A note whose content is valid; `repo_text` is resolved later by `resolve_repo`."""
 

@@ -20,7 +20,7 @@ FEATURES_DIR = "10_features"
 _Key = tuple[int, int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Version:
     """One version of a note file: its stat key, mtime and when opus first saw it."""
 
