@@ -119,3 +119,13 @@ def test_the_board_inside_opus_run(tmp_path: Path) -> None:
     finally:
         daemon.kill()
         daemon.wait(timeout=10)
+
+
+def test_opus_run_refuses_an_open_board_without_token(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write_config(dashboard={"listen": "0.0.0.0:7900"})
+    code, out = ws.cli("run", "--once")
+    assert code == 2 and "not loopback, without a token" in out
+    ws.write_config(dashboard={"listen": "7900"})
+    code, out = ws.cli("status")
+    assert code == 2 and "dashboard.listen" in out and "not host:port" in out
