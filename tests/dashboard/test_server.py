@@ -127,5 +127,5 @@ def test_opus_run_refuses_an_open_board_without_token(tmp_path: Path) -> None:
     code, out = ws.cli("run", "--once")
     assert code == 2 and "not loopback, without a token" in out
     ws.write_config(dashboard={"listen": "7900"})
-    code, out = ws.cli("status")
+    code, out = ws.cli("run", "--once")
     assert code == 2 and "dashboard.listen" in out and "not host:port" in out
