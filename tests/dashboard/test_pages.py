@@ -59,6 +59,7 @@ def test_metrics_charts_carry_the_api_numbers(project: Project) -> None:
     assert values["cost per day"] == list(figures["cost_per_day_usd"].values())
     assert values["median duration per stage"] == list(figures["median_stage_s"].values())
     assert values["rounds per FR"] == [float(n) for n in figures["rounds_per_fr"].values()]
+    assert values["outcomes"] == [figures["succeeded"], figures["failed"]]
     assert 'class="limit" data-value="7.5"' in html  # budget.daily_usd drawn on the cost chart
     assert "success rate <strong" in html and "67%" in html
 

@@ -88,6 +88,9 @@ def _charts(figures: dict[str, Any]) -> dict[str, str]:
     cost = [(day[5:], float(usd)) for day, usd in figures["cost_per_day_usd"].items()]
     return {
         "jobs": charts.bar_chart(charts.Bars("jobs per day", day, fmt=lambda v: f"{v:.0f}")),
+        "outcomes": charts.bar_chart(charts.Bars(
+            "outcomes", [("opened a PR", float(figures["succeeded"])),
+                         ("failed", float(figures["failed"]))], fmt=lambda v: f"{v:.0f}")),
         "cost": charts.bar_chart(charts.Bars(
             "cost per day", cost, fmt=money, limit=figures["daily_usd"],
             limit_label="budget.daily_usd")),
