@@ -484,3 +484,18 @@ def compact_schema() -> dict[str, dict[str, dict[str, Any]]]:
         for name, prop in schema["properties"].items()
         if not Settings.model_fields[name].exclude
     }
+
+
+def section_validators() -> dict[str, list[str]]:
+    """Each section's own checks beyond its JSON schema (model and field validators), by
+    name: `opus.lightconfig.VALIDATED` must equal it."""
+    found: dict[str, list[str]] = {}
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        if field.exclude or not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        decorators = model.__pydantic_decorators__
+        checks = sorted([*decorators.model_validators, *decorators.field_validators])
+        if checks:
+            found[name] = checks
+    return found

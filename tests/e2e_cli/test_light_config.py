@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from opus.config import compact_schema, load_settings
+from opus.config import compact_schema, load_settings, section_validators
 from opus.errors import ConfigError
-from opus.lightconfig import SCHEMA, LightSettings, light_settings
+from opus.lightconfig import SCHEMA, VALIDATED, LightSettings, light_settings
 
 INIT_STYLE = """\
 [vault]
@@ -28,8 +28,6 @@ command = ["./agent.sh", "{role}"]
 prices = { "m" = { "input" = 3.0, "output" = 15 } }
 [budget]
 daily_usd = 12
-[pipeline]
-approve_plan = ["critical", "high"]
 [notify]
 urls = []
 """
@@ -51,6 +49,8 @@ PLAIN = len(CASES)
 CASES += [
     # Forms the light reader leaves to the full settings:
     (INIT_STYLE, {"OPUS_BUDGET": '{"daily_usd": 3}'}),
+    (INIT_STYLE, {"OPUS_DASHBOARD__LISTEN": "127.0.0.1:8765"}),
+    ("[pipeline]\napprove_plan = [\"critical\", \"high\"]\n", {}),
     (INIT_STYLE, {"OPUS_NOTIFY__URLS": '["json://localhost/"]'}),
     ("[daemon]\nmax_concurrent = 2.0\n", {}),
     ("[budget]\ndaily_usd = \"5\"\n", {}),
@@ -60,6 +60,8 @@ CASES += [
     ("[daemon]\nheartbeat_s = 100\n", {}),
     ("[vault]\nid_pattern = \"[\"\n", {}),
     ("[agents]\nengine = \"Anthropic\"\n", {}),
+    ("[dashboard]\nlisten = \"nowhere\"\n", {}),
+    ("[pipeline]\napprove_plan = [\"urgent\"]\n", {}),
     ("[deamon]\nstate_dir = \"x\"\n", {}),
     ("[daemon\n", {}),
     (INIT_STYLE, {"OPUS_DAEMON__MAX_CONCURRENT": "abc"}),
@@ -73,6 +75,10 @@ def test_the_schema_snapshot_is_the_settings_schema() -> None:
     expected = compact_schema()
     assert expected == SCHEMA, "update opus/lightconfig.py SCHEMA to:\n" + pprint.pformat(
         expected, width=92, sort_dicts=False)
+
+
+def test_every_validator_of_the_settings_is_known() -> None:
+    assert section_validators() == VALIDATED, "update opus/lightconfig.py VALIDATED"
 
 
 @pytest.mark.parametrize(("toml", "variables"), CASES)
