@@ -144,6 +144,9 @@ def test_failing_ci_one_round_then_ready_to_merge_once_across_a_restart(
     forge.review(1, "APPROVED", body="Ship it.")
     wait_until(lambda: _titled(sink, "is ready to merge"), "the ready notification", 60)
     assert _wait_note(ws, "stage", "ready")["status"] == "review"
+    # Notifications go out through the outbox, after the state they announce: on a busy
+    # machine the PR-opened one may still be on its way here.
+    wait_until(lambda: _titled(sink, "ready for review"), "the PR-opened notification", 60)
     _stop(daemon)
 
     asked = len(forge.ci.asked)
