@@ -23,16 +23,17 @@ from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
 FRS = [f"FR-{n}" for n in range(1, 7)]
 
 
-@pytest.fixture(params=["sqlite-1", "postgres-2"])
+@pytest.fixture(params=["sqlite-1", "postgres-1", "postgres-2"])
 def chaos_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Workspace, int]]:
-    if request.param == "sqlite-1":
-        yield Workspace(tmp_path), 1
+    backend, count = str(request.param).split("-")
+    if backend == "sqlite":
+        yield Workspace(tmp_path), int(count)
         return
     schema = new_pg_schema()
     if schema is None:
         pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
     try:
-        yield Workspace(tmp_path, database_url=pg_url(schema)), 2
+        yield Workspace(tmp_path, database_url=pg_url(schema)), int(count)
     finally:
         drop_pg_schema(schema)
 

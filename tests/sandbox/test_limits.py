@@ -111,17 +111,29 @@ def test_diagnose_stays_silent_without_evidence(exit_code: int, output: str) -> 
 def test_fork_bomb_stops_at_max_processes_while_another_command_completes(
     worktree: Path,
 ) -> None:
-    sandbox = small_sandbox()
-    bomb: dict[str, CommandResult] = {}
     probe = "echo $(( $(ls /proc | grep -c '^[0-9]') )) > peak; "
     bomb_cmd = f"for i in $(seq 2000); do sleep 20 & done; {probe} wait"
+    result = run_beside_another(worktree, bomb_cmd, timeout_s=6, head_start_s=1.5)
+    print("bomb:", result.exit_code, f"{result.duration_s:.1f}s", result.output[-300:])
+    assert result.output.rstrip().endswith("in opus.toml")
+    assert "hit sandbox.max_processes (64 processes at once)" in result.output
+    if (worktree / "peak").exists():  # written once the loop gave up forking
+        assert int((worktree / "peak").read_text()) <= SMALL.max_processes + 2
 
-    def run_bomb() -> None:
-        bomb["result"] = sandbox.run(bomb_cmd, worktree=worktree, timeout_s=6)
 
-    thread = threading.Thread(target=run_bomb)
+def run_beside_another(
+    worktree: Path, runaway: str, *, timeout_s: float, head_start_s: float = 0.5
+) -> CommandResult:
+    """Run `runaway` in one sandbox and, once it had `head_start_s`, an ordinary command
+    in another; the ordinary one must complete. Returns the runaway's result."""
+    found: dict[str, CommandResult] = {}
+
+    def run() -> None:
+        found["result"] = small_sandbox().run(runaway, worktree=worktree, timeout_s=timeout_s)
+
+    thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(1.5)  # the bomb is at its limit by now
+    time.sleep(head_start_s)
     other_wt = worktree.parent / "other"
     other_wt.mkdir()
     other = small_sandbox().run(
@@ -130,23 +142,20 @@ def test_fork_bomb_stops_at_max_processes_while_another_command_completes(
         worktree=other_wt,
         timeout_s=30,
     )
-    thread.join(timeout=30)
+    thread.join(timeout=timeout_s + 30)
     assert other.exit_code == 0, other.output
     assert "fine" in other.output
-    result = bomb["result"]
-    print("bomb:", result.exit_code, f"{result.duration_s:.1f}s", result.output[-300:])
-    assert result.output.rstrip().endswith("in opus.toml")
-    assert "hit sandbox.max_processes (64 processes at once)" in result.output
-    if (worktree / "peak").exists():  # written once the loop gave up forking
-        assert int((worktree / "peak").read_text()) <= SMALL.max_processes + 2
+    return found["result"]
 
 
 @needs_bwrap
 @pytest.mark.bwrap
-def test_a_4_gib_allocation_stops_at_max_memory_mb(worktree: Path) -> None:
-    result = small_sandbox().run(
+def test_a_4_gib_allocation_stops_at_max_memory_mb_while_another_command_completes(
+    worktree: Path,
+) -> None:
+    result = run_beside_another(
+        worktree,
         "python3 -c 'b = bytearray(4 << 30); b[::4096] = b\"x\" * len(b[::4096]); print(\"got\")'",
-        worktree=worktree,
         timeout_s=60,
     )
     print(result.exit_code, result.output[-300:])
@@ -197,9 +206,11 @@ def test_many_small_allocations_across_processes_stop_too(worktree: Path) -> Non
 
 @needs_bwrap
 @pytest.mark.bwrap
-def test_a_huge_file_stops_at_max_file_mb(worktree: Path) -> None:
-    result = small_sandbox().run(
-        "head -c 2G /dev/zero > huge.bin; echo exit=$?", worktree=worktree, timeout_s=60
+def test_a_huge_file_stops_at_max_file_mb_while_another_command_completes(
+    worktree: Path,
+) -> None:
+    result = run_beside_another(
+        worktree, "head -c 2G /dev/zero > huge.bin; echo exit=$?", timeout_s=60, head_start_s=0.2
     )
     print(result.output[-300:])
     assert (worktree / "huge.bin").stat().st_size == SMALL.max_file_mb * 1024 * 1024
