@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from opus.dashboard.server import DashboardServer
 from tests.dashboard.helpers import Project, make_project, serving
-from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
+from tests.registry.factory import private_pg_url
 
 
 @pytest.fixture
@@ -30,15 +31,8 @@ def project(tmp_path: Path) -> Iterator[Project]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
     """The same project on each registry backend."""
-    schema = None
-    if request.param == "postgres":
-        schema = new_pg_schema()
-        if schema is None:
-            pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    made = make_project(tmp_path, pg_url(schema) if schema else None)
-    try:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(private_pg_url()) if request.param == "postgres" else None
+        made = make_project(tmp_path, url)
+        stack.callback(made.close)
         yield made
-    finally:
-        made.close()
-        if schema is not None:
-            drop_pg_schema(schema)

@@ -16,7 +16,7 @@ from opus.dashboard.jobview import LOG_TAIL_LINES
 from opus.domain import JobState
 from tests.conftest import make_repo, run_git
 from tests.dashboard.helpers import SECRET, TOKEN, XSS, Project, make_project, web_client
-from tests.registry.factory import PG_CONNINFO, drop_pg_schema, make_fr, new_pg_schema, pg_url
+from tests.registry.factory import PG_CONNINFO, make_fr, private_pg_url
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -160,20 +160,17 @@ def test_a_lost_postgres_connection_is_one_failed_read(tmp_path: Path) -> None:
     and the next connects anew."""
     import psycopg
 
-    schema = new_pg_schema()
-    if schema is None:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    project = make_project(tmp_path, pg_url(schema))
-    ctx = project.context()
-    try:
-        web = web_client(ctx)
-        assert web.get("/api/v1/jobs").status_code == 200
-        pid = ctx.source._conn.info.backend_pid  # type: ignore[attr-defined]
-        with psycopg.connect(PG_CONNINFO, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        lost = web.get("/api/v1/jobs")
-        assert lost.status_code == 503 and "cannot reach postgresql" in lost.json()["error"]
-        assert len(web.get("/api/v1/jobs").json()["jobs"]) == 5
-    finally:
-        project.close()
-        drop_pg_schema(schema)
+    with private_pg_url() as url:
+        project = make_project(tmp_path, url)
+        ctx = project.context()
+        try:
+            web = web_client(ctx)
+            assert web.get("/api/v1/jobs").status_code == 200
+            pid = ctx.source._conn.info.backend_pid  # type: ignore[attr-defined]
+            with psycopg.connect(PG_CONNINFO, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            lost = web.get("/api/v1/jobs")
+            assert lost.status_code == 503 and "cannot reach postgresql" in lost.json()["error"]
+            assert len(web.get("/api/v1/jobs").json()["jobs"]) == 5
+        finally:
+            project.close()

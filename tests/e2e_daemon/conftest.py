@@ -11,7 +11,15 @@ import pytest
 from tests.e2e_daemon.agency import Agency, start_api
 from tests.e2e_daemon.harness import Daemons, Workspace, outputs
 from tests.ops.httpsink import Sink, http_sink
+from tests.registry.factory import private_pg_url
 from tests.standins.messages_api import MessagesAPI
+
+
+@pytest.fixture
+def pg_ws(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace whose registry is a private schema on the test PostgreSQL."""
+    with private_pg_url() as url:
+        yield Workspace(tmp_path, database_url=url)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e_daemon.chaos import Chaos, ChaosReport, audit, settled_audit
 from tests.e2e_daemon.harness import Daemons, Workspace
-from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
+from tests.registry.factory import private_pg_url
 
 FRS = [f"FR-{n}" for n in range(1, 7)]
 
@@ -29,13 +29,8 @@ def chaos_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[W
     if backend == "sqlite":
         yield Workspace(tmp_path), int(count)
         return
-    schema = new_pg_schema()
-    if schema is None:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    try:
-        yield Workspace(tmp_path, database_url=pg_url(schema)), int(count)
-    finally:
-        drop_pg_schema(schema)
+    with private_pg_url() as url:
+        yield Workspace(tmp_path, database_url=url), int(count)
 
 
 def test_a_few_kills_leave_every_fr_done_once(

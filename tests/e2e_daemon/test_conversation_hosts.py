@@ -4,8 +4,6 @@ intake daemon writes the note and reads the answer, a worker resumes the job."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,18 +11,6 @@ from opus.domain import JobState
 from tests.e2e_daemon.agency import Agency
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 from tests.e2e_daemon.test_conversation import AskingPlanner
-from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
-
-
-@pytest.fixture
-def pg_ws(tmp_path: Path) -> Iterator[Workspace]:
-    schema = new_pg_schema()
-    if schema is None:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    try:
-        yield Workspace(tmp_path, database_url=pg_url(schema))
-    finally:
-        drop_pg_schema(schema)
 
 
 @pytest.mark.postgres

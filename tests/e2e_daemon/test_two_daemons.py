@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from opus.domain import JobState
 from tests.e2e_daemon.agency import Agency, file_for
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
-from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
 
 FRS = [f"FR-{n}" for n in range(1, 7)]
-
-
-@pytest.fixture
-def pg_ws(tmp_path: Path) -> Iterator[Workspace]:
-    schema = new_pg_schema()
-    if schema is None:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    try:
-        yield Workspace(tmp_path, database_url=pg_url(schema))
-    finally:
-        drop_pg_schema(schema)
 
 
 @pytest.mark.postgres

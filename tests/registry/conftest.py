@@ -10,7 +10,7 @@ import pytest
 from opus.registry import Registry, open_store
 from opus.testing.clock import FakeClock
 from opus.testing.store import memory_store
-from tests.registry.factory import drop_pg_schema, new_pg_schema, pg_url
+from tests.registry.factory import private_pg_url
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
@@ -22,13 +22,8 @@ BACKENDS = [
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
     """A URL into a fresh, private schema on the test PostgreSQL."""
-    schema = new_pg_schema()
-    if schema is None:
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
-    try:
-        yield pg_url(schema)
-    finally:
-        drop_pg_schema(schema)
+    with private_pg_url() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from opus.domain import FeatureRequest, FRStatus, Priority
 
@@ -57,6 +61,19 @@ def drop_pg_schema(name: str) -> None:
 
     with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@contextmanager
+def private_pg_url() -> Iterator[str]:
+    """A URL into a fresh private schema on the test PostgreSQL, dropped afterwards; the
+    test is skipped when the server is unreachable."""
+    schema = new_pg_schema()
+    if schema is None:
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 (database test) is unreachable")
+    try:
+        yield pg_url(schema)
+    finally:
+        drop_pg_schema(schema)
 
 
 def pg_url(schema: str) -> str:
