@@ -84,10 +84,15 @@ def test_non_loopback_bind_needs_a_token(project: Project) -> None:
     assert web.get("/api/v1/board").status_code == 200
 
 
-@pytest.mark.parametrize("text", ["7900", "host:", ":80", "[::1]", "h:99999", "h:x"])
+@pytest.mark.parametrize("text", ["7900", "host:", ":80", "[::1]", "h:x"])
 def test_bad_listen_addresses(text: str) -> None:
     with pytest.raises(ConfigError, match="not host:port"):
         parse_listen(text)
+
+
+def test_a_port_over_65535_is_named() -> None:
+    with pytest.raises(ConfigError, match="port 99999 is over 65535; pick a port from 1"):
+        parse_listen("127.0.0.1:99999")
 
 
 def test_listen_addresses() -> None:

@@ -34,9 +34,13 @@ def parse_listen(text: str) -> Listen:
     """`127.0.0.1:7900`, `[::1]:7900` or `0.0.0.0:80` → `Listen`; `ConfigError` otherwise."""
     host, sep, port_text = text.strip().rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    where = "(--listen or dashboard.listen)"
+    if not sep or not host or not port_text.isdigit():
         raise ConfigError(
             f"dashboard address {text!r} is not host:port; write e.g. {DEFAULT_LISTEN} "
-            "or [::1]:7900 (--listen or dashboard.listen)"
+            f"or [::1]:7900 {where}"
         )
+    if int(port_text) > 65535:
+        raise ConfigError(f"dashboard address {text!r}: port {port_text} is over 65535; "
+                          f"pick a port from 1 to 65535, e.g. {DEFAULT_LISTEN} {where}")
     return Listen(host, int(port_text))
