@@ -190,12 +190,14 @@ def _top(args: argparse.Namespace) -> int:
     def source() -> Board:
         return board_snapshot(reader, settings, SystemClock().now())
 
-    def edit(text: str) -> str:  # `$EDITOR` is looked up when `a` is pressed
-        from opus.conversation.answering import run_editor
+    return _board(args, source, lambda: _operator(args), view, _edit)
 
-        return run_editor(os.environ)(text)
 
-    return _board(args, source, lambda: _operator(args), view, edit)
+def _edit(text: str) -> str:
+    """`a` on `opus top`: `$EDITOR` (or `$VISUAL`), looked up when the key is pressed."""
+    from opus.conversation.answering import run_editor
+
+    return run_editor(os.environ)(text)
 
 
 def _top_remote(args: argparse.Namespace) -> int:
@@ -204,7 +206,7 @@ def _top_remote(args: argparse.Namespace) -> int:
     from opus.status import View
 
     remote = RemoteBoard(args.url, os.environ.get(_settings(args).dashboard.token_env))
-    return _board(args, remote.board, lambda: remote, View(), None)
+    return _board(args, remote.board, lambda: remote, View(), _edit)
 
 
 def _board(

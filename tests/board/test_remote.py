@@ -3,7 +3,8 @@ fleet's registry, read through the JSON API, with keys that post to its actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
@@ -12,9 +13,10 @@ from opus.board.lanes import board_snapshot
 from opus.board.remote import RemoteBoard
 from opus.board.text import render_board
 from opus.board.top import TopApp
+from opus.conversation.waiting import conversation_of
 from opus.dashboard.server import DashboardServer, build_context
 from opus.domain import JobState
-from opus.errors import StoreError
+from opus.errors import StoreError, UsageError
 from tests.board.conftest import Fleet
 from tests.board.test_top import message, play, select
 from tests.dashboard.helpers import LOOPBACK, serving
@@ -83,3 +85,57 @@ def test_opus_top_url_prints_the_dashboards_board(
     assert result.code == 0, result.err
     local = board_snapshot(fleet.store, fleet.settings, fleet.clock.now())
     assert result.out.splitlines()[2:] == render_board(local).splitlines()[2:]
+
+
+def _answering(edited: list[str], *, answer: str) -> Callable[[str], str]:
+    """An editor that fills every `**Answer:**` line, keeping what it was shown."""
+    def edit(text: str) -> str:
+        edited.append(text)
+        return re.sub(r"(?m)^\*\*Answer:\*\* *$", f"**Answer:** {answer}", text)
+    return edit
+
+
+def test_a_answers_through_the_api_what_the_job_page_asks(
+    fleet: Fleet, served: DashboardServer
+) -> None:
+    asking = fleet.jobs["FR-W"]
+    shown: list[str] = []
+    anonymous, holder = RemoteBoard(served.url, None), RemoteBoard(served.url, TOKEN)
+
+    with pytest.raises(UsageError, match="needs the dashboard token"):
+        anonymous.answer(str(asking.id), None, _answering(shown, answer="redis"))
+    assert fleet.store.get(asking.id).state is JobState.WAITING_INPUT
+    with pytest.raises(UsageError, match="FR-Q2 is queued; it waits for no answer"):
+        holder.answer(str(fleet.jobs["FR-Q2"].id), None, _answering(shown, answer="x"))
+
+    said = holder.answer(str(asking.id), None, _answering(shown, answer="memory, for now"))
+
+    assert "## 1. Which store?" in shown[-1] and "Recommendation: memory" in shown[-1]
+    assert said == f"FR-W: queued (job {asking.id}); it resumes where it asked"
+    answered = fleet.store.get(asking.id)
+    assert answered.state is JobState.QUEUED
+    assert [a.answers for a in conversation_of(answered)] == [("memory, for now",)]
+
+
+def test_a_decides_a_plan_through_the_api_and_a_bad_decision_is_refused(
+    fleet: Fleet, served: DashboardServer
+) -> None:
+    plan = fleet.jobs["FR-P"]
+    holder = RemoteBoard(served.url, TOKEN)
+
+    def deciding(decision: str) -> Callable[[str], str]:
+        def edit(text: str) -> str:
+            assert "Set `decision:` above" in text
+            return text.replace("decision:\n", f"decision: {decision}\n") + "Use a cache.\n"
+        return edit
+
+    with pytest.raises(UsageError, match="`decision: maybe` is not one of"):
+        holder.answer(str(plan.id), None, deciding("maybe"))
+    assert fleet.store.get(plan.id).state is JobState.WAITING_INPUT
+
+    holder.answer(str(plan.id), None, deciding("changes"))
+
+    decided = fleet.store.get(plan.id)
+    assert decided.state is JobState.QUEUED
+    assert decided.spec["plan_review"]["decision"] == "changes"
+    assert decided.spec["plan_review"]["comments"] == "Use a cache."

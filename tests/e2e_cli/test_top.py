@@ -15,17 +15,22 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from opus.config import load_settings
 from opus.conversation.questions import Question
 from opus.conversation.waiting import Waiting, conversation_of, start_waiting
-from opus.domain import JobState
-from opus.registry import open_store
+from opus.dashboard.server import build_context
+from opus.domain import Job, JobState
+from opus.registry import Registry, open_store
 from opus.testing.clock import FakeClock
 from tests.board.conftest import populate
+from tests.dashboard.helpers import LOOPBACK, serving
 from tests.e2e_cli.helpers import clean_env, run_opus
 from tests.e2e_cli.test_lazy_imports import NEVER_FOR_OPERATOR_COMMANDS, _loaded
 from tests.registry.factory import make_fr
@@ -77,13 +82,13 @@ def _wait_exit(pid: int, fd: int, timeout_s: float) -> int:
     raise AssertionError(f"opus top did not exit within {timeout_s}s of `q`")
 
 
-def _spawn_top(project: Path, env: dict[str, str]) -> tuple[int, int]:
-    """`opus top` in a terminal of its own (as over SSH): its pid and the terminal's fd."""
+def _spawn_top(project: Path, env: dict[str, str], *args: str) -> tuple[int, int]:
+    """`opus top ARGS` in a terminal of its own (as over SSH): its pid and the terminal's fd."""
     pid, fd = pty.fork()
     if pid == 0:  # the child
         try:
             os.chdir(project)
-            os.execve(sys.executable, [sys.executable, "-m", "opus", "top"], env)
+            os.execve(sys.executable, [sys.executable, "-m", "opus", "top", *args], env)
         finally:
             os._exit(127)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
@@ -106,9 +111,18 @@ sed -i 's/^\\*\\*Answer:\\*\\* *$/**Answer:** memory, for now/' "$1"
 """
 
 
-def test_a_hands_the_terminal_to_the_editor_and_its_answer_resumes_the_job(
-    tmp_path: Path,
-) -> None:
+@dataclass(frozen=True)
+class Asking:
+    """An `opus init` project whose one job asks a question, and an editor that answers."""
+
+    project: Path
+    store: Registry
+    job: Job
+    env: dict[str, str]
+
+
+@pytest.fixture
+def asking(tmp_path: Path) -> Iterator[Asking]:
     assert run_opus("init", str(tmp_path / "p"), cwd=tmp_path).code == 0
     project = tmp_path / "p"
     store = open_store(f"sqlite:///{project / '.opus' / 'opus.db'}")
@@ -122,8 +136,17 @@ def test_a_hands_the_terminal_to_the_editor_and_its_answer_resumes_the_job(
     editor.write_text(ANSWERING_EDITOR)
     editor.chmod(0o755)
     env = clean_env(tmp_path, {"TERM": "xterm-256color", "EDITOR": str(editor)})
+    try:
+        yield Asking(project, store, store.get(job.id), env)
+    finally:
+        store.close()
 
-    pid, fd = _spawn_top(project, env)
+
+def _answer_with_a(asking: Asking, *args: str) -> None:
+    """`opus top ARGS` under a terminal: `a` on the only card answers it in the editor,
+    the board comes back, `q` exits 0."""
+    store, job = asking.store, asking.job
+    pid, fd = _spawn_top(asking.project, asking.env, *args)
     try:
         _read_until(fd, b"questions", DRAW_TIMEOUT_S)  # FR-W, the only card, is selected
         os.write(fd, b"a")
@@ -140,7 +163,21 @@ def test_a_hands_the_terminal_to_the_editor_and_its_answer_resumes_the_job(
         assert _wait_exit(pid, fd, EXIT_TIMEOUT_S) == 0
     finally:
         os.close(fd)
-        store.close()
+
+
+def test_a_hands_the_terminal_to_the_editor_and_its_answer_resumes_the_job(
+    asking: Asking,
+) -> None:
+    _answer_with_a(asking)
+
+
+def test_a_on_a_remote_board_answers_through_the_dashboards_api(asking: Asking) -> None:
+    settings = load_settings(asking.project / "opus.toml")
+    token = "a-token-for-the-remote-answer"
+    with serving(build_context(settings, {"OPUS_DASHBOARD_TOKEN": token}, listen=LOOPBACK)) \
+            as served:
+        _answer_with_a(replace(asking, env={**asking.env, "OPUS_DASHBOARD_TOKEN": token}),
+                       "--url", served.url)
 
 
 def test_with_stdout_piped_it_prints_the_board_once(project: Path) -> None:

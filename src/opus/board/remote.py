@@ -2,9 +2,11 @@
 
 For a host that can reach the dashboard but not the database. `GET /api/v1/board` is
 `Board.as_dict()`; `board_from_dict` turns it back into the records `opus top` draws. The
-keys post to the API's actions (`/api/v1/jobs/{id}/retry|cancel`, `/api/v1/pause|resume`)
-with `Authorization: Bearer <token>`; without the token the board is read-only and an
-action says so. Answers are given on the dashboard's page or with `opus answer`.
+keys post to the API's actions (`/api/v1/jobs/{id}/retry|cancel|answer`,
+`/api/v1/pause|resume`) with `Authorization: Bearer <token>` (a bearer needs no CSRF
+token: no cookie is sent); without the token the board is read-only and an action says
+so. An answer is written in `$EDITOR` from what the job's page data says it waits on
+(`opus.board.reply`).
 
 Only `urllib` is used: this stays as light as `opus status`.
 """
@@ -52,21 +54,30 @@ class RemoteBoard:
         return self._act("/api/v1/pause" if paused else "/api/v1/resume")
 
     def answer(self, fr: str, texts: Sequence[str] | None, edit: Callable[[str], str]) -> str:
-        raise UsageError(f"answer on the board's job page ({self.url}/jobs/{fr}) or with "
-                         "`opus answer FR` where the registry is")
+        """Answer job `fr` (its number) as the page would: the questions, or the plan,
+        read from the dashboard, edited (or `texts`), posted back."""
+        from opus.board.reply import answer_body
 
-    def _act(self, path: str) -> str:
-        return str(self._call("POST", path).get("message", "done"))
+        body = answer_body(self._call("GET", f"/api/v1/jobs/{fr}"), texts, edit)
+        return self._act(f"/api/v1/jobs/{fr}/answer", body)
 
-    def _call(self, method: str, path: str) -> dict[str, Any]:
-        request = urllib.request.Request(self.url + path, method=method, data=None)
+    def _act(self, path: str, body: Mapping[str, Any] | None = None) -> str:
+        return str(self._call("POST", path, body).get("message", "done"))
+
+    def _call(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.url + path, method=method, data=data)
         request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                body: dict[str, Any] = json.loads(response.read())
-                return body
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
         except urllib.error.HTTPError as err:
             raise _refusal(err) from err
         except (urllib.error.URLError, OSError, ValueError) as err:

@@ -61,8 +61,7 @@ def _plan_decision(
     job: Job, waiting: Waiting, texts: Sequence[str] | None, edit: Editor
 ) -> tuple[str, str]:
     if texts:
-        word, _, comments = " ".join(texts).partition(":")
-        return word.strip(), comments.strip()
+        return notes.plan_reply(texts)
     state = notes.read_state(edit(_note_text(waiting) or _plan_template(job, waiting)))
     return state.decision, state.comments
 

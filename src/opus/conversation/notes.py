@@ -152,6 +152,13 @@ def read_state(text: str) -> NoteState:
     )
 
 
+def plan_reply(texts: Sequence[str]) -> tuple[str, str]:
+    """A plan decision given as `opus answer --text` takes it (`approve`, `reject`,
+    `changes: <comments>`): the decision and the comments."""
+    word, _, comments = " ".join(texts).partition(":")
+    return word.strip(), comments.strip()
+
+
 def _link_target(value: object) -> str:
     text = str(value[0][0] if isinstance(value, list) and value and isinstance(value[0], list)
                else value or "")
