@@ -189,7 +189,8 @@ def _common_blocker(report: StatusReport, engine: str) -> str | None:
         return PAUSED_FLAG
     if report.spent_today_usd >= report.daily_usd:
         return "daily budget"
-    if any(b.key == f"engine:{engine}" and b.state == "open" for b in report.breakers):
+    if any(b.state == "open" and (b.key == f"engine:{engine}" or b.key.startswith("database:"))
+           for b in report.breakers):
         return "breaker open"
     return None
 

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opus.config import DaemonConfig, GitConfig, SandboxConfig, Settings, VaultConfig
 from opus.daemon.loop import Daemon
-from opus.daemon.runtime import build_runtime
 from opus.domain import JobState
 from opus.errors import EngineError
 from opus.seams import AgentResult, AgentTask
-from opus.testing.notifier import RecordingNotifier
-from opus.vault import init_vault
-from tests.conftest import make_repo
-
-NOTE = """\
----
-id: FR-1
-title: Anything
-status: planned
-test_command: "true"
----
-Body.
-"""
+from tests.e2e_daemon.one_note import one_note_runtime
 
 
 class DownEngine:
@@ -37,25 +23,8 @@ class DownEngine:
 
 
 def test_engine_breaker_opens_notifies_and_stops_claiming(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    project = tmp_path / "proj"
-    init_vault(project)
-    (project / "vault" / "10_features" / "03_planned" / "FR-1.md").write_text(NOTE)
-    settings = Settings(
-        vault=VaultConfig(path=project / "vault"),
-        daemon=DaemonConfig(
-            state_dir=project / ".opus", poll_active_s=0.05, poll_idle_s=0.1,
-            breaker_failures=2, breaker_cooldown_s=3600,
-        ),
-        git=GitConfig(default_repo=repo),
-        sandbox=SandboxConfig(kind="none"),
-        base_dir=project,
-    )
     engine = DownEngine()
-    runtime = build_runtime(settings, engine=engine)
-    notifier = RecordingNotifier()
-    runtime.ctx.notifier = notifier
-    runtime.notifier = notifier  # type: ignore[assignment]
+    runtime, notifier = one_note_runtime(tmp_path, engine, breaker_failures=2)
 
     # --once returns as soon as nothing can be claimed: here, behind the open breaker;
     # a job left blocked is a runtime failure (exit 1, SPEC §3).

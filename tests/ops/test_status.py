@@ -149,6 +149,10 @@ def test_queued_jobs_wait_for_pause_then_budget_then_breakers(
     engine_open = OpenCircuit("engine:anthropic", "open", 3, 300, "529 overloaded")
     store.beat_daemon(_daemon(clock, breakers=[engine_open]))
     assert _waiting(store, settings, clock) == {"FR-1": "breaker open", "FR-2": "breaker open"}
+    database_open = OpenCircuit("database:postgresql db:5432/opus", "open", 3, 300,
+                                "the registry database keeps aborting opus's transactions")
+    store.beat_daemon(_daemon(clock, breakers=[database_open]))
+    assert _waiting(store, settings, clock) == {"FR-1": "breaker open", "FR-2": "breaker open"}
     store.transition(api.id, JobState.RUNNING)
     assert _waiting(store, settings, clock)["FR-1"] is None, "only queued jobs wait"
 

@@ -1,4 +1,5 @@
-"""A real PostgreSQL deadlock is a conflict the registry retries, not an outage."""
+"""A real PostgreSQL deadlock is a conflict the registry (and its reader) retries, not an
+outage."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from opus.domain import Stage, StageRun
 from opus.errors import StoreConflict
 from opus.registry import Registry, open_store
 from opus.registry.engine import make_engine, normalise_url, translated
+from opus.registry.reader import open_reader
 from tests.registry.factory import PG_CONNINFO, make_fr
 
 pytestmark = pytest.mark.postgres
@@ -130,3 +132,67 @@ def test_a_deadlock_is_reported_as_a_conflict_not_as_an_unreachable_server(
     message = str(caught[0])
     assert "deadlock detected" in message and "cannot reach" not in message
     assert StoreConflict.retryable
+
+
+def _wait_for_a_wait_on(schema_url: str, table: str) -> None:
+    """Until a backend waits for a lock on `table` of the test's own schema (bounded)."""
+    import psycopg
+
+    schema = schema_url.split("search_path%3D")[1].split("%20", maxsplit=1)[0]
+    deadline = time.monotonic() + WAIT_S
+    with psycopg.connect(PG_CONNINFO, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE NOT l.granted AND n.nspname = %s AND c.relname = %s",
+                [schema, table],
+            ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"nobody ever waited for a lock on {table}")
+
+
+@pytest.mark.parametrize("keep_open", [False, True], ids=["connect-per-read", "kept-connection"])
+def test_a_read_caught_in_a_deadlock_runs_again_and_answers(
+    pg_store: tuple[Registry, str], keep_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    store, url = pg_store
+    store.enqueue(make_fr(), Path("/srv/repo"))
+    store.add_event(None, "started", "a daemon")
+    reader = open_reader(url, keep_open=keep_open)
+    before = reader.change_mark()
+    caplog.set_level(logging.INFO, logger="opus.registry")
+
+    # The reader's one statement share-locks jobs, then stage_runs, then events; the other
+    # client holds events exclusively, and once the read waits for it, asks for jobs.
+    other = _other(url)
+    assert isinstance(other, psycopg.Connection)
+    other.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+    answers: list[object] = []
+
+    def read() -> None:
+        try:
+            answers.append(reader.change_mark())
+        except BaseException as exc:  # reported to the test
+            answers.append(exc)
+
+    worker = threading.Thread(target=read)
+    worker.start()
+    try:
+        _wait_for_a_wait_on(url, "events")
+        other.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # the server breaks the
+        other.commit()  # deadlock on the reader's side (2 s against 60 s)
+    finally:
+        worker.join(WAIT_S)
+        other.close()
+        reader.close()
+    assert not worker.is_alive()
+
+    assert answers == [before], answers
+    retries = [r.getMessage() for r in caplog.records if "running it again" in r.getMessage()]
+    assert retries and "deadlock detected" in retries[0], retries
+    assert "(database 'test')" in retries[0]

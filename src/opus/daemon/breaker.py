@@ -1,4 +1,5 @@
-"""Circuit breakers per key (`repo:<path>`, `engine:<name>`), pure over an injected clock.
+"""Circuit breakers per key (`repo:<path>`, `engine:<name>`, `database:<where>`), pure
+over an injected clock.
 
 closed --N consecutive failures--> open --cool-down--> half-open (one trial)
 half-open --success--> closed;  half-open --failure--> open again (a new cool-down).
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from opus.errors import ConfigError
 from opus.seams import Clock
@@ -27,6 +29,20 @@ def repo_key(repo: Path) -> str:
 def engine_key(name: str) -> str:
     """The breaker key of an agent engine."""
     return f"engine:{name}"
+
+
+def database_key(url: str) -> str:
+    """The breaker key of the registry at `database.url`: where it is, never a password.
+
+    `database:postgresql 127.0.0.1:5432/opus`, `database:sqlite /var/lib/opus/opus.db`.
+    """
+    parts = urlsplit(url)
+    backend = parts.scheme.split("+")[0]
+    if backend == "sqlite":
+        path = unquote(parts.path)
+        return f"database:sqlite {path[1:] if path.startswith('/') else path or ':memory:'}"
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return f"database:{backend} {where}{parts.path}"
 
 
 @dataclass

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
-from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
+from opus.daemon.breaker import CircuitBreaker, database_key, engine_key, repo_key
 from opus.daemon.intake import Intake
 from opus.daemon.polling import PollDelay
 from opus.daemon.review_poll import ReviewPoller
@@ -40,6 +40,7 @@ from opus.daemon.supervision import RunningSnapshot, preemption_victim, stuck_re
 from opus.daemon.watch import VaultWatcher, wake_watcher
 from opus.daemon.workers import Finished, WorkerPool, job_logger
 from opus.domain import Job, JobState
+from opus.errors import StoreConflict
 from opus.forges.local import REVIEW
 from opus.notify import (
     SEND_TIMEOUT_S,
@@ -304,6 +305,11 @@ class Daemon:
         """
         try:
             busy = self._tick()
+        except StoreConflict as exc:
+            # Collided past the registry's retries: counts against the database breaker.
+            Settler(self.ctx, self.breaker, self.worker_id).conflict(exc)
+            self._healthy = False
+            return len(self.pool) > 0
         except Exception:
             log.exception("a loop turn failed; trying again next turn")
             self._healthy = False
@@ -387,6 +393,9 @@ class Daemon:
         engine = engine_key(self.ctx.settings.agents.engine)
         if self.breaker.state(engine) == "open":
             return f"the circuit breaker for {engine} is open after repeated failures"
+        database = self._database_key()
+        if self.breaker.state(database) == "open":
+            return f"the circuit breaker for {database} is open after repeated conflicts"
         repos = {repo_key(job.repo) for job in waiting}
         if all(self.breaker.state(key) == "open" for key in repos):
             return f"the circuit breaker is open for {', '.join(sorted(repos))}"
@@ -401,7 +410,8 @@ class Daemon:
         """The `stage: waiting: <reason>` of a queued job's note (pause is intake's own)."""
         if self._over_daily_budget():
             return "daily budget"
-        keys = (engine_key(self.ctx.settings.agents.engine), repo_key(job.repo))
+        keys = (engine_key(self.ctx.settings.agents.engine), self._database_key(),
+                repo_key(job.repo))
         return "breaker open" if any(self.breaker.state(k) == "open" for k in keys) else None
 
     # ------------------------------------------------------------------ claiming
@@ -409,11 +419,16 @@ class Daemon:
     def _paused(self) -> bool:
         return self.ctx.store.get_flag("paused") == "1"
 
+    def _database_key(self) -> str:
+        return database_key(self.ctx.settings.database_url)
+
     def _claim(self) -> None:
         if self._paused() or self._over_daily_budget():
             return
         if self.breaker.is_open(engine_key(self.ctx.settings.agents.engine)):
             return
+        if self.breaker.is_open(self._database_key()):
+            return  # its conflicts would only meet the next job too
         open_repos = [key.removeprefix("repo:") for key in self.breaker.opened_keys()
                       if key.startswith("repo:")]
         while len(self.pool) < self.ctx.settings.daemon.max_concurrent:

@@ -3,7 +3,9 @@
 The executor writes terminal outcomes itself (delivered, failed for the FR's own
 reasons). What comes here is the rest: a job stopped by shutdown or preemption goes
 back to the queue; a stuck one is retried once from its checkpoint; an infrastructure
-error counts against a circuit breaker and the job is handed back, up to a limit.
+error counts against a circuit breaker and the job is handed back, up to a limit. A
+registry conflict that outlived the registry's own retries hands the job back and counts
+against the database's breaker (designs/registry.md, "Conflicts are not outages").
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import logging
 
 from opus.control import remove_worktree
-from opus.daemon.breaker import CircuitBreaker, engine_key, repo_key
+from opus.daemon.breaker import CircuitBreaker, database_key, engine_key, repo_key
 from opus.daemon.workers import Finished
 from opus.delivery.reactions import quiet_delivery
 from opus.domain import Job, JobState
-from opus.errors import EngineError, OpusError, StoreConflict
+from opus.errors import EngineError, OpusError, StoreConflict, StoreError
 from opus.forges.http import RateLimited
 from opus.notify import breaker_opened, job_failed, pr_opened
 from opus.pipeline.context import PipelineContext
@@ -47,6 +49,10 @@ class Settler:
                 self.ctx.notifier.notify(*pr_opened(job.fr_id, job.title, outcome.detail))
         elif outcome.kind == "stopped" and job.state is JobState.RUNNING:
             self._stopped(job, outcome.detail, item)
+        if not isinstance(item.error, StoreError):
+            # The run's registry transactions went through (conflicts a retry fixed
+            # included): the database is fine.
+            self._success(database_key(self.ctx.settings.database_url))
         if store.get(job.id).state in (JobState.FAILED, JobState.CANCELLED):
             # The job ended: its worktree goes, its branch stays (`opus retry` rebuilds it).
             try:
@@ -64,10 +70,10 @@ class Settler:
         if isinstance(item.error, RateLimited):
             self._rate_limited(job, item.error)
         elif isinstance(item.error, StoreConflict):
-            # Two daemons' transactions collided past the registry's retries: nobody's
-            # fault and nothing broken, so no breaker and no count toward failing the job.
+            # Not the job's fault: back to the queue, no count toward failing it.
+            report = self.conflict(item.error)
             self.ctx.store.release(job.id, self.worker_id)
-            self.ctx.store.add_event(job.id, "released", f"{item.error}")
+            self.ctx.store.add_event(job.id, "released", report)
         elif item.error is not None and not item.error.retryable:
             # No retry can heal it (a missing remote, a bad config): fail now, no breaker.
             self._fail(job, str(item.error))
@@ -95,17 +101,34 @@ class Settler:
         store.release(job.id, self.worker_id)
         store.add_event(job.id, "released", f"{reason}; retrying once from the last checkpoint")
 
-    def _infra_failure(self, job: Job, error: Exception) -> None:
-        store = self.ctx.store
-        engine = isinstance(error, EngineError)
-        key = engine_key(self.ctx.settings.agents.engine) if engine else repo_key(job.repo)
-        log.warning("%s: infrastructure error (%s): %s", job.fr_id, key, _first_line(str(error)))
-        if self.breaker.record_failure(key, str(error)):
+    def conflict(self, error: StoreConflict) -> str:
+        """Count a registry conflict that survived every retry against the database's
+        breaker; returns what to tell (which database, what to look at there).
+
+        Every registry transaction runs again on a conflict (`registry/conflicts.py`), so
+        one that reaches the daemon collided each time: something in that database keeps
+        aborting opus's transactions, and claiming more work would only meet it again.
+        """
+        key = database_key(self.ctx.settings.database_url)
+        report = persistent_conflict(key, error)
+        log.error("%s", report)
+        self._count(key, report)
+        return report
+
+    def _count(self, key: str, error: str) -> None:
+        if self.breaker.record_failure(key, error):
             log.error("circuit breaker %s opened after %d failures in a row; retrying in %.0fs",
                       key, self.breaker.failures, self.breaker.cooldown_s)
             self.ctx.notifier.notify(
                 *breaker_opened(key, self.breaker.failures, self.breaker.cooldown_s)
             )
+
+    def _infra_failure(self, job: Job, error: Exception) -> None:
+        store = self.ctx.store
+        engine = isinstance(error, EngineError)
+        key = engine_key(self.ctx.settings.agents.engine) if engine else repo_key(job.repo)
+        log.warning("%s: infrastructure error (%s): %s", job.fr_id, key, _first_line(str(error)))
+        self._count(key, str(error))
         failures = int(job.spec.get("infra_failures", 0)) + 1
         store.add_event(job.id, "error", str(error))
         if failures >= MAX_INFRA_FAILURES:
@@ -119,6 +142,18 @@ class Settler:
         self.ctx.store.transition(job.id, JobState.FAILED, error=error)
         self.ctx.store.add_event(job.id, "failed", error)
         self.ctx.notifier.notify(*job_failed(job.fr_id, error))
+
+
+def persistent_conflict(key: str, error: StoreConflict) -> str:
+    """What to say about a conflict that survived every retry, naming the database and
+    what to look at there."""
+    where = key.removeprefix("database:")
+    return (
+        f"the registry database ({where}) keeps aborting opus's transactions: {error}. "
+        "Look there for a transaction that stays open or holds locks on the opus tables "
+        "(pg_stat_activity: state 'idle in transaction', old xact_start; pg_locks: not "
+        "granted), and check that default_transaction_isolation is 'read committed'"
+    )
 
 
 def _first_line(text: str) -> str:

@@ -21,6 +21,11 @@ from opus.errors import StoreConflict
 
 log = logging.getLogger(__name__)
 
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled
+the transaction back to let another finish; running it again is the documented answer.
+(psycopg files the first under `OperationalError`, not `TransactionRollback`: tell them
+by SQLSTATE.)"""
 CONFLICT_ATTEMPTS = 5
 PAUSE_S = 0.02
 """The pause before attempt n is up to n times this (random), so at most ~0.3 s in all."""
@@ -45,8 +50,7 @@ def retry_conflicts(transaction: Callable[P, R]) -> Callable[P, R]:
             return transaction(*args, **kwargs)
         except StoreConflict as err:
             raise StoreConflict(
-                f"{err}; it collided {CONFLICT_ATTEMPTS} times in a row, "
-                "so opus leaves it for a later turn"
+                f"{err}; it collided {CONFLICT_ATTEMPTS} times in a row"
             ) from err
 
     return retried

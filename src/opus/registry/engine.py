@@ -20,11 +20,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from opus.errors import StoreConflict, StoreError
+from opus.registry.conflicts import CONFLICT_SQLSTATES
 
 BUSY_TIMEOUT_S = 30.0
-CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
-"""PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled
-the transaction back to let another finish; running it again is the documented answer."""
 
 
 def normalise_url(url: str) -> URL:
@@ -134,7 +132,7 @@ def _driver_error(url: URL, err: exc.DBAPIError) -> StoreError:
         # psycopg files these under OperationalError, but the server is there and answered.
         return StoreConflict(
             f"a registry transaction on {describe(url)} collided with another one "
-            f"({_first_line(err.orig)}); it is safe to run again"
+            f"({_first_line(err.orig)})"
         )
     if isinstance(err, exc.OperationalError):
         return StoreError(_operational_message(url, err))

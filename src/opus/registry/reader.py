@@ -4,6 +4,10 @@ It speaks to the database with the driver alone (sqlite3, or psycopg for Postgre
 not through SQLAlchemy, whose import is most of what such a command would otherwise
 cost (see designs/lean.md). It never creates anything: a registry that does not exist
 yet simply has no jobs. Rows become the same frozen records `Registry` returns.
+
+A PostgreSQL read the server aborts for a conflict (a deadlock with a transaction that
+locks the tables, or a serialization failure) runs again, bounded, exactly as the
+registry's writes do (`registry/conflicts.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from opus.domain import DaemonRecord, Event, Job, JobState, StageRun
 from opus.errors import StoreConflict, StoreError
+from opus.registry.conflicts import CONFLICT_SQLSTATES, retry_conflicts
 from opus.registry.records import daemon_from_row, event_from_row, job_from_row, stage_run_from_row
 from opus.seams import JobReader
 
@@ -210,10 +215,12 @@ class PostgresReader:
             try:
                 rows: list[dict[str, Any]] = self._conn.execute(sql, params).fetchall()
                 return rows
-            except psycopg.OperationalError:
-                self._conn.close()  # gone (server restart): the next read connects anew
+            except psycopg.OperationalError as err:
+                if err.sqlstate not in CONFLICT_SQLSTATES:
+                    self._conn.close()  # gone (server restart): the next read connects anew
                 raise
 
+    @retry_conflicts
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         import psycopg
 
@@ -221,21 +228,26 @@ class PostgresReader:
             return self._query(sql, params)
         except psycopg.errors.UndefinedTable:
             return []
-        except psycopg.errors.TransactionRollback as err:
-            raise StoreConflict(
-                f"a read of postgresql at {self._where} collided with a transaction "
-                f"({_first_line(err)}); run it again"
-            ) from err
-        except psycopg.OperationalError as err:
-            raise StoreError(
+        except psycopg.Error as err:
+            if err.sqlstate in CONFLICT_SQLSTATES:
+                raise StoreConflict(
+                    f"a read of postgresql at {self._where} (database {self._database!r}) "
+                    f"collided with another transaction ({_first_line(err)})"
+                ) from err
+            raise self._error(err) from err
+
+    def _error(self, err: Exception) -> StoreError:
+        import psycopg
+
+        if isinstance(err, psycopg.OperationalError):
+            return StoreError(
                 f"cannot reach postgresql at {self._where} (database {self._database!r}): "
                 f"{_first_line(err)}; is the server running? check database.url"
-            ) from err
-        except psycopg.Error as err:
-            raise StoreError(
-                f"database error on postgresql at {self._where}: {_first_line(err)}; check "
-                "database.url and that the schema belongs to this version of opus"
-            ) from err
+            )
+        return StoreError(
+            f"database error on postgresql at {self._where}: {_first_line(err)}; check "
+            "database.url and that the schema belongs to this version of opus"
+        )
 
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
         sql, params = _jobs_sql(states, "%s")

@@ -3,7 +3,8 @@
 Every public method is one short transaction and returns frozen domain records. A
 claim is a single compare-and-set `UPDATE … RETURNING`; the other writes that race
 (heartbeat, transition, release, update-in-place on enqueue) are compare-and-set too.
-Each write runs again when PostgreSQL aborts it for a deadlock (`retry_conflicts`).
+Each method, read or write, runs again when PostgreSQL aborts it for a deadlock or a
+serialization failure (`retry_conflicts`).
 """
 
 from __future__ import annotations
@@ -335,6 +336,7 @@ class Registry:
 
     # ------------------------------------------------------------------ job reads
 
+    @retry_conflicts
     def get(self, job_id: int) -> Job:
         """The job `job_id`; raises `NotFound`."""
         with self._tx() as conn:
@@ -346,6 +348,7 @@ class Registry:
             raise NotFound(f"no job {job_id}; `opus status` lists the jobs")
         return records.job_from_row(row._mapping)
 
+    @retry_conflicts
     def latest_for_fr(self, fr_id: str) -> Job | None:
         """The most recent job made for the FR `fr_id`, or None."""
         with self._tx() as conn:
@@ -355,6 +358,7 @@ class Registry:
         row = conn.execute(_latest_query(fr_id)).one_or_none()
         return None if row is None else records.job_from_row(row._mapping)
 
+    @retry_conflicts
     def latest_for_frs(self, fr_ids: Iterable[str]) -> Mapping[str, Job]:
         """The most recent job of each FR in `fr_ids` that has one, in one query; FRs
         without a job are left out.
@@ -375,6 +379,7 @@ class Registry:
             jobs = [records.job_from_row(row._mapping) for row in conn.execute(query)]
         return {job.fr_id: job for job in jobs if job.fr_id in wanted}
 
+    @retry_conflicts
     def changed_since(self, since: datetime) -> Sequence[Job]:
         """The jobs whose row changed at or after `since` (by `updated_at`), oldest change
         first: what intake mirrors into notes on a turn, whatever the registry's size."""
@@ -382,6 +387,7 @@ class Registry:
             rows = conn.execute(_changed_query(since)).all()
         return [records.job_from_row(row._mapping) for row in rows]
 
+    @retry_conflicts
     def queue_summary(self) -> QueueSummary:
         """How many jobs are queued and running, and the most urgent queued priority."""
         with self._tx() as conn:
@@ -393,6 +399,7 @@ class Registry:
             most_urgent_queued=None if rank is None else list(Priority)[rank],
         )
 
+    @retry_conflicts
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
         """Every job (in `states`, when given), oldest first."""
         query = select(JOBS).order_by(JOBS.c.id)
@@ -441,6 +448,7 @@ class Registry:
         ).first()
         return found is not None
 
+    @retry_conflicts
     def stage_runs(self, job_id: int) -> Sequence[StageRun]:
         """A job's checkpoints in the order they were recorded."""
         query = select(STAGE_RUNS).where(STAGE_RUNS.c.job_id == job_id)
@@ -456,6 +464,7 @@ class Registry:
         """What every stage run finished at or after `since` cost, in USD."""
         return self._cost(STAGE_RUNS.c.finished_at >= since)
 
+    @retry_conflicts
     def _cost(self, where: ColumnElement[bool]) -> float:
         with self._tx() as conn:
             return float(conn.execute(_cost_query(where)).scalar_one())
@@ -472,6 +481,7 @@ class Registry:
                 )
             )
 
+    @retry_conflicts
     def events(self, job_id: int | None = None, after_id: int = 0) -> Sequence[Event]:
         """Events with id > `after_id` (of one job, when given), in order."""
         query = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id)
@@ -480,6 +490,7 @@ class Registry:
         with self._tx() as conn:
             return [records.event_from_row(row._mapping) for row in conn.execute(query)]
 
+    @retry_conflicts
     def get_flag(self, name: str) -> str | None:
         """A global flag's value, or None when unset."""
         with self._tx() as conn:
@@ -515,6 +526,7 @@ class Registry:
                 )
             )
 
+    @retry_conflicts
     def daemons(self) -> Sequence[DaemonRecord]:
         """Every daemon record, live or left behind by a crash, oldest first."""
         query = select(DAEMONS).order_by(DAEMONS.c.started_at, DAEMONS.c.id)
