@@ -20,6 +20,7 @@ from opus.sandbox.limits import CgroupCounters, Limits, diagnose, find_prlimit, 
 from opus.sandbox.process import ShellRunner
 from opus.seams import CommandResult
 from tests.sandbox.conftest import needs_bwrap
+from tests.sandbox.probes import FORKER
 
 SMALL = Limits(max_processes=64, max_memory_mb=256, max_file_mb=20, max_cpu_s=2)
 NOTE = "[opus sandbox] command stopped: hit sandbox."
@@ -265,19 +266,6 @@ def test_the_owner_process_is_not_limited(worktree: Path) -> None:
     assert after == before
 
 
-FORKER = (
-    "import os, time\n"
-    "n = 0\n"
-    "try:\n"
-    "    while n < 400:\n"
-    "        if os.fork() == 0:\n"
-    "            time.sleep(4)\n"
-    "            os._exit(0)\n"
-    "        n += 1\n"
-    "except BlockingIOError:\n"
-    "    pass\n"
-    "print('forked', n, flush=True)\n"
-)
 
 
 @needs_bwrap

@@ -19,6 +19,7 @@ from opus.sandbox.bwrap import BwrapSandbox, find_bwrap
 from opus.sandbox.cgroups import find_cgroup_host
 from opus.sandbox.environment import scrubbed_env
 from opus.sandbox.limits import Limits, find_prlimit
+from opus.sandbox.nproc import counting
 from opus.sandbox.unsafe import UNSAFE_WARNING, UnsandboxedRunner, warn_unsafe_once
 from opus.seams import Sandbox
 
@@ -83,8 +84,9 @@ def sandbox_for(
 def limits_in_force(cfg: SandboxConfig) -> tuple[bool, str]:
     """Which resource limits hold for sandboxed commands: (complete?, one line).
 
-    Incomplete when prlimit is missing, or when opus runs as root without a cgroup
-    (the kernel does not enforce the process limit for root).
+    The line names the mechanisms and how the process limit counts. Incomplete when
+    prlimit is missing, or when opus runs as root without a cgroup (the kernel does not
+    enforce the process limit for root).
     """
     limits = Limits.from_config(cfg)
     host = find_cgroup_host()
@@ -92,15 +94,17 @@ def limits_in_force(cfg: SandboxConfig) -> tuple[bool, str]:
     kinds = [*(["rlimits"] if prlimit else []), *([host.describe()] if host else [])]
     kinds.append("a worktree size check")
     line = f"{cfg.kind}: {limits.describe()} per command via {' + '.join(kinds)}"
+    root = os.geteuid() == 0
     if cfg.kind == "none":
-        # No user namespace: the kernel counts RLIMIT_NPROC over all the user's processes.
-        line += (
-            "; without bwrap the process rlimit is set at what the opus user runs at the "
-            "command's start plus sandbox.max_processes"
+        how = counting(has_cgroup=host is not None)
+        line += f"; processes: {how.describe(limits.max_processes)}"
+    elif not root or host is not None:
+        line += "; processes: counted in each sandbox's own user namespace" + (
+            " and by its cgroup" if host is not None else ""
         )
     if prlimit is None:
         return False, f"{line}; prlimit is missing: apt-get install util-linux"
-    if host is None and os.geteuid() == 0:
+    if host is None and root:
         return False, (
             f"{line}; running as root without a writable cgroup, so "
             "sandbox.max_processes is NOT enforced: run opus as a normal user, or give it "

@@ -270,9 +270,12 @@ class BwrapSandbox(ShellRunner):
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
 
     def argv(
-        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None
+        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None,
+        has_cgroup: bool = False,
     ) -> list[str]:
-        """The bwrap command line for `command` in `worktree` (read-only unless `writable`)."""
+        """The bwrap command line for `command` in `worktree` (read-only unless `writable`).
+
+        The process rlimit counts in bwrap's own user namespace, cgroup or not."""
         return bwrap_argv(
             self.bwrap,
             command,
@@ -288,7 +291,7 @@ class BwrapSandbox(ShellRunner):
         )
 
     def command_argv(
-        self, command: str, *, worktree: Path, writable: bool
+        self, command: str, *, worktree: Path, writable: bool, has_cgroup: bool = False
     ) -> tuple[list[str], tuple[int, ...]]:
         """`argv` with the owner pipe: the command does not start if opus died meanwhile."""
         fd = owner_fd()

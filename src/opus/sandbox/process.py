@@ -36,6 +36,7 @@ from opus.sandbox.limits import (
     rlimit_argv,
     with_limit_note,
 )
+from opus.sandbox.nproc import Counting, counting, own_namespace_argv, user_processes
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -124,26 +125,37 @@ class ShellRunner:
         self._disks: dict[Path, DiskWatch] = {}
 
     def argv(
-        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None
+        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None,
+        has_cgroup: bool = False,
     ) -> list[str]:
         """The command line that runs `command` (under the rlimits, when set).
 
-        Without a user namespace the kernel counts `RLIMIT_NPROC` over every process of
-        the user, so the process limit allows what the user runs now plus the limit.
+        Without bwrap's user namespace the process rlimit is counted as `sandbox/nproc.py`
+        picks: in a namespace of the command's own, else left to the command's cgroup
+        (`has_cgroup`), else over the user's processes (what they run now plus the limit).
         """
         limits = self.limits
-        if limits is not None and self.prlimit is not None:
-            uid = os.geteuid()
-            extra = user_processes(uid) if uid != 0 else 0  # root is not held by it anyway
-            counted = replace(limits, max_processes=limits.max_processes + extra)
-            return [*rlimit_argv(self.prlimit, counted), shell(), "-c", command]
-        return [shell(), "-c", command]
+        if limits is None or self.prlimit is None:
+            return [shell(), "-c", command]
+        how = counting(has_cgroup=has_cgroup)
+        rlimits = rlimit_argv(self.prlimit, limits)
+        if how is Counting.NAMESPACE:
+            return [*(own_namespace_argv() or []), *rlimits, shell(), "-c", command]
+        if how is Counting.CGROUP:
+            rlimits = [arg for arg in rlimits if not arg.startswith("--nproc=")]
+        elif how is Counting.USER:
+            extra = user_processes(os.geteuid())
+            rlimits = rlimit_argv(
+                self.prlimit, replace(limits, max_processes=limits.max_processes + extra)
+            )
+        return [*rlimits, shell(), "-c", command]
 
     def command_argv(
-        self, command: str, *, worktree: Path, writable: bool
+        self, command: str, *, worktree: Path, writable: bool, has_cgroup: bool = False
     ) -> tuple[list[str], tuple[int, ...]]:
         """`argv` and the file descriptors the command must inherit."""
-        return self.argv(command, worktree=worktree, writable=writable), ()
+        argv = self.argv(command, worktree=worktree, writable=writable, has_cgroup=has_cgroup)
+        return argv, ()
 
     def run(
         self,
@@ -161,7 +173,9 @@ class ShellRunner:
         worktree = worktree.resolve()
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
-        argv, fds = self.command_argv(command, worktree=worktree, writable=writable)
+        argv, fds = self.command_argv(
+            command, worktree=worktree, writable=writable, has_cgroup=group is not None
+        )
         disk = self._disk_check(worktree, writable)
         try:
             result = run_in_group(
@@ -189,7 +203,9 @@ class ShellRunner:
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
         try:
-            argv, fds = self.command_argv(command, worktree=worktree, writable=writable)
+            argv, fds = self.command_argv(
+                command, worktree=worktree, writable=writable, has_cgroup=group is not None
+            )
             proc = start_in_group([*prefix, *argv], cwd=worktree, env=self.env, pass_fds=fds)
         except BaseException:
             if group is not None:
@@ -228,20 +244,6 @@ class ShellRunner:
             return result
         # A limit hit is a command error, even when the shell's last command succeeded.
         return with_limit_note(replace(result, exit_code=result.exit_code or 1), note)
-
-
-def user_processes(uid: int) -> int:
-    """How many processes and threads `uid` runs now (what `RLIMIT_NPROC` counts)."""
-    count = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid == uid:
-                count += len(os.listdir(f"/proc/{entry.name}/task"))
-        except OSError:
-            continue  # it ended meanwhile
-    return count
 
 
 @dataclass

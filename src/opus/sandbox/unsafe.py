@@ -33,6 +33,8 @@ def warn_unsafe_once() -> None:
 class UnsandboxedRunner(ShellRunner):
     """`Sandbox` without isolation: same timeouts, output cap, scrubbed environment and
     resource limits (rlimits, a cgroup where the host gives one, the worktree's size).
+    The process limit counts as `sandbox/nproc.py` picks (a user namespace of the
+    command's own where unshare can make one).
 
     `writable=False` cannot be enforced here. `sandbox_for` logs the warning above.
     """
