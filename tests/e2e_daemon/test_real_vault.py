@@ -1,5 +1,6 @@
-"""A real daemon pointed at a vault a person lives in: only FR notes change, a note saved
-while typing makes one job, a note opus cannot write back makes one job, not one a tick."""
+"""A real daemon pointed at a vault a person lives in: only FR notes change, a problem is
+logged once (not again by a restart over the same note), a note saved while typing makes
+one job, a note opus cannot write back makes one job, not one a tick."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 from opus.domain import JobState
+from opus.vault.problems import PROBLEMS_FILE
 from tests.e2e_daemon.agency import Agency
 from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 from tests.vault.corpus import UNUSABLE
@@ -35,18 +37,31 @@ def test_run_once_then_a_daemon_touch_only_fr_notes(tmp_path: Path, daemons: Dae
     for rel, (_data, words, _rewritable) in UNUSABLE.items():
         assert words in listed[f"10_features/{rel}"], (rel, listed)
 
+    recorded = ws.root / ".opus" / PROBLEMS_FILE
+    before = recorded.stat().st_mtime_ns
     daemon = daemons.start(ws)
     started = time.monotonic()
     wait_until(lambda: "opus serving" in daemon.output, "the daemon to serve", 60)
     print(f"daemon serving after {time.monotonic() - started:.1f}s")
+    wait_until(lambda: recorded.stat().st_mtime_ns != before, "the daemon's intake to run", 60)
     time.sleep(6)  # several turns of an idle loop
     assert daemon.proc.poll() is None, daemon.output
     check_corpus(ws.root / "vault", ws.root / ".opus")
     assert [job.fr_id for job in ws.store.jobs()] == ["FR-1"]
-    # Each problem is logged once when the daemon starts, not once a turn.
-    assert daemon.output.count("cannot be used") == len(UNUSABLE), daemon.output
+    # Each problem was logged once, by the `--once` run; not again by this start, nor a turn.
+    assert once.output.count("cannot be used") == len(UNUSABLE), once.output
+    assert daemon.output.count("cannot be used") == 0, daemon.output
     code = daemon.stop()
     assert code == 0, daemon.output[-3000:]
+
+    edited = next(rel for rel, (_data, _words, rewritable) in UNUSABLE.items() if not rewritable)
+    note = _features(ws) / edited
+    note.write_bytes(note.read_bytes() + b"edited while no daemon ran\n")  # still unusable
+    again = daemons.start(ws)
+    wait_until(lambda: f"{edited} cannot be used" in again.output, "the edited note logged", 60)
+    time.sleep(3)
+    assert again.output.count("cannot be used") == 1, again.output
+    assert again.stop() == 0, again.output[-3000:]
 
 
 TYPIST = textwrap.dedent("""

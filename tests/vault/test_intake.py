@@ -182,6 +182,46 @@ def test_problems_are_recorded_and_other_notes_left_alone(
     assert bench.store.jobs() == []
 
 
+def _warned(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
+
+
+def test_a_restart_does_not_log_again_a_problem_reported_for_the_same_note(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _planned(bench)
+    untitled = folder / "FR-5.md"  # opus writes `status: invalid` into it
+    untitled.write_bytes(b"---\nid: FR-5\nstatus: planned\n---\nNo title.\n")
+    unclosed = folder / "FR-6.md"  # never rewritten
+    unclosed.write_bytes(b"---\nid: FR-6\ntitle: Six\nstatus: planned\n")
+    caplog.set_level(logging.INFO, logger="opus")
+    for _ in range(2):  # the second tick re-reads the note opus flagged
+        bench.intake.tick()
+    assert b"status: invalid" in untitled.read_bytes()
+    assert len(_warned(caplog)) == 2, _warned(caplog)
+
+    caplog.clear()
+    restarted = Intake(bench.ctx)  # a new daemon over the same vault and state dir
+    for _ in range(2):
+        restarted.tick()
+    assert _warned(caplog) == []
+    assert len(read_problems(bench.ctx.settings.state_dir)) == 2
+
+    unclosed.write_bytes(unclosed.read_bytes() + b"still no closing line\n")  # edited meanwhile
+    again = Intake(bench.ctx)
+    again.tick()
+    (warned,) = _warned(caplog)
+    assert "FR-6.md" in warned and "never closed" in warned
+
+    unclosed.unlink()  # fixed by removing it: a later note at that path is news again
+    again.tick()
+    assert len(read_problems(bench.ctx.settings.state_dir)) == 1
+    unclosed.write_bytes(b"---\nid: FR-6\ntitle: Six\nstatus: planned\n")
+    caplog.clear()
+    Intake(bench.ctx).tick()
+    assert ["FR-6.md" in w for w in _warned(caplog)] == [True]
+
+
 def test_with_a_watcher_only_changed_paths_are_read_and_a_safety_scan_finds_the_rest(
     bench: Bench,
 ) -> None:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opus.conversation.sync import ConversationSync
+from opus.daemon.problem_log import ProblemLog
 from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
@@ -30,7 +31,7 @@ from opus.scheduling import Blocked, schedule
 from opus.vault import InvalidNote, write_fields
 from opus.vault.index import VaultIndex
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
-from opus.vault.problems import NoteProblem, problems_of, write_problems
+from opus.vault.problems import vault_relative
 from opus.vault.scan import NoteCache
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,7 @@ class Intake:
         self._failed: dict[Path, tuple[object, float, str]] = {}
         """Note → (version, when, error) of its last failed write: not retried until the
         note changes (or `WRITE_RETRY_S` passed, e.g. after a permission fix)."""
-        self._logged: dict[Path, str] = {}
-        self._problems: list[NoteProblem] | None = None
+        self.problems = ProblemLog(lambda: self.ctx.settings)
         self._vault_warned = False
         self._paused_now: bool | None = None
         self._blockers: dict[Path, str | None] = {}
@@ -91,7 +91,6 @@ class Intake:
         self._last_waiting: object = None
         self._settling: set[Path] = set()
         self._ticked_at: datetime | None = None
-        self._problem_notes: dict[Path, InvalidNote] = {}
         self.due_in_s: float | None = None
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
         self.blocked: tuple[Blocked, ...] = ()
@@ -157,17 +156,16 @@ class Intake:
         index = self.index
         if full:
             considered = {note.path for note in index.notes()}
-            self._problem_notes = {}
+            self.problems.restart()
         else:
             considered = changed | self._settling | self._retry_due()
         for path in changed:
-            self._problem_notes.pop(path, None)  # listed again once it settles
-            if index.note(path) is None:
-                self._logged.pop(path, None)
+            self.problems.changed(path, gone=index.note(path) is None)
         stable = self._stable(considered)
-        self._record_problems(stable)
         notes = [note for path in sorted(stable) if (note := index.note(path)) is not None]
         invalid = self._flag_invalid(n for n in notes if isinstance(n, InvalidNote))
+        # After the write-backs: what is remembered is the bytes a restart will find.
+        self.problems.record({path: index.note(path) for path in stable})
         valid = [n for n in notes if isinstance(n, FeatureRequest)]
         enqueued, blocked = self._enqueue(valid)
         written = self._write_back(valid, full=full, since=jobs_since)
@@ -207,31 +205,6 @@ class Intake:
         version = self.cache.version(path)
         return None if version is None else version.key
 
-    # ------------------------------------------------------------------ problems
-
-    def _record_problems(self, stable: Iterable[Path]) -> None:
-        """Keep `note-problems.json` current; log each problem once, until it changes
-        (opus's own `status: invalid` write does not count as a change)."""
-        root = self.ctx.settings.vault_path
-        for path in stable:
-            note = self.index.note(path)
-            if not isinstance(note, InvalidNote) or not note.is_problem:
-                self._problem_notes.pop(path, None)
-                self._logged.pop(path, None)
-                continue
-            self._problem_notes[path] = note
-            if self._logged.get(path) != note.error:
-                log.warning("%s cannot be used: %s", _relative(path, root), note.error)
-            self._logged[path] = note.error
-        problems = problems_of(self._problem_notes.values(), root)
-        if problems != self._problems:
-            try:
-                write_problems(self.ctx.settings.state_dir, problems)
-            except OSError as exc:
-                log.error("could not record the notes opus cannot use: %s", exc)
-                return
-            self._problems = problems
-
     # ------------------------------------------------------------------ invalid notes
 
     def _flag_invalid(self, notes: Iterable[InvalidNote]) -> int:
@@ -240,6 +213,7 @@ class Intake:
             # An invalid note is never moved: it stays where the user is editing it.
             fields = {"status": FRStatus.INVALID.value, "error": note.error}
             if note.should_flag and self._write(note.path, fields, move=False):
+                self.problems.flagged(note.path)
                 flagged += 1
         return flagged
 
@@ -413,7 +387,7 @@ class Intake:
         except OpusError as exc:
             self._failed[path] = (version, time.monotonic(), str(exc))
             if failed is None or failed[2] != str(exc):
-                rel = _relative(path, settings.vault_path)
+                rel = vault_relative(path, settings.vault_path)
                 log.error("could not update %s (not retried until the note changes): %s",
                           rel, exc)
             return False
@@ -436,5 +410,3 @@ def _ages(frs: Iterable[FeatureRequest]) -> dict[str, float]:
     return ages
 
 
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

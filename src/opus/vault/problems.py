@@ -2,7 +2,9 @@
 
 The daemon's intake writes the current list to `<state_dir>/note-problems.json` whenever
 it changes; `opus status` reads it (cheap, whatever the vault's size) and `opus doctor`
-and `opus scan` compute it afresh from the notes.
+and `opus scan` compute it afresh from the notes. Each entry also carries the `sha256`
+of the note's bytes when it was reported (`read_reported`), so a restarted daemon does
+not log again a problem it reported for the same unchanged note.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,10 +34,16 @@ class NoteProblem:
     """One line naming the problem and its fix."""
 
 
-def write_problems(state_dir: Path, problems: list[NoteProblem]) -> None:
-    """Replace the recorded list atomically (temp file + rename in `state_dir`)."""
+def write_problems(
+    state_dir: Path, problems: list[NoteProblem], digests: Mapping[str, str] | None = None
+) -> None:
+    """Replace the recorded list atomically (temp file + rename in `state_dir`);
+    `digests`: the reported notes' sha256 by path."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps([asdict(p) for p in sorted(problems)], ensure_ascii=False, indent=1)
+    digests = digests or {}
+    entries = [{**asdict(p), **({"sha256": digests[p.path]} if p.path in digests else {})}
+               for p in sorted(problems)]
+    payload = json.dumps(entries, ensure_ascii=False, indent=1)
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".note-problems.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -48,23 +56,31 @@ def write_problems(state_dir: Path, problems: list[NoteProblem]) -> None:
 
 def read_problems(state_dir: Path) -> list[NoteProblem]:
     """The list the daemon last recorded; empty when none was recorded or it is unreadable."""
+    return [NoteProblem(path=str(item["path"]), reason=str(item["reason"]))
+            for item in _entries(state_dir)]
+
+
+def read_reported(state_dir: Path) -> dict[str, tuple[str, str]]:
+    """What the daemon last reported: each note's path → (reason, sha256 of its bytes)."""
+    return {str(item["path"]): (str(item["reason"]), str(item["sha256"]))
+            for item in _entries(state_dir) if "sha256" in item}
+
+
+def _entries(state_dir: Path) -> list[dict[str, object]]:
     try:
         raw = json.loads((state_dir / PROBLEMS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(raw, list):
         return []
-    return [
-        NoteProblem(path=str(item["path"]), reason=str(item["reason"]))
-        for item in raw
-        if isinstance(item, dict) and "path" in item and "reason" in item
-    ]
+    return [item for item in raw
+            if isinstance(item, dict) and "path" in item and "reason" in item]
 
 
 def problems_of(notes: Iterable[InvalidNote], vault_root: Path) -> list[NoteProblem]:
     """The problems among invalid FR notes: those that asked to run (or say `invalid`)."""
     return sorted(
-        NoteProblem(path=_relative(note.path, vault_root), reason=note.error)
+        NoteProblem(path=vault_relative(note.path, vault_root), reason=note.error)
         for note in notes
         if note.is_problem
     )
@@ -92,5 +108,6 @@ def scan_problems(settings: Settings) -> list[NoteProblem]:
     return problems_of(scan.invalid, root)
 
 
-def _relative(path: Path, root: Path) -> str:
+def vault_relative(path: Path, root: Path) -> str:
+    """`path` as shown to a person: relative to the vault when inside it."""
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
