@@ -18,6 +18,7 @@ FOLDERS = ("01_ideas", "03_planned", "03_planned/team", "06_done")
 NAMES = ("FR-1.md", "FR-2.md", "FR-3 notes.md", "idea.md", ".hidden.md", "x.txt")
 IDS = (None, "FR-1", "FR-2", "FR-3", "FR-9")
 STATUSES = (None, "planned", "draft", "done", "seedling", "plannned")
+OUTSIDE = "../outside"
 
 NOTE = st.builds(
     lambda fr_id, title, status, deps: (
@@ -36,13 +37,20 @@ OPS = st.lists(
         st.tuples(st.just("move"), PATHS, st.tuples(st.sampled_from(FOLDERS),
                                                     st.sampled_from(NAMES))),
         st.tuples(st.just("garbage"), PATHS, st.just("")),
+        # A folder renamed or moved (in the vault, or out of its features folder): the
+        # watcher reports the folder's old and new path, not its notes.
+        st.tuples(st.just("move folder"), st.sampled_from(("01_ideas", "03_planned",
+                                                            "03_planned/team", "archive")),
+                  st.sampled_from(("archive", "06_done/team", "01_ideas/old", OUTSIDE))),
     ),
     min_size=1, max_size=25,
 )
 
 
-def _apply(features: Path, op: tuple[str, tuple[str, str], object]) -> set[Path]:
-    kind, (folder, name), arg = op
+def _apply(features: Path, op: tuple[str, object, object]) -> set[Path]:
+    if op[0] == "move folder":
+        return _move_folder(features, str(op[1]), str(op[2]))
+    kind, (folder, name), arg = op  # type: ignore[misc]
     path = features / folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "write":
@@ -62,11 +70,21 @@ def _apply(features: Path, op: tuple[str, tuple[str, str], object]) -> set[Path]
     return {path, target}
 
 
+def _move_folder(features: Path, folder: str, to: str) -> set[Path]:
+    source = features / folder
+    target = features.parent / "outside" if to == OUTSIDE else features / to
+    if not source.is_dir() or target.exists() or target.is_relative_to(source):
+        return set()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.rename(target)
+    return {source, target}
+
+
 @settings(max_examples=60, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
 def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
-    ops: list[tuple[str, tuple[str, str], object]],
+    ops: list[tuple[str, object, object]],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "vault"

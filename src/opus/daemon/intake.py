@@ -43,7 +43,8 @@ write stamped just before it committed, another host's clock slightly behind); t
 tick every `FULL_SCAN_S` mirrors every job whatever the clocks say."""
 FULL_SCAN_S = 300.0
 """With a live watcher, the whole vault is walked only at start and this often (a safety
-net for changes the watcher missed, e.g. a renamed folder); otherwise every tick."""
+net for changes the watcher missed, e.g. an overflowed event queue); otherwise every
+tick. A renamed folder is an event: its subtree is walked at once (`VaultIndex.refresh`)."""
 
 
 @dataclass(frozen=True)

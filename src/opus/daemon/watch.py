@@ -8,6 +8,7 @@ within one to two steps, well inside the one second a command must take to act.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +31,15 @@ READY_TIMEOUT_S = 5.0
 PathFilter = Callable[[str], bool]
 
 
-def is_note(path: str) -> bool:
-    return path.endswith(".md") and "/." not in path
+def is_note_or_folder(path: str) -> bool:
+    """A note, or a folder that may hold notes: one created or moved in (a folder now), or
+    deleted or moved away (nothing there now); intake re-walks just that subtree. Other
+    files (images, attachments) are left out; a deleted one is let through harmlessly."""
+    if "/." in path:
+        return False
+    if path.endswith(".md"):
+        return True
+    return os.path.isdir(path) or not os.path.lexists(path)
 
 
 def is_wake_file(path: str) -> bool:
@@ -55,7 +63,7 @@ class VaultWatcher:
         wake: threading.Event,
         *,
         on_changes: Callable[[set[Path]], None] | None = None,
-        accept: PathFilter = is_note,
+        accept: PathFilter = is_note_or_folder,
         recursive: bool = True,
     ) -> None:
         self.root = root

@@ -16,6 +16,7 @@ whole `ScanResult`, equal to what `scan_vault` computes from scratch (property-t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -121,21 +122,36 @@ class VaultIndex:
 
     def refresh(self, changed: Iterable[Path]) -> set[Path]:
         """Re-read the `changed` paths (created, edited, moved away or deleted); the paths
-        whose verdict changed."""
+        whose verdict changed. A folder (one created or moved in, or gone) stands for every
+        note below it: its subtree is walked, and the notes known below it are re-read."""
         features = features_folder(self.root, self.features_dir)
-        present: list[Path] = []
+        present: set[Path] = set()  # once each: nested folders may name a note twice
         gone: set[Path] = set()
         for path in set(changed):
             if is_note_path(path, features):
-                present.append(path)
-            else:
+                present.add(path)
+            elif path.name.endswith(".md"):
                 gone.add(path)
+            else:
+                below = self._subtree(path, features)
+                present |= {note for note in below if is_note_path(note, features)}
+                gone |= below
+        gone -= present
         read = self._read(present)
         gone |= {path for path in present if path not in read}
         for path in gone:
             self.cache.forget(path)
             self._parsed.pop(path, None)
-        return self._apply(read, gone & set(self._base))
+        return self._apply(read, {path for path in gone if path in self._base})
+
+    def _subtree(self, folder: Path, features: Path) -> set[Path]:
+        """The notes below `folder` now, and those known below it before (gone unless
+        still there). Costs the index's size: for folder events only."""
+        inside = str(folder) + os.sep
+        below = {path for path in self._base if str(path).startswith(inside)}
+        if folder.is_relative_to(features) and not _hidden(folder, features):
+            below.update(note_paths(folder))  # nothing when it is not a folder (now)
+        return below
 
     def _read(self, paths: Iterable[Path]) -> dict[Path, _Base]:
         read: dict[Path, _Base] = {}
@@ -360,6 +376,10 @@ class VaultIndex:
         if path not in self._repos:
             self._repos[path] = is_repo(path)
         return self._repos[path]
+
+
+def _hidden(path: Path, features: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(features).parts)
 
 
 def _asks_git(verdict: Verdict) -> bool:
