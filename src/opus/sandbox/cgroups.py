@@ -70,8 +70,9 @@ class CgroupHost:
 
     def describe(self) -> str:
         kinds = "pids, memory" if self.memory is not None else "pids"
-        # v1 is exercised by the tests on a real host; v2 only on parsed /proc files so far.
-        untried = ", v2 not yet tried on a live host" if self.version == 2 else ""
+        # v1 is exercised by the tests on a real host; on v2 so far only finding the
+        # cgroup, entering it and cgroup.kill (tests/sandbox/test_cgroups_live.py).
+        untried = ", v2 limits not yet tried on a live host" if self.version == 2 else ""
         return f"cgroup v{self.version} ({kinds}{untried}) under {self.pids}"
 
 
