@@ -91,6 +91,12 @@ class SandboxProcess(Protocol):
         None; the caller stops the process when it is not None. Cheap: ask once a second."""
         ...
 
+    def uncovered_sockets(self) -> list[Path]:
+        """Host unix sockets reachable from inside it that its sandbox does not cover
+        (bound on the host after it started); the caller restarts it to cover them.
+        Empty without a filesystem sandbox. Cheap: ask before each command."""
+        ...
+
     def limit_hit(self, exit_code: int, output: str) -> str | None:
         """The resource limit the command that just ended in it ran into (one line naming
         the `sandbox.max_*` key and the fix), or None."""

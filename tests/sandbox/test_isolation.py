@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from opus.pipeline.worktree import Worktree
 from opus.sandbox import sandbox_for
 from opus.sandbox.bwrap import HIDDEN_IN_HOME
 from tests.conftest import make_repo, run_git
-from tests.sandbox.conftest import bwrap_sandbox, needs_bwrap
+from tests.sandbox.conftest import UNIX_CONNECT, bwrap_sandbox, needs_bwrap, serving, unix_service
 
 pytestmark = [needs_bwrap, pytest.mark.bwrap]
 
@@ -130,31 +128,6 @@ def test_state_dir_is_hidden_but_the_jobs_worktree_is_not(tmp_path: Path, outsid
     assert "other job" not in result.output
     assert result.output.split()[0] == "job-1"
     assert (own / "mine.txt").read_text() == "mine\n"
-
-
-@contextlib.contextmanager
-def serving(server: socket.socket, reply: bytes) -> Iterator[None]:
-    """Accept connections on `server`, answer `reply`, until the block ends (bounded)."""
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            conn.sendall(reply)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        server.close()
 
 
 @pytest.fixture
@@ -292,17 +265,8 @@ def unix_server(outside: Path) -> Iterator[Path]:
     """A unix socket server in a project dir outside /run and /tmp, answering `pong`."""
     path = outside / "project" / "service.sock"
     path.parent.mkdir()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen()
-    with serving(server, b"pong"):
+    with unix_service(path):
         yield path
-
-
-UNIX_CONNECT = (
-    "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(3); "
-    "s.connect('{path}'); print('reply', s.recv(4))\""
-)
 
 
 def test_unix_sockets_outside_run_and_tmp_are_unreachable(

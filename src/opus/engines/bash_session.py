@@ -7,12 +7,18 @@ started through `Sandbox.start` (so it sees exactly what a `Sandbox.run` command
 worktree the only writable place, secrets removed, no network), reading commands on stdin.
 
 Each command is sent as one line, `eval $'<command, escaped>' </dev/null`, followed by a
-line printing a marker with a random per-session token and `$?`; output is read up to
-that marker. `eval` runs in the session's own shell, so `cd`, `export` and functions
+line printing a marker with a random per-session token, `$?` and `$PWD`; output is read
+up to that marker. `eval` runs in the session's own shell, so `cd`, `export` and functions
 persist; stdin is /dev/null, so a command that reads stdin cannot eat the next one. A
 command that outlives its timeout has the whole session killed (its process group, and
 with bwrap its PID namespace); so does one that makes the shell exit. The next command
 then starts a new session in the worktree root, and the result says so.
+
+The sandbox covers the host's unix sockets it can see when it starts (a socket ignores
+read-only mounts). Before each command the session asks it whether a socket was bound
+on the host since, that it could reach; if so, the shell is restarted in a sandbox that
+covers it, in the same working directory when that is inside the worktree (the marker
+line carries `$PWD`), and the command's output starts with a line saying so.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from pathlib import Path
 
 from opus.errors import SandboxError
 from opus.sandbox.disk import CHECK_EVERY_S
-from opus.sandbox.limits import LIMIT_NOTE_PREFIX
+from opus.sandbox.limits import LIMIT_NOTE_PREFIX, SANDBOX_NOTE_PREFIX
 from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput
 from opus.seams import Sandbox, SandboxProcess
 
 SHELL_COMMAND = "exec bash --noprofile --norc"
-# Bytes kept from the end of the stream to find the marker even when split across reads.
-_WINDOW = 256
+# Bytes kept from the end of the stream to find the marker even when split across reads:
+# room for the token, the exit code and a quoted PATH_MAX-long working directory.
+_WINDOW = 20_000
 # Characters bash's $'...' quoting can carry unescaped.
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-./,:=+@%")
 
@@ -48,6 +55,9 @@ class SessionResult:
     timed_out: bool = False
     shell_exited: bool = False
     """The shell itself ended (`exit`, `exec`, a crash): the next command gets a new one."""
+    restarted_for: tuple[Path, ...] = ()
+    """Host sockets that appeared since the previous command: the shell was restarted in
+    a sandbox covering them before this command ran (its output starts with a note)."""
 
 
 def quote(command: str) -> str:
@@ -68,6 +78,8 @@ class BashSession:
         self.output_cap_bytes = output_cap_bytes
         self._live: SandboxProcess | None = None
         self._token = ""
+        self._cwd: Path | None = None
+        """The shell's working directory after its last command, when known."""
 
     @property
     def running(self) -> bool:
@@ -78,15 +90,24 @@ class BashSession:
         """Run `command` in the session; a new session is started if none is alive."""
         if "\0" in command:
             raise SandboxError("the command contains a NUL byte, which bash cannot run")
+        appeared, cwd = self._renew_cover()
         proc = self._ensure()
         assert proc.stdin is not None
-        script = f"eval {quote(command)} </dev/null\nprintf '\\n{self._token} %s\\n' \"$?\"\n"
+        # The marker line: the token, the exit code, and $PWD quoted on one line.
+        script = f"eval {quote(command)} </dev/null\n"
+        script += f"builtin printf '\\n{self._token} %s %q\\n' \"$?\" \"$PWD\"\n"
+        if cwd is not None:
+            script = f"builtin cd -- {quote(str(cwd))} 2>/dev/null\n{script}"
         try:
             proc.stdin.write(script.encode())
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the shell is gone; reading below sees EOF and reports it
-        return self._collect(proc, deadline=time.monotonic() + timeout_s)
+        result = self._collect(proc, deadline=time.monotonic() + timeout_s)
+        if not appeared:
+            return result
+        note = restart_note(appeared, cwd)
+        return replace(result, output=note + result.output, restarted_for=tuple(appeared))
 
     def restart(self) -> None:
         """End the current shell (if any); the next command starts a fresh one."""
@@ -100,11 +121,29 @@ class BashSession:
 
     # ------------------------------------------------------------------ internals
 
+    def _renew_cover(self) -> tuple[list[Path], Path | None]:
+        """Restart a live shell whose sandbox misses a host socket bound since it started.
+
+        Returns the sockets that made it restart, and the directory the new shell should
+        go to (the old one's, when it is inside the worktree).
+        """
+        live = self._live
+        if live is None or live.proc.poll() is not None:
+            return [], None
+        appeared = live.uncovered_sockets()
+        if not appeared:
+            return [], None
+        cwd = self._cwd
+        self.close()
+        keep = cwd is not None and cwd != self.worktree and cwd.is_relative_to(self.worktree)
+        return appeared, cwd if keep else None
+
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._live is not None and self._live.proc.poll() is None:
             return self._live.proc
         self.close()
         self._token = f"__OPUS_DONE_{secrets.token_hex(8)}__"
+        self._cwd = None
         self._live = self.sandbox.start(
             SHELL_COMMAND, worktree=self.worktree, writable=self.writable
         )
@@ -114,7 +153,7 @@ class BashSession:
         assert proc.stdout is not None
         output = CappedOutput(self.output_cap_bytes)
         window = bytearray()
-        marker = re.compile(rb"\n" + re.escape(self._token.encode()) + rb" (\d+)\n")
+        marker = re.compile(rb"\n" + re.escape(self._token.encode()) + rb" (\d+) ([^\n]*)\n")
         fd = proc.stdout.fileno()
         os.set_blocking(fd, False)
         next_check = time.monotonic() + CHECK_EVERY_S
@@ -142,6 +181,7 @@ class BashSession:
                 found = marker.search(window)
                 if found:
                     code = int(found.group(1))
+                    self._cwd = unquoted_path(found.group(2))
                     return self._noted(SessionResult(code, _strip_marker(output, self._token)))
 
     def _exited(self, proc: subprocess.Popen[bytes], output: CappedOutput) -> SessionResult:
@@ -175,6 +215,27 @@ class BashSession:
             exit_code=result.exit_code or 1,
             output=f"{output}{LIMIT_NOTE_PREFIX}{note}\n",
         )
+
+
+def restart_note(sockets: list[Path], cwd: Path | None) -> str:
+    """The line that starts the output of a command run in a just-restarted shell."""
+    names = ", ".join(str(path) for path in sockets)
+    where = f"in {cwd}" if cwd is not None else "in the worktree root"
+    return (
+        f"{SANDBOX_NOTE_PREFIX}the bash session was restarted before this command: a unix "
+        f"socket bound on the host since it started ({names}) was reachable from it, and "
+        f"the new sandbox covers it. Variables, functions and background processes from "
+        f"before are gone; the new shell runs {where}.\n"
+    )
+
+
+def unquoted_path(quoted: bytes) -> Path | None:
+    """The path bash's `printf %q` printed, when it used backslash quoting only (an
+    `$'...'` form, for control characters, is not worth decoding: None)."""
+    text = quoted.decode("utf-8", errors="replace")
+    if not text.startswith("/") or "\ufffd" in text:
+        return None
+    return Path(re.sub(r"\\(.)", r"\1", text))
 
 
 def _read(fd: int) -> bytes | None:

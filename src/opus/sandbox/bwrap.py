@@ -10,7 +10,6 @@ the per-path mounts by depth so a parent is always mounted before its children
 from __future__ import annotations
 
 import shutil
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from opus.sandbox.cgroups import CgroupHost
 from opus.sandbox.environment import SANDBOX_TMPDIR
 from opus.sandbox.limits import Limits, rlimit_argv
 from opus.sandbox.owner import guarded_shell_argv, owner_fd
-from opus.sandbox.process import ShellRunner, shell
+from opus.sandbox.process import CommandLine, ShellRunner, shell
+from opus.sandbox.sockets import SocketCover
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
 # agent tools. Directories get an empty tmpfs over them, files get /dev/null.
@@ -102,54 +102,6 @@ def git_dirs(worktree: Path) -> list[Path]:
     if commondir_file.is_file():
         common = (gitdir / commondir_file.read_text().strip()).resolve()
     return [dot_git, common] if common.is_dir() else [dot_git]
-
-
-PROC_NET_UNIX = Path("/proc/net/unix")
-# Inside the sandbox these are empty tmpfs: a host socket there is out of reach already.
-PRIVATE_DIRS: tuple[Path, ...] = (Path(SANDBOX_TMPDIR), Path("/run"))
-
-
-def socket_paths(proc_net_unix: str) -> list[Path]:
-    """The filesystem paths of the unix sockets in a /proc/net/unix text (no abstract ones)."""
-    found: dict[Path, None] = {}
-    for line in proc_net_unix.splitlines()[1:]:
-        fields = line.split(maxsplit=7)
-        if len(fields) == 8 and fields[7].startswith("/"):
-            found[Path(fields[7])] = None
-    return list(found)
-
-
-def reachable_sockets(paths: list[Path], worktree: Path) -> list[Path]:
-    """Which of `paths` a sandboxed command could connect to, were they not masked.
-
-    Unix sockets ignore read-only mounts, so every live socket that stays visible
-    (outside the private /tmp and /run, or inside the bound worktree) must be covered.
-    """
-    visible = []
-    for listed in paths:
-        try:
-            # /var/run/x.sock is /run/x.sock: decide (and mount) on the real place.
-            path = listed.parent.resolve() / listed.name
-        except OSError:
-            continue
-        private = any(path.is_relative_to(d) for d in PRIVATE_DIRS)
-        if private and not path.is_relative_to(worktree):
-            continue
-        try:
-            if stat.S_ISSOCK(path.lstat().st_mode):
-                visible.append(path)
-        except OSError:
-            continue  # gone, or in a place opus cannot see either
-    return visible
-
-
-def host_sockets(worktree: Path) -> list[Path]:
-    """The sockets bound in opus's network namespace that a command would otherwise reach."""
-    try:
-        text = PROC_NET_UNIX.read_text(errors="replace")
-    except OSError:
-        return []
-    return reachable_sockets(socket_paths(text), worktree)
 
 
 def _resolv_conf_target() -> Path | None:
@@ -270,12 +222,22 @@ class BwrapSandbox(ShellRunner):
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
 
     def argv(
-        self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None,
+        self,
+        command: str,
+        *,
+        worktree: Path,
+        writable: bool,
+        owner_fd: int | None = None,
         has_cgroup: bool = False,
+        cover: SocketCover | None = None,
     ) -> list[str]:
         """The bwrap command line for `command` in `worktree` (read-only unless `writable`).
 
-        The process rlimit counts in bwrap's own user namespace, cgroup or not."""
+        The process rlimit counts in bwrap's own user namespace, cgroup or not. `cover`
+        names the host sockets to cover; by default, those live right now.
+        """
+        if cover is None:
+            cover = SocketCover.now(worktree, shared_network=self.network)
         return bwrap_argv(
             self.bwrap,
             command,
@@ -286,13 +248,16 @@ class BwrapSandbox(ShellRunner):
             state_dir=self.state_dir,
             limits=self.limits,
             prlimit=self.prlimit,
-            sockets=host_sockets(worktree),
+            sockets=cover.paths,
             owner_fd=owner_fd,
         )
 
     def command_argv(
         self, command: str, *, worktree: Path, writable: bool, has_cgroup: bool = False
-    ) -> tuple[list[str], tuple[int, ...]]:
-        """`argv` with the owner pipe: the command does not start if opus died meanwhile."""
+    ) -> CommandLine:
+        """`argv` with the owner pipe (the command does not start if opus died meanwhile)
+        and the socket cover it was made with, made fresh for this command."""
         fd = owner_fd()
-        return self.argv(command, worktree=worktree, writable=writable, owner_fd=fd), (fd,)
+        cover = SocketCover.now(worktree, shared_network=self.network)
+        argv = self.argv(command, worktree=worktree, writable=writable, owner_fd=fd, cover=cover)
+        return CommandLine(argv, (fd,), cover)

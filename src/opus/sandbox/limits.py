@@ -28,9 +28,11 @@ from opus.seams import CommandResult
 
 MIB = 1024 * 1024
 CPU_KILL_GRACE_S = 5
-LIMIT_NOTE_PREFIX = "[opus sandbox] command stopped: "
-"""How the last output line naming a limit starts (`with_limit_note`)."""
 """Seconds between SIGXCPU (soft CPU limit) and SIGKILL (hard limit)."""
+SANDBOX_NOTE_PREFIX = "[opus sandbox] "
+"""How a line opus adds to a command's output starts."""
+LIMIT_NOTE_PREFIX = f"{SANDBOX_NOTE_PREFIX}command stopped: "
+"""How the last output line naming a limit starts (`with_limit_note`)."""
 
 
 @dataclass(frozen=True)

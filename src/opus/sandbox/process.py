@@ -37,6 +37,7 @@ from opus.sandbox.limits import (
     with_limit_note,
 )
 from opus.sandbox.nproc import Counting, counting, own_namespace_argv, user_processes
+from opus.sandbox.sockets import SocketCover
 from opus.seams import CommandResult
 
 TERM_GRACE_S = 2.0
@@ -152,10 +153,10 @@ class ShellRunner:
 
     def command_argv(
         self, command: str, *, worktree: Path, writable: bool, has_cgroup: bool = False
-    ) -> tuple[list[str], tuple[int, ...]]:
-        """`argv` and the file descriptors the command must inherit."""
+    ) -> CommandLine:
+        """`argv`, and what else starting it needs (no isolation: no socket cover)."""
         argv = self.argv(command, worktree=worktree, writable=writable, has_cgroup=has_cgroup)
-        return argv, ()
+        return CommandLine(argv)
 
     def run(
         self,
@@ -173,18 +174,18 @@ class ShellRunner:
         worktree = worktree.resolve()
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
-        argv, fds = self.command_argv(
+        line = self.command_argv(
             command, worktree=worktree, writable=writable, has_cgroup=group is not None
         )
         disk = self._disk_check(worktree, writable)
         try:
             result = run_in_group(
-                [*prefix, *argv],
+                [*prefix, *line.argv],
                 cwd=worktree,
                 env=self.env,
                 timeout_s=timeout_s,
                 cap_bytes=self.output_cap_bytes,
-                pass_fds=fds,
+                pass_fds=line.pass_fds,
                 watch=disk.during if disk is not None else None,
             )
             counters = group.counters() if group is not None else None
@@ -203,10 +204,12 @@ class ShellRunner:
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
         try:
-            argv, fds = self.command_argv(
+            line = self.command_argv(
                 command, worktree=worktree, writable=writable, has_cgroup=group is not None
             )
-            proc = start_in_group([*prefix, *argv], cwd=worktree, env=self.env, pass_fds=fds)
+            proc = start_in_group(
+                [*prefix, *line.argv], cwd=worktree, env=self.env, pass_fds=line.pass_fds
+            )
         except BaseException:
             if group is not None:
                 group.remove()
@@ -217,6 +220,7 @@ class ShellRunner:
             limits=self.limits,
             cgroup=group,
             disk=self._disk_check(worktree, writable),
+            cover=line.cover,
         )
 
     def _cgroup(self) -> CommandCgroup | None:
@@ -244,6 +248,16 @@ class ShellRunner:
             return result
         # A limit hit is a command error, even when the shell's last command succeeded.
         return with_limit_note(replace(result, exit_code=result.exit_code or 1), note)
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """How to start one command: its argv, the file descriptors it must inherit, and
+    the host sockets its sandbox covers (None: no filesystem isolation to cover with)."""
+
+    argv: list[str]
+    pass_fds: tuple[int, ...] = ()
+    cover: SocketCover | None = None
 
 
 @dataclass
@@ -288,6 +302,8 @@ class LiveProcess:
     limits: Limits | None = None
     cgroup: CommandCgroup | None = None
     disk: DiskCheck | None = None
+    cover: SocketCover | None = None
+    """The host sockets the sandbox was started with covered."""
     _counted: CgroupCounters = field(default_factory=CgroupCounters)
 
     def stop(self) -> None:
@@ -300,6 +316,11 @@ class LiveProcess:
     def over_limit(self) -> str | None:
         """The worktree's size cap, when the running command took the worktree past it."""
         return self.disk.during() if self.disk is not None else None
+
+    def uncovered_sockets(self) -> list[Path]:
+        """Host unix sockets reachable from inside that its cover misses (bound since it
+        started); empty without a sandbox. One read of /proc/net/unix when none is new."""
+        return self.cover.missing(self.proc.pid) if self.cover is not None else []
 
     def limit_hit(self, exit_code: int, output: str) -> str | None:
         """The limit the command that just ended in this process ran into, or None.
