@@ -97,6 +97,11 @@ class SandboxProcess(Protocol):
         Empty without a filesystem sandbox. Cheap: ask before each command."""
         ...
 
+    def cover_vanished(self, output: str) -> bool:
+        """True when it ended before running anything, with `output`, because a host
+        socket its sandbox was to cover vanished while it was set up: start it again."""
+        ...
+
     def limit_hit(self, exit_code: int, output: str) -> str | None:
         """The resource limit the command that just ended in it ran into (one line naming
         the `sandbox.max_*` key and the fix), or None."""

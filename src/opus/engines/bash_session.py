@@ -35,7 +35,7 @@ from pathlib import Path
 from opus.errors import SandboxError
 from opus.sandbox.disk import CHECK_EVERY_S
 from opus.sandbox.limits import LIMIT_NOTE_PREFIX, SANDBOX_NOTE_PREFIX
-from opus.sandbox.process import READ_CHUNK, TIMEOUT_EXIT_CODE, CappedOutput
+from opus.sandbox.process import READ_CHUNK, START_ATTEMPTS, TIMEOUT_EXIT_CODE, CappedOutput
 from opus.seams import Sandbox, SandboxProcess
 
 SHELL_COMMAND = "exec bash --noprofile --norc"
@@ -90,20 +90,17 @@ class BashSession:
         """Run `command` in the session; a new session is started if none is alive."""
         if "\0" in command:
             raise SandboxError("the command contains a NUL byte, which bash cannot run")
+        deadline = time.monotonic() + timeout_s
         appeared, cwd = self._renew_cover()
-        proc = self._ensure()
-        assert proc.stdin is not None
-        # The marker line: the token, the exit code, and $PWD quoted on one line.
-        script = f"eval {quote(command)} </dev/null\n"
-        script += f"builtin printf '\\n{self._token} %s %q\\n' \"$?\" \"$PWD\"\n"
-        if cwd is not None:
-            script = f"builtin cd -- {quote(str(cwd))} 2>/dev/null\n{script}"
-        try:
-            proc.stdin.write(script.encode())
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the shell is gone; reading below sees EOF and reports it
-        result = self._collect(proc, deadline=time.monotonic() + timeout_s)
+        for _ in range(START_ATTEMPTS):
+            fresh = not self.running
+            proc = self._ensure()
+            live = self._live
+            result = self._send(proc, command, cwd, deadline)
+            # A new shell whose sandbox stopped in its setup (a socket to cover vanished
+            # meanwhile) never ran the command: start it again.
+            if not (fresh and result.shell_exited and live and live.cover_vanished(result.output)):
+                break
         if not appeared:
             return result
         note = restart_note(appeared, cwd)
@@ -120,6 +117,24 @@ class BashSession:
             live.stop()
 
     # ------------------------------------------------------------------ internals
+
+    def _send(
+        self, proc: subprocess.Popen[bytes], command: str, cwd: Path | None, deadline: float
+    ) -> SessionResult:
+        """Write `command` (after a `cd` to `cwd`, if given) and the marker line to the
+        shell, and read its result."""
+        assert proc.stdin is not None
+        # The marker line: the token, the exit code, and $PWD quoted on one line.
+        script = f"eval {quote(command)} </dev/null\n"
+        script += f"builtin printf '\\n{self._token} %s %q\\n' \"$?\" \"$PWD\"\n"
+        if cwd is not None:
+            script = f"builtin cd -- {quote(str(cwd))} 2>/dev/null\n{script}"
+        try:
+            proc.stdin.write(script.encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the shell is gone; reading below sees EOF and reports it
+        return self._collect(proc, deadline=deadline)
 
     def _renew_cover(self) -> tuple[list[Path], Path | None]:
         """Restart a live shell whose sandbox misses a host socket bound since it started.

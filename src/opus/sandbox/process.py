@@ -48,6 +48,9 @@ READ_CHUNK = 65536
 TIMEOUT_EXIT_CODE = 124
 """The exit code reported for a timed-out command (as coreutils `timeout` does)."""
 SHELL_CANDIDATES = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
+START_ATTEMPTS = 3
+"""How often a command is started when a host socket its sandbox was to cover vanished
+before the sandbox was set up (the command never ran; a fresh cover goes without it)."""
 
 
 _live: set[int] = set()
@@ -174,20 +177,23 @@ class ShellRunner:
         worktree = worktree.resolve()
         group = self._cgroup()
         prefix = group.enter_argv() if group is not None else []
-        line = self.command_argv(
-            command, worktree=worktree, writable=writable, has_cgroup=group is not None
-        )
         disk = self._disk_check(worktree, writable)
         try:
-            result = run_in_group(
-                [*prefix, *line.argv],
-                cwd=worktree,
-                env=self.env,
-                timeout_s=timeout_s,
-                cap_bytes=self.output_cap_bytes,
-                pass_fds=line.pass_fds,
-                watch=disk.during if disk is not None else None,
-            )
+            for _ in range(START_ATTEMPTS):
+                line = self.command_argv(
+                    command, worktree=worktree, writable=writable, has_cgroup=group is not None
+                )
+                result = run_in_group(
+                    [*prefix, *line.argv],
+                    cwd=worktree,
+                    env=self.env,
+                    timeout_s=timeout_s,
+                    cap_bytes=self.output_cap_bytes,
+                    pass_fds=line.pass_fds,
+                    watch=disk.during if disk is not None else None,
+                )
+                if line.cover is None or not line.cover.vanished(result.output):
+                    break
             counters = group.counters() if group is not None else None
         finally:
             if group is not None:
@@ -321,6 +327,11 @@ class LiveProcess:
         """Host unix sockets reachable from inside that its cover misses (bound since it
         started); empty without a sandbox. One read of /proc/net/unix when none is new."""
         return self.cover.missing(self.proc.pid) if self.cover is not None else []
+
+    def cover_vanished(self, output: str) -> bool:
+        """The process never ran its command: `output` is bwrap stopping because a socket
+        it was to cover vanished meanwhile (starting again is safe)."""
+        return self.cover is not None and self.cover.vanished(output)
 
     def limit_hit(self, exit_code: int, output: str) -> str | None:
         """The limit the command that just ended in this process ran into, or None.

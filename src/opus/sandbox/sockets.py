@@ -176,6 +176,14 @@ class SocketCover:
         paths = reachable_sockets(RELATIVE_NAMES.locate(table, table), worktree)
         return cls(worktree, paths, shared_network, table)
 
+    def vanished(self, output: str) -> bool:
+        """True when `output` is bwrap stopping before the command ran because one of
+        these sockets (or its directory) was removed between the scan and its mounts
+        ("Can't create file at …", "Can't mkdir parents for …"): starting again, with a
+        fresh cover, is safe."""
+        first = output.split("\n", 1)[0]
+        return first.startswith("bwrap: ") and any(str(path) in first for path in self.paths)
+
     def missing(self, sandbox_pid: int) -> list[Path]:
         """Host sockets reachable from the sandbox whose process is `sandbox_pid` that
         this cover misses: bound, or bound anew at a covered path, since it was made.
