@@ -34,8 +34,8 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER refuse BEFORE INSERT ON stage_runs
-  FOR EACH ROW EXECUTE FUNCTION refuse_checkpoint();
+CREATE TRIGGER refuse BEFORE INSERT ON {table}
+  FOR EACH ROW {when} EXECUTE FUNCTION refuse_checkpoint();
 """
 
 
@@ -45,13 +45,17 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def _refuse_checkpoints(url: str, times: int) -> None:
-    """From now on the server aborts the first `times` stage-run inserts (40001)."""
+def _refuse_checkpoints(
+    url: str, times: int, *, table: str = "stage_runs", when: str = ""
+) -> None:
+    """From now on the server aborts the first `times` inserts into `table` (with
+    `when`: those it matches) as serialization failures (40001)."""
     import psycopg
 
     schema = url.split("search_path%3D")[1].split("%20", maxsplit=1)[0]
+    sql = REFUSE.replace("{times}", str(times)).replace("{table}", table)
     with psycopg.connect(PG_CONNINFO, options=f"-csearch_path={schema}", autocommit=True) as conn:
-        conn.execute(REFUSE.replace("{times}", str(times)).encode())
+        conn.execute(sql.replace("{when}", when).encode())
 
 
 def _planner_runs(engine: ScriptedEngine) -> int:
@@ -113,3 +117,24 @@ def test_a_conflict_a_retry_got_past_counts_for_nothing(
     assert job is not None and job.state is not JobState.QUEUED
     assert [run.stage for run in store.stage_runs(job.id) if run.ok][:1] == [Stage.PLAN]
     assert _planner_runs(engine) == 1
+
+
+def test_a_conflict_in_the_loops_own_turn_counts_too(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = ScriptedEngine.demo()
+    runtime, notifier = one_note_runtime(tmp_path, engine, breaker_failures=1, database_url=pg_url)
+    # The loop records each claim as an event right after making it.
+    _refuse_checkpoints(pg_url, times=1_000_000, table="events", when="WHEN (NEW.kind = 'claimed')")
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(runtime, once=True, environ={})
+
+    assert daemon.run() == 1
+
+    key = database_key(pg_url)
+    assert daemon.breaker.state(key) == "open"
+    assert notifier.kinds().count("breaker") == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(m.startswith("the registry database (postgresql 127.0.0.1:5432/test) keeps "
+                            "aborting opus's transactions: ") for m in errors), errors
+    assert _planner_runs(engine) == 0, "no job started behind the failed turn"
