@@ -179,7 +179,7 @@ def _status(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     if args.url:
         return _top_remote(args)
-    from opus.board.lanes import board_snapshot
+    from opus.board.lanes import board_snapshot, latest
     from opus.clock import SystemClock
     from opus.status import View
 
@@ -187,8 +187,8 @@ def _top(args: argparse.Namespace) -> int:
     reader = _reader(args, settings)
     view = View(vault_root=settings.vault_path, base_dir=settings.base_dir)
 
-    def source() -> Board:
-        return board_snapshot(reader, settings, SystemClock().now())
+    def source(ended: int) -> Board:
+        return board_snapshot(reader, settings, SystemClock().now(), windows=latest(ended))
 
     return _board(args, source, lambda: _operator(args), view, _edit)
 
@@ -210,14 +210,15 @@ def _top_remote(args: argparse.Namespace) -> int:
 
 
 def _board(
-    args: argparse.Namespace, source: Callable[[], Board], actions: Callable[[], Actions],
+    args: argparse.Namespace, source: Callable[[int], Board], actions: Callable[[], Actions],
     view: View, edit: Callable[[str], str] | None,
 ) -> int:
     """The live board on a terminal, else (or with --once) the board printed once."""
     if args.once or not (sys.stdout.isatty() and sys.stdin.isatty()):
+        from opus.board.lanes import ENDED_SHOWN
         from opus.board.text import render_board
 
-        print(render_board(source(), view))
+        print(render_board(source(ENDED_SHOWN), view))
         return 0
     from opus.board.top import TopApp
 
@@ -448,7 +449,8 @@ _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handl
     ("run", "run the daemon (or --once)", _args_run, _run),
     ("status", "daemons, pause, breakers, spend; jobs and why they wait; unusable notes",
      _args_status, _status),
-    ("top", "the live board: jobs in lanes; r retry, c cancel, p pause, a answer, q quit",
+    ("top", "the live board: jobs in lanes; r retry, c cancel, p pause, a answer, m more, "
+            "q quit",
      _args_top, _top),
     ("scan", "what opus would do with every note (dry run: writes nothing)", _args_json, _scan),
     ("logs", "a job's log", _args_logs, _logs),

@@ -270,6 +270,17 @@ class JobReader(Protocol):
 
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]: ...
 
+    def latest_jobs(
+        self, states: Iterable[JobState], *, limit: int, offset: int = 0
+    ) -> Sequence[Job]:
+        """The jobs in `states` that changed last, latest first: `limit` of them after
+        skipping `offset` (a page of the board's Done or Failed lane)."""
+        ...
+
+    def count_jobs(self, states: Iterable[JobState]) -> int:
+        """How many jobs are in `states`."""
+        ...
+
     def get_flag(self, name: str) -> str | None: ...
 
     def daemons(self) -> Sequence[DaemonRecord]:
@@ -326,6 +337,12 @@ class JobStore(Protocol):
         ...
 
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]: ...
+
+    def latest_jobs(
+        self, states: Iterable[JobState], *, limit: int, offset: int = 0
+    ) -> Sequence[Job]: ...
+
+    def count_jobs(self, states: Iterable[JobState]) -> int: ...
 
     def record_stage(self, run: StageRun) -> None: ...
 

@@ -117,3 +117,25 @@ def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
         yield Fleet(url, store, clock, settings, populate(store, clock))
     finally:
         store.close()
+
+
+def finish_many(store: Registry, clock: FakeClock, *, done: int, failed: int) -> None:
+    """`done` more jobs merged and `failed` more failed or cancelled (every third), one a
+    second, as a long-running fleet leaves them."""
+    for number in range(done + failed):
+        job = store.enqueue(make_fr(f"FR-{1000 + number}"), REPO)
+        store.transition(job.id, JobState.RUNNING)
+        clock.advance(1)
+        if number < done:
+            store.transition(job.id, JobState.AWAITING_REVIEW)
+            store.transition(job.id, JobState.DONE)
+        else:
+            ended = JobState.CANCELLED if number % 3 == 0 else JobState.FAILED
+            store.transition(job.id, ended, error="tests failed")
+
+
+@pytest.fixture
+def long_fleet(fleet: Fleet) -> Fleet:
+    """The fleet after 24 more merges and 13 more failures (25 Done, 15 Failed in all)."""
+    finish_many(fleet.store, fleet.clock, done=24, failed=13)
+    return fleet

@@ -8,12 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from opus.board.lanes import LANE_FOR_STATE, Lane, board_snapshot, lane_of
+from opus.board.lanes import (
+    ENDED_SHOWN,
+    LANE_FOR_STATE,
+    WINDOW_MAX,
+    Lane,
+    Window,
+    board_from,
+    board_snapshot,
+    lane_of,
+)
 from opus.control import set_paused
 from opus.delivery.reactions import Reaction, with_reaction
 from opus.domain import JobState, Stage, StageRun
 from opus.registry import open_store
 from opus.registry.reader import open_reader
+from opus.status import status_report
 from opus.testing.clock import FakeClock
 from tests.board.conftest import REPO, Fleet, beat, project_settings
 from tests.registry.factory import make_fr
@@ -139,3 +149,40 @@ def test_an_approved_and_green_pr_is_ready_until_that_stops_holding(tmp_path: Pa
     gone = with_reaction(job.spec, Reaction("ready", "cleared", "def456", "new head"))
     assert lane_of(store.update(job.id, spec=gone)) == (Lane.IN_REVIEW, None)
     store.close()
+
+
+def _all_cards(fleet: Fleet, lane: Lane) -> list[str]:
+    """Every card of `lane`, in the lane's order, from a status report over every job."""
+    now = fleet.clock.now()
+    jobs = fleet.store.jobs()
+    board = board_from(status_report(fleet.store, fleet.settings, now, jobs=jobs), jobs, now)
+    return [card.fr for card in board.lane(lane).cards]
+
+
+def test_an_ended_lane_holds_its_latest_ten_and_its_count_and_pages_reach_every_card(
+    long_fleet: Fleet,
+) -> None:
+    fleet, now = long_fleet, long_fleet.clock.now()
+    for reader in (open_reader(fleet.url), fleet.store):
+        board = board_snapshot(reader, fleet.settings, now)
+        for lane, total in ((Lane.DONE, 25), (Lane.FAILED, 15)):
+            view = board.lane(lane)
+            everything = _all_cards(fleet, lane)
+            assert (view.total, view.offset, view.older, len(everything)) == (
+                total, 0, total - ENDED_SHOWN, total)
+            assert [card.fr for card in view.cards] == everything[:ENDED_SHOWN]
+            paged: list[str] = []
+            for offset in range(0, total, 7):  # pages of 7, as far as they go
+                window = {lane: Window(offset=offset, limit=7)}
+                page = board_snapshot(reader, fleet.settings, now, windows=window).lane(lane)
+                assert (page.total, page.offset) == (total, offset)
+                paged += [card.fr for card in page.cards]
+            assert paged == everything
+        assert board.lane(Lane.QUEUED).total == len(board.lane(Lane.QUEUED).cards) == 2
+        assert json.loads(json.dumps(board.as_dict()))["lanes"][5]["total"] == 25
+
+
+def test_a_window_out_of_bounds_is_refused_with_its_range() -> None:
+    for offset, limit in ((0, 0), (-1, 10), (0, WINDOW_MAX + 1)):
+        with pytest.raises(ValueError, match=f"1 to {WINDOW_MAX} cards"):
+            Window(offset=offset, limit=limit)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from textual.pilot import Pilot
 
-from opus.board.lanes import board_snapshot
+from opus.board.lanes import ENDED_SHOWN, Lane, board_snapshot, latest
 from opus.board.remote import RemoteBoard
 from opus.board.text import render_board
 from opus.board.top import TopApp
@@ -139,3 +139,14 @@ def test_a_decides_a_plan_through_the_api_and_a_bad_decision_is_refused(
     assert decided.state is JobState.QUEUED
     assert decided.spec["plan_review"]["decision"] == "changes"
     assert decided.spec["plan_review"]["comments"] == "Use a cache."
+
+
+def test_the_remote_board_reads_as_many_ended_cards_as_asked(
+    long_fleet: Fleet, served: DashboardServer
+) -> None:
+    now = long_fleet.clock.now()
+    for ended in (ENDED_SHOWN, 20):
+        local = board_snapshot(long_fleet.store, long_fleet.settings, now, windows=latest(ended))
+        remote = RemoteBoard(served.url, None).board(ended)
+        assert remote.lanes == local.lanes
+        assert (remote.lane(Lane.DONE).total, len(remote.lane(Lane.DONE).cards)) == (25, ended)

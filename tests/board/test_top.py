@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 
 from opus.actions import Operator
-from opus.board.lanes import Board, Lane, board_snapshot
+from opus.board.lanes import Board, Lane, board_snapshot, latest
 from opus.board.top import Editor, TopApp
 from opus.control import is_paused
 from opus.domain import JobState
@@ -33,8 +33,8 @@ def drive(
     """Run the board headless on the fleet's registry and play `scenario` on it."""
     reader = open_reader(fleet.url)
 
-    def source() -> Board:
-        return board_snapshot(reader, fleet.settings, fleet.clock.now())
+    def source(ended: int) -> Board:
+        return board_snapshot(reader, fleet.settings, fleet.clock.now(), windows=latest(ended))
 
     operator = Operator(fleet.settings)
     try:
@@ -173,7 +173,8 @@ def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path
     settings = project_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none?"
                                           "connect_timeout=2")
     reader = open_reader(settings.database_url)
-    app = TopApp(lambda: board_snapshot(reader, settings, FakeClock().now()), Operator(settings))
+    app = TopApp(lambda _ended: board_snapshot(reader, settings, FakeClock().now()),
+                 Operator(settings))
 
     async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
         await until(pilot, lambda: "cannot read the registry" in message(app),
@@ -185,3 +186,26 @@ def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path
         await pilot.press("q")
 
     assert play(app, scenario).return_value == 0
+
+
+def _lines(app: TopApp) -> list[str]:
+    cards = app.query_one("#cards", OptionList)
+    return [str(option.prompt) for option in cards.options]
+
+
+def test_m_shows_more_of_the_done_and_failed_lanes(long_fleet: Fleet) -> None:
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        await until(pilot, lambda: app.board is not None, "the board drawn")
+        assert app.board is not None
+        assert len(app.board.lane(Lane.DONE).cards) == 10
+        assert "Done (25)" in _lines(app)
+        assert "  … and 15 more (m shows 50 more)" in _lines(app)  # Done
+        assert "  … and 5 more (m shows 50 more)" in _lines(app)  # Failed
+        await pilot.press("m")
+        await until(pilot, lambda: app.board is not None
+                    and len(app.board.lane(Lane.DONE).cards) == 25, "every Done card shown")
+        assert not [line for line in _lines(app) if "more (" in line]
+        assert message(app) == "showing the latest 60 done and failed jobs"
+        assert len(app.board.lane(Lane.FAILED).cards) == 15
+
+    drive(long_fleet, scenario)

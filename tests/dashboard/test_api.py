@@ -14,6 +14,7 @@ from opus.clock import SystemClock
 from opus.control import is_paused
 from opus.dashboard.jobview import LOG_TAIL_LINES
 from opus.domain import JobState
+from tests.board.conftest import finish_many
 from tests.conftest import make_repo, run_git
 from tests.dashboard.helpers import SECRET, TOKEN, XSS, Project, make_project, web_client
 from tests.registry.factory import PG_CONNINFO, make_fr, private_pg_url
@@ -40,6 +41,22 @@ def test_board_puts_each_job_in_its_lane(any_project: Project) -> None:
     failed = next(lane for lane in board["lanes"] if lane["lane"] == "failed")["cards"][0]
     assert failed["title"] == XSS  # JSON carries the text; pages escape it
     assert SECRET not in json.dumps(board) and "[redacted]" in failed["error"]
+
+
+def test_board_windows_the_ended_lanes_with_their_totals(any_project: Project) -> None:
+    finish_many(any_project.store, any_project.clock, done=0, failed=14)  # 15 Failed
+    web = client(any_project)
+    failed = next(v for v in web.get("/api/v1/board").json()["lanes"] if v["lane"] == "failed")
+    assert (failed["total"], failed["offset"], len(failed["cards"])) == (15, 0, 10)
+    page = web.get("/api/v1/board?failed_from=10&failed_n=4").json()
+    tail = next(v for v in page["lanes"] if v["lane"] == "failed")
+    every = next(v for v in web.get("/api/v1/board?failed_n=1000").json()["lanes"]
+                 if v["lane"] == "failed")
+    assert [c["fr"] for c in tail["cards"]] == [c["fr"] for c in every["cards"]][10:14]
+    assert (tail["total"], tail["offset"]) == (15, 10)
+    bad = web.get("/api/v1/board?failed_n=1001")
+    assert bad.status_code == 400 and "failed_n=1001" in bad.json()["error"]
+    assert web.get("/api/v1/board?done_from=x").status_code == 400
 
 
 def test_job_has_rounds_plan_test_review_events_and_log(any_project: Project) -> None:

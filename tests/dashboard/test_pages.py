@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from opus.dashboard.jobview import LOG_TAIL_LINES
+from tests.board.conftest import finish_many
 from tests.dashboard.helpers import SECRET, XSS, Project, web_client
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -99,3 +100,34 @@ def test_a_loopback_board_answers_only_to_loopback_names(project: Project) -> No
         assert web_client(ctx).get("/", headers={"host": host}).status_code == 200, host
     rebound = web_client(ctx).get("/api/v1/board", headers={"host": "evil.example:7900"})
     assert rebound.status_code == 400 and "loopback" in rebound.text
+
+
+def _frs(html: str, lane: str) -> list[str]:
+    section = html.split(f'data-lane="{lane}"', 1)[1].split("</section>", 1)[0]
+    return re.findall(r'data-fr="([^"]+)"', section)
+
+
+def test_an_ended_lane_shows_its_latest_ten_its_count_and_pages_to_every_card(
+    project: Project,
+) -> None:
+    finish_many(project.store, project.clock, done=24, failed=0)  # 25 Done in all
+    web = web_client(project.context())
+    board = web.get("/").text
+    assert '<h2>Done <span class="count">25</span></h2>' in board
+    assert len(_frs(board, "done")) == 10 and "1\N{EN DASH}10 of 25" in board
+    assert 'href="/?done_from=10"' in board and "15 more: 100 a page" in board
+    assert 'class="newer"' not in board.split('data-lane="done"')[1].split("</section>")[0]
+
+    seen, url = _frs(board, "done"), "/?done_from=10"
+    while url:
+        page = web.get(url).text
+        assert f'hx-get="/fragments/board{url[1:]}"'.replace("&", "&amp;") in page
+        seen += _frs(page, "done")
+        older = re.search(r'<a class="older" href="([^"]+)"', page)
+        url = older.group(1).replace("&amp;", "&") if older else ""
+    assert "21\N{EN DASH}25 of 25" in page and 'href="/?done_from=10"' in page  # newer
+    assert len(seen) == len(set(seen)) == 25
+    everything = web.get("/?done_n=100").text
+    assert _frs(everything, "done") == seen and 'class="pager"' not in everything
+    bad = web.get("/?done_n=0")
+    assert bad.status_code == 400 and "done_n=0" in bad.text and "1 to 1000" in bad.text

@@ -7,13 +7,15 @@ waits (a dependency, the pause, the daily budget, an open breaker) is what `opus
 says, taken from `opus.status` so the boards and the CLI never disagree.
 
 `board_snapshot` reads the registry through any `JobReader` (the driver-only
-`opus.registry.reader` on SQLite or PostgreSQL, or a `Registry`) in four queries, and
-returns frozen records whose `as_dict()` is JSON-ready.
+`opus.registry.reader` on SQLite or PostgreSQL, or a `Registry`) and returns frozen
+records whose `as_dict()` is JSON-ready. The lanes of ended jobs (Done, Failed) hold a
+window of their latest cards (`Window`: ten by default) and their `total`, so a registry
+with 10,000 finished jobs reads and draws ten of each, not all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -65,6 +67,36 @@ LANE_FOR_STATE: dict[str, Lane] = {
     "cancelled": Lane.FAILED,
 }
 """Where a job goes by its registry state (keyed by value, so a new state is one line)."""
+
+ENDED_LANES: dict[Lane, tuple[JobState, ...]] = {
+    Lane.DONE: (JobState.DONE,),
+    Lane.FAILED: (JobState.FAILED, JobState.CANCELLED),
+}
+"""The lanes of ended jobs, read a window at a time, and the states each holds."""
+ENDED_SHOWN = 10
+"""Cards of an ended lane on a board unless a window says otherwise (the latest)."""
+WINDOW_MAX = 1000
+"""The most cards of one ended lane a board reads at once."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which cards of an ended lane a board holds: `limit` of them, latest first, after
+    skipping `offset`."""
+
+    offset: int = 0
+    limit: int = ENDED_SHOWN
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or not 1 <= self.limit <= WINDOW_MAX:
+            raise ValueError(f"a lane shows 1 to {WINDOW_MAX} cards from an offset of 0 "
+                             f"or more, not {self.limit} from {self.offset}")
+
+
+def latest(limit: int) -> dict[Lane, Window]:
+    """Windows on the latest `limit` cards of every ended lane."""
+    return {lane: Window(limit=limit) for lane in ENDED_LANES}
+
 
 NeedsRule = Callable[[Job], str | None]
 """Says what a job needs from a person (shown on its card), or None."""
@@ -132,16 +164,31 @@ class Card(StatusRow):
 
 @dataclass(frozen=True)
 class LaneView:
+    """A lane's cards: all of them, or for an ended lane the window read (`offset` is
+    where it starts among the lane's `total` cards, latest first)."""
+
     lane: Lane
     cards: tuple[Card, ...]
+    total: int = -1
+    """How many cards the lane has in all (-1: exactly `cards`)."""
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.total < 0:
+            object.__setattr__(self, "total", len(self.cards))
 
     @property
     def label(self) -> str:
         return self.lane.label
 
+    @property
+    def older(self) -> int:
+        """Cards after the window (older ones)."""
+        return max(0, self.total - self.offset - len(self.cards))
+
     def as_dict(self) -> dict[str, Any]:
-        return {"lane": self.lane.value, "label": self.label,
-                "cards": [card.as_dict() for card in self.cards]}
+        return {"lane": self.lane.value, "label": self.label, "total": self.total,
+                "offset": self.offset, "cards": [card.as_dict() for card in self.cards]}
 
 
 @dataclass(frozen=True)
@@ -187,21 +234,38 @@ def _iso_times(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def board_snapshot(
-    store: JobReader, settings: Settings, now: datetime, *, host: str | None = None
+    store: JobReader, settings: Settings, now: datetime, *, host: str | None = None,
+    windows: Mapping[Lane, Window] | None = None,
 ) -> Board:
-    """The board as of `now`, read from the registry once."""
-    jobs = store.jobs()
-    return board_from(status_report(store, settings, now, host=host, jobs=jobs), jobs, now)
+    """The board as of `now`, read from the registry once: every job that has not
+    ended, and of each ended lane the window `windows` names (default: the latest ten)
+    and its count."""
+    windows = windows or {}
+    ended = {state for states in ENDED_LANES.values() for state in states}
+    jobs = list(store.jobs([state for state in JobState if state not in ended]))
+    totals: dict[Lane, tuple[int, int]] = {}
+    for lane, states in ENDED_LANES.items():
+        window = windows.get(lane, Window())
+        jobs += store.latest_jobs(states, limit=window.limit, offset=window.offset)
+        totals[lane] = (store.count_jobs(states), window.offset)
+    report = status_report(store, settings, now, host=host, jobs=jobs)
+    return board_from(report, jobs, now, totals)
 
 
-def board_from(report: StatusReport, jobs: Sequence[Job], now: datetime) -> Board:
-    """The board for a status report and the jobs it was built from (no I/O)."""
+def board_from(
+    report: StatusReport, jobs: Sequence[Job], now: datetime,
+    totals: Mapping[Lane, tuple[int, int]] | None = None,
+) -> Board:
+    """The board for a status report and the jobs it was built from (no I/O); `totals`:
+    each windowed lane's count and the window's offset."""
     by_id = {job.id: job for job in jobs}
     cards = [_card(row, by_id.get(row.job) if row.job is not None else None, now)
              for row in report.jobs]
+    totals = totals or {}
     return Board(
         at=now,
-        lanes=tuple(LaneView(lane, _ordered(lane, cards)) for lane in Lane),
+        lanes=tuple(LaneView(lane, _ordered(lane, cards), *totals.get(lane, (-1, 0)))
+                    for lane in Lane),
         paused=report.paused,
         spent_today_usd=report.spent_today_usd,
         daily_usd=report.daily_usd,

@@ -21,7 +21,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from opus.board.lanes import Board, Card, Lane, LaneView
+from opus.board.lanes import ENDED_LANES, ENDED_SHOWN, Board, Card, Lane, LaneView
 from opus.domain import DaemonRecord
 from opus.errors import NotFound, OpusError, StoreError, UsageError
 from opus.status import BreakerView, DaemonView
@@ -41,8 +41,10 @@ class RemoteBoard:
     def __repr__(self) -> str:
         return f"RemoteBoard({self.url}, token={'set' if self._token else 'none'})"
 
-    def board(self) -> Board:
-        return board_from_dict(self._call("GET", "/api/v1/board"))
+    def board(self, ended: int = ENDED_SHOWN) -> Board:
+        """The board with the latest `ended` cards of the Done and Failed lanes."""
+        query = "&".join(f"{lane.value}_n={ended}" for lane in ENDED_LANES)
+        return board_from_dict(self._call("GET", f"/api/v1/board?{query}"))
 
     def retry(self, fr: str) -> str:
         return self._act(f"/api/v1/jobs/{fr}/retry")
@@ -106,7 +108,8 @@ def board_from_dict(data: Mapping[str, Any]) -> Board:
     """The `Board` whose `as_dict()` is `data` (a daemon's `info` is not carried)."""
     return Board(
         at=datetime.fromisoformat(data["at"]),
-        lanes=tuple(LaneView(Lane(view["lane"]), tuple(_card(c) for c in view["cards"]))
+        lanes=tuple(LaneView(Lane(view["lane"]), tuple(_card(c) for c in view["cards"]),
+                             int(view.get("total", -1)), int(view.get("offset", 0)))
                     for view in data["lanes"]),
         paused=bool(data["paused"]),
         spent_today_usd=float(data["spent_today_usd"]),

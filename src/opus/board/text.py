@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opus.board.lanes import Board, Card, Lane, LaneView
+from opus.board.lanes import Board, Card, Lane
 from opus.status import View, duration
 
 COLUMNS = ("JOB", "FR", "STAGE", "ROUND", "ELAPSED", "COST", "WHY / PR", "TITLE")
-ENDED_SHOWN = 10
-"""Done and Failed cards shown per lane (the newest); `opus status` lists them all."""
 TITLE_WIDTH = 40
+ALL_OF_THEM = "`opus status` lists them all"
 
 
 def card_cells(card: Card, view: View) -> tuple[str, ...]:
@@ -44,13 +43,6 @@ def _why(card: Card, view: View) -> str:
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def shown(lane: LaneView) -> tuple[tuple[Card, ...], int]:
-    """The cards a board shows of a lane, and how many it leaves out."""
-    if lane.lane in (Lane.DONE, Lane.FAILED) and len(lane.cards) > ENDED_SHOWN:
-        return lane.cards[:ENDED_SHOWN], len(lane.cards) - ENDED_SHOWN
-    return lane.cards, 0
 
 
 def summary(board: Board) -> str:
@@ -82,21 +74,24 @@ def card_key(card: Card) -> str:
     return f"job:{card.job}" if card.job is not None else f"fr:{card.fr}"
 
 
-def board_lines(board: Board, view: View) -> tuple[Line, list[Line]]:
-    """The column heads, and every lane's title and cards, the columns aligned across lanes."""
-    lanes = [(lane, *shown(lane)) for lane in board.lanes]
-    cells = {card_key(c): card_cells(c, view) for _, cards, _ in lanes for c in cards}
+def board_lines(
+    board: Board, view: View, *, more: str = ALL_OF_THEM
+) -> tuple[Line, list[Line]]:
+    """The column heads, and every lane's title and cards, the columns aligned across
+    lanes; a lane holding only its latest cards ends with how many more it has (`more`
+    says how to see them)."""
+    cells = {card_key(c): card_cells(c, view) for lane in board.lanes for c in lane.cards}
     widths = [max(len(row[i]) for row in (COLUMNS, *cells.values())) for i in range(len(COLUMNS))]
 
     def line(row: tuple[str, ...]) -> str:
         return "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
     out: list[Line] = []
-    for lane, cards, hidden in lanes:
-        out.append(Line(f"{lane.label} ({len(lane.cards)})", lane=lane.lane))
-        out += [Line(line(cells[card_key(card)]), key=card_key(card)) for card in cards]
-        if hidden:
-            out.append(Line(f"  … and {hidden} more (`opus status` lists them all)"))
+    for lane in board.lanes:
+        out.append(Line(f"{lane.label} ({lane.total})", lane=lane.lane))
+        out += [Line(line(cells[card_key(card)]), key=card_key(card)) for card in lane.cards]
+        if lane.older:
+            out.append(Line(f"  … and {lane.older} more ({more})"))
     return Line(line(COLUMNS)), out
 
 

@@ -4,7 +4,8 @@ A Textual app (see designs/top.md for why Textual): the summary line, the column
 and one list holding every lane's title and cards. Arrow keys (or j/k) move between
 cards; lane titles are skipped. `r` retries the selected job, `c` cancels it (after a
 `y`), `p` pauses or resumes claiming, `a` opens the questions (or the plan) of a job
-that waits for a person in `$EDITOR` and answers with what is saved, `q` quits. The
+that waits for a person in `$EDITOR` and answers with what is saved, `m` shows more of
+the Done and Failed lanes (each holds its ten latest cards at first), `q` quits. The
 actions are the CLI's own (`opus.actions.Operator`), so a running daemon acts on them
 within a second.
 
@@ -25,12 +26,16 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from opus.board.lanes import Board, Card
+from opus.board.lanes import ENDED_SHOWN, WINDOW_MAX, Board, Card
 from opus.board.text import board_lines, card_key, summary
 from opus.errors import OpusError
 from opus.status import View
 
 REFRESH_S = 1.0
+MORE_STEP = 50
+"""Cards `m` adds to the Done and Failed lanes (up to `WINDOW_MAX` each)."""
+Source = Callable[[int], Board]
+"""Reads the board with the latest N cards of each ended lane."""
 Editor = Callable[[str], str]
 """Opens a text for the person to edit and returns what they saved (`$EDITOR`)."""
 
@@ -68,6 +73,7 @@ class TopApp(App[int]):
         Binding("c", "cancel", "Cancel"),
         Binding("p", "pause", "Pause/resume"),
         Binding("a", "answer", "Answer"),
+        Binding("m", "more", "More done/failed"),
         Binding("q", "quit_board", "Quit"),
         Binding("ctrl+c", "quit_board", "Quit", show=False, priority=True),
         Binding("y", "confirm", "Yes", show=False),
@@ -77,7 +83,7 @@ class TopApp(App[int]):
     ]
 
     def __init__(
-        self, source: Callable[[], Board], actions: Actions, *, view: View | None = None,
+        self, source: Source, actions: Actions, *, view: View | None = None,
         refresh_s: float = REFRESH_S, editor: Editor | None = None,
     ) -> None:
         super().__init__()
@@ -87,6 +93,8 @@ class TopApp(App[int]):
         """Where `a` lets the person write answers; None: `a` says to use `opus answer`."""
         self.view = view or View()
         self.refresh_s = refresh_s
+        self.ended = ENDED_SHOWN
+        """How many of the latest Done and Failed cards to show (`m` adds more)."""
         self.board: Board | None = None
         self.pending: Card | None = None
         """The card `c` asked about; `y` cancels it."""
@@ -118,7 +126,7 @@ class TopApp(App[int]):
         ticket = self._reads
         self._loading = True
         try:
-            board = await asyncio.to_thread(self.source)
+            board = await asyncio.to_thread(self.source, self.ended)
         except OpusError as exc:
             self.say(f"cannot read the registry: {exc}")
             return
@@ -130,7 +138,9 @@ class TopApp(App[int]):
 
     def show(self, board: Board) -> None:
         self.board = board
-        heads, lines = board_lines(board, self.view)
+        more = (f"m shows {MORE_STEP} more" if self.ended < WINDOW_MAX
+                else "`opus status` lists them all")
+        heads, lines = board_lines(board, self.view, more=more)
         self.query_one("#summary", Static).update(Text(summary(board)))
         self.query_one("#heads", Static).update(Text(heads.text, no_wrap=True))
         cards = self.query_one("#cards", OptionList)
@@ -216,6 +226,15 @@ class TopApp(App[int]):
                 return f"this terminal cannot hand over to an editor: `opus answer {card.fr}`"
 
         await self._act(answer)
+
+    async def action_more(self) -> None:
+        """Show more of the Done and Failed lanes (the next older cards)."""
+        if self.ended >= WINDOW_MAX:
+            self.say(f"showing the latest {WINDOW_MAX} of each; `opus status` lists them all")
+            return
+        self.ended = min(WINDOW_MAX, self.ended + MORE_STEP)
+        self.say(f"showing the latest {self.ended} done and failed jobs")
+        await self.reload(fresh=True)
 
     def action_quit_board(self) -> None:
         self.exit(0)

@@ -65,7 +65,8 @@ def _guarded(handler: Any) -> Any:
 
 
 async def _board(request: Request) -> Response:
-    return _json(await run_in_threadpool(data.board_dict, ctx_of(request)))
+    windows = data.windows_of(request.query_params)
+    return _json(await run_in_threadpool(data.board_dict, ctx_of(request), windows))
 
 
 async def _jobs(request: Request) -> Response:

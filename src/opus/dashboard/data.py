@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from opus.board.lanes import Board, board_snapshot
+from opus.board.lanes import ENDED_LANES, ENDED_SHOWN, Board, Lane, Window, board_snapshot
 from opus.dashboard.context import DashboardContext
 from opus.dashboard.jobview import event_row, job_detail, job_row, log_tail
 from opus.domain import Job, JobState
@@ -15,13 +18,77 @@ from opus.status import status_report
 CARD_TEXTS = ("title", "error", "reason", "pr")
 
 
-def board(ctx: DashboardContext) -> Board:
-    return board_snapshot(ctx.source, ctx.settings, ctx.now())
+WIDER = 100
+"""Cards per page of an ended lane once the person asks for more than the first ten."""
 
 
-def board_dict(ctx: DashboardContext) -> dict[str, Any]:
+def windows_of(query: Mapping[str, str]) -> dict[Lane, Window]:
+    """The windows a query asks for on the ended lanes: `done_from=OFFSET&done_n=COUNT`
+    (and `failed_…`); by default the latest ten. `ValueError` names a bad one."""
+    found: dict[Lane, Window] = {}
+    for lane in ENDED_LANES:
+        offset, count = query.get(f"{lane.value}_from"), query.get(f"{lane.value}_n")
+        try:
+            found[lane] = Window(int(offset or 0), int(count or ENDED_SHOWN))
+        except ValueError as err:
+            raise ValueError(f"{lane.value}_from={offset}, {lane.value}_n={count}: {err}. "
+                             "Both are whole numbers") from None
+    return found
+
+
+def window_query(windows: Mapping[Lane, Window], lane: Lane | None = None,
+                 window: Window | None = None) -> str:
+    """`?…` for `windows` (with `lane`'s replaced by `window`), naming only the windows
+    that are not the default; "" when none is."""
+    params: dict[str, int] = {}
+    for name, shown in {**windows, **({lane: window} if lane and window else {})}.items():
+        if shown.offset:
+            params[f"{name.value}_from"] = shown.offset
+        if shown.limit != ENDED_SHOWN:
+            params[f"{name.value}_n"] = shown.limit
+    return f"?{urlencode(params)}" if params else ""
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Links to the newer and older cards of an ended lane, and to a longer page."""
+
+    first: int
+    last: int
+    newer: str | None
+    older: str | None
+    wider: str | None
+
+
+def pagers(board: Board, windows: Mapping[Lane, Window]) -> dict[str, Pager]:
+    """The pager of each ended lane with more cards than it shows (by lane value)."""
+    found: dict[str, Pager] = {}
+    for lane in ENDED_LANES:
+        view, window = board.lane(lane), windows.get(lane, Window())
+        if not view.older and not view.offset:
+            continue
+        step = window.limit
+
+        def link(offset: int, limit: int, lane: Lane = lane) -> str:
+            return "/" + window_query(windows, lane, Window(offset, limit))
+
+        found[lane.value] = Pager(
+            first=view.offset + 1, last=view.offset + len(view.cards),
+            newer=link(max(0, view.offset - step), step) if view.offset else None,
+            older=link(view.offset + step, step) if view.older else None,
+            wider=link(view.offset, WIDER) if step < WIDER and view.older else None,
+        )
+    return found
+
+
+def board(ctx: DashboardContext, windows: Mapping[Lane, Window] | None = None) -> Board:
+    return board_snapshot(ctx.source, ctx.settings, ctx.now(), windows=windows)
+
+
+def board_dict(ctx: DashboardContext,
+               windows: Mapping[Lane, Window] | None = None) -> dict[str, Any]:
     """`/api/v1/board`: `opus.board.lanes.Board.as_dict()`, with card texts redacted."""
-    data = board(ctx).as_dict()
+    data = board(ctx, windows).as_dict()
     for lane in data["lanes"]:
         for card in lane["cards"]:
             for key in CARD_TEXTS:

@@ -58,6 +58,8 @@ def _page(handler: Page) -> Page:
             return _error(request, ctx, 409, str(err))
         except StoreError as err:
             return _error(request, ctx, 503, str(err))
+        except ValueError as err:
+            return _error(request, ctx, 400, f"bad request: {err}")
     return endpoint
 
 
@@ -69,10 +71,12 @@ def _error(request: Request, ctx: DashboardContext, status: int, message: str) -
 
 async def _board(request: Request) -> Response:
     ctx = ctx_of(request)
-    board = await run_in_threadpool(data.board, ctx)  # the records: no dict copies
+    windows = data.windows_of(request.query_params)
+    board = await run_in_threadpool(data.board, ctx, windows)  # the records: no dict copies
     fragment = request.url.path.startswith("/fragments/")
     return _html(render("_board.html" if fragment else "board.html", board=board,
-                        clean=ctx.redactor.clean, **_common(request, ctx)))
+                        clean=ctx.redactor.clean, pagers=data.pagers(board, windows),
+                        query=data.window_query(windows), **_common(request, ctx)))
 
 
 async def _job(request: Request) -> Response:

@@ -102,6 +102,22 @@ def _jobs_sql(states: Iterable[JobState] | None, placeholder: str) -> tuple[str,
     return f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", values
 
 
+def _latest_sql(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
+    where, values = _in_states(states, mark)
+    return (f"SELECT * FROM jobs WHERE {where} ORDER BY updated_at DESC, id DESC "
+            f"LIMIT {mark} OFFSET {mark}", values)
+
+
+def _count_sql(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
+    where, values = _in_states(states, mark)
+    return f"SELECT COUNT(*) AS n FROM jobs WHERE {where}", values
+
+
+def _in_states(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
+    values: list[Any] = [JobState(state).value for state in states]
+    return f"state IN ({', '.join([mark] * len(values)) or 'NULL'})", values
+
+
 class SQLiteReader:
     """Implements `JobReader` on a SQLite file, opened read-only."""
 
@@ -143,6 +159,17 @@ class SQLiteReader:
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
         sql, params = _jobs_sql(states, "?")
         return [job_from_row(_aware(dict(row))) for row in self._rows(sql, params)]
+
+    def latest_jobs(
+        self, states: Iterable[JobState], *, limit: int, offset: int = 0
+    ) -> Sequence[Job]:
+        sql, params = _latest_sql(states, "?")
+        rows = self._rows(sql, [*params, limit, offset])
+        return [job_from_row(_aware(dict(row))) for row in rows]
+
+    def count_jobs(self, states: Iterable[JobState]) -> int:
+        rows = self._rows(*_count_sql(states, "?"))
+        return int(rows[0][0]) if rows else 0
 
     def get_flag(self, name: str) -> str | None:
         rows = self._rows("SELECT value FROM flags WHERE name = ?", [name])
@@ -252,6 +279,16 @@ class PostgresReader:
     def jobs(self, states: Iterable[JobState] | None = None) -> Sequence[Job]:
         sql, params = _jobs_sql(states, "%s")
         return [job_from_row(_aware(row)) for row in self._rows(sql, params)]
+
+    def latest_jobs(
+        self, states: Iterable[JobState], *, limit: int, offset: int = 0
+    ) -> Sequence[Job]:
+        sql, params = _latest_sql(states, "%s")
+        return [job_from_row(_aware(row)) for row in self._rows(sql, [*params, limit, offset])]
+
+    def count_jobs(self, states: Iterable[JobState]) -> int:
+        rows = self._rows(*_count_sql(states, "%s"))
+        return int(rows[0]["n"]) if rows else 0
 
     def get_flag(self, name: str) -> str | None:
         rows = self._rows("SELECT value FROM flags WHERE name = %s", [name])

@@ -408,6 +408,25 @@ class Registry:
         with self._tx() as conn:
             return [records.job_from_row(row._mapping) for row in conn.execute(query)]
 
+    @retry_conflicts
+    def latest_jobs(
+        self, states: Iterable[JobState], *, limit: int, offset: int = 0
+    ) -> Sequence[Job]:
+        """The jobs in `states` that changed last, latest first (a page of a lane)."""
+        query = (select(JOBS).where(JOBS.c.state.in_([JobState(s).value for s in states]))
+                 .order_by(JOBS.c.updated_at.desc(), JOBS.c.id.desc())
+                 .limit(limit).offset(offset))
+        with self._tx() as conn:
+            return [records.job_from_row(row._mapping) for row in conn.execute(query)]
+
+    @retry_conflicts
+    def count_jobs(self, states: Iterable[JobState]) -> int:
+        """How many jobs are in `states`."""
+        query = (select(func.count()).select_from(JOBS)
+                 .where(JOBS.c.state.in_([JobState(s).value for s in states])))
+        with self._tx() as conn:
+            return int(conn.execute(query).scalar_one())
+
     # ------------------------------------------------------------------ checkpoints
 
     def record_stage(self, run: StageRun) -> None:
