@@ -138,3 +138,5 @@ def test_a_conflict_in_the_loops_own_turn_counts_too(
     assert any(m.startswith("the registry database (postgresql 127.0.0.1:5432/test) keeps "
                             "aborting opus's transactions: ") for m in errors), errors
     assert _planner_runs(engine) == 0, "no job started behind the failed turn"
+    job = runtime.ctx.store.latest_for_fr("FR-1")
+    assert job is not None and job.state is JobState.QUEUED, "handed back, not held"

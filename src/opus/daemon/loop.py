@@ -16,6 +16,7 @@ its next turn and kills the stage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -40,7 +41,7 @@ from opus.daemon.supervision import RunningSnapshot, preemption_victim, stuck_re
 from opus.daemon.watch import VaultWatcher, wake_watcher
 from opus.daemon.workers import Finished, WorkerPool, job_logger
 from opus.domain import Job, JobState
-from opus.errors import StoreConflict
+from opus.errors import StoreConflict, StoreError
 from opus.forges.local import REVIEW
 from opus.notify import (
     SEND_TIMEOUT_S,
@@ -437,7 +438,13 @@ class Daemon:
             )
             if job is None:
                 return
-            self.ctx.store.add_event(job.id, "claimed", f"claimed by {self.worker_id}")
+            try:
+                self.ctx.store.add_event(job.id, "claimed", f"claimed by {self.worker_id}")
+            except StoreError:
+                # Not started: hand it back now rather than hold it until its lease ends.
+                with contextlib.suppress(StoreError):
+                    self.ctx.store.release(job.id, self.worker_id)
+                raise
             self._claimed.add(job.id)
             self.pool.start(job)
 
