@@ -12,7 +12,13 @@ notes) and measures, with real `opus` subprocesses (`--src` picks the checkout):
   reaching the Messages-API stand-in (tests/standins/messages_api.py);
 - `opus status` wall time (the registry holding the pickup jobs);
 - `opus run --once` on one FR, total wall time ÷ the same raw git + test work done by
-  plain subprocesses (worktree, write two files, run the test twice, commit, push).
+  plain subprocesses (worktree, write two files, run the test twice, commit, push), and
+  total - raw, the seconds opus adds; once per `--test-s` (the FR's test takes its 20 ms
+  check plus that many seconds, so 3 stands for a project whose tests take seconds).
+
+With `--timeline`, every opus process marks its milestones in a trace file (`OPUS_TRACE`,
+`opus.trace`) and the bench prints, per milestone, its median seconds after the SIGKILL
+(restart) or the start (`run --once`): what runs one after the other, and what beside.
 
 Each figure is printed as min / median / max over `--repeat` runs, then the ratio
 pickup(largest) ÷ pickup(smallest). Nothing is asserted: tests prove behaviour, this
@@ -388,10 +394,12 @@ def quiet(api: MessagesAPI) -> MessagesAPI:
 
 
 class Blocker:
-    """Scripted replies that hold the model call open until released, noting arrivals."""
+    """Scripted replies that hold the model call open until released, noting arrivals
+    (monotonic, and wall-clock for the trace's timeline)."""
 
     def __init__(self) -> None:
         self.arrived: list[float] = []
+        self.arrived_wall: list[float] = []
         self.release = threading.Event()
 
     def reached(self, calls: int) -> bool:
@@ -399,6 +407,7 @@ class Blocker:
 
     def reply(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
         def play(_body: dict[str, Any]) -> dict[str, Any]:
+            self.arrived_wall.append(time.time())
             self.arrived.append(time.monotonic())
             self.release.wait(timeout=120)
             return reply(text("too late: the daemon is gone"))
@@ -406,10 +415,16 @@ class Blocker:
         return play
 
 
-def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure]) -> None:
-    """Kill the daemon while the coder waits on the model; time restart → next call."""
+def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure],
+                  timeline: dict[str, list[float]]) -> None:
+    """Kill the daemon while the coder waits on the model; time restart → next call.
+
+    Every opus process marks its milestones in a trace file (`OPUS_TRACE`); `timeline`
+    gets, per milestone, its seconds after each SIGKILL."""
     make_repo(ws.root, "repo-restart")
     config = ws.config(".opus-restart", "repo-restart")
+    trace = ws.root / "restart.trace"
+    ws.settings_env["OPUS_TRACE"] = str(trace)
     save(ws.root / "vault" / "10_features" / "03_planned" / f"{FR_ID}.md", fr_note(FR_ID))
     blocker = Blocker()
     with quiet(MessagesAPI(talk.planner())) as api, notify_socket() as notify:
@@ -419,28 +434,63 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
             wait(lambda: len(blocker.arrived) == 1, 300, daemon.proc)
             for n in range(args.repeat):
                 daemon.stop(signal.SIGKILL)
-                killed = time.monotonic()
+                killed, killed_wall = time.monotonic(), time.time()
                 blocker.release.set()
                 blocker.release = threading.Event()
                 daemon = Daemon(ws, config, notify, api)
                 wait(functools.partial(blocker.reached, n + 2), 300, daemon.proc)
                 figures["restart"].values.append(blocker.arrived[-1] - killed)
                 figures["restart_ready"].values.append(daemon.ready_s)
+                marks = first_marks(trace, killed_wall)
+                marks["(model call reaches the stand-in)"] = blocker.arrived_wall[-1]
+                for label, at in marks.items():
+                    timeline.setdefault(label, []).append(at - killed_wall)
         finally:
             daemon.stop(signal.SIGKILL)
             blocker.release.set()
+            ws.settings_env.pop("OPUS_TRACE", None)
     for note in (ws.root / "vault").rglob(f"{FR_ID}.md"):
         note.unlink()
 
 
-def raw_work(root: Path, repo: Path, n: int) -> float:
+def first_marks(trace: Path, since: float) -> dict[str, float]:
+    """Each milestone's first time at or after `since` (unix time), from a trace file
+    of `<time> <pid> <label>` lines."""
+    marks: dict[str, float] = {}
+    for line in trace.read_text().splitlines():
+        at_text, _pid, label = line.split(" ", 2)
+        at = float(at_text)
+        if at >= since and label not in marks:
+            marks[label] = at
+    return marks
+
+
+def print_timeline(title: str, timeline: dict[str, list[float]]) -> None:
+    """Milestones in the order they are reached, as the median seconds after the start."""
+    if not timeline:
+        return
+    print(f"{title} (median s, min-max, over {max(map(len, timeline.values()))} runs):")
+    for label, values in sorted(timeline.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"  {statistics.median(values):6.3f}  ({min(values):.3f}-{max(values):.3f})  "
+              f"{label}")
+
+
+def test_file(test_s: float) -> str:
+    """The FR's test: the 20 ms check of `sub`, plus `test_s` seconds of waiting, which
+    stands in for a project whose tests take that long."""
+    if test_s <= 0:
+        return talk.TEST_SUB
+    return f"{talk.TEST_SUB}\nimport time\n\ntime.sleep({test_s!r})\n"
+
+
+def raw_work(root: Path, repo: Path, n: int, test_s: float = 0.0) -> float:
     """The git and test work of one FR, done directly: what opus adds is the rest."""
     start = time.perf_counter()
     tree = root / f"raw-{n}"
     _git(repo, "worktree", "add", "-q", "-b", f"raw/{n}", str(tree), "main")
     subprocess.run(["ls"], cwd=tree, check=True, capture_output=True)
     (tree / "calc.py").write_text(talk.CALC_WITH_SUB)
-    (tree / "test_sub.py").write_text(talk.TEST_SUB)
+    (tree / "test_sub.py").write_text(test_file(test_s))
     for _ in range(2):  # the coder runs the test, then the test stage does
         subprocess.run(talk.TEST_COMMAND.split(), cwd=tree, check=True, capture_output=True)
     _git(tree, "add", "-A")
@@ -450,26 +500,35 @@ def raw_work(root: Path, repo: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
-def once_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure]) -> None:
-    """`opus run --once` on one planned FR (fresh repo and state each run) vs raw work."""
+def once_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure],
+               test_s: float, timeline: dict[str, list[float]]) -> None:
+    """`opus run --once` on one planned FR (fresh repo and state each run) vs raw work;
+    the FR's test takes `test_s` seconds more than its 20 ms check."""
     planned = ws.root / "vault" / "10_features" / "03_planned"
+    suffix = "" if test_s <= 0 else f"-{test_s:g}s"
+    coder = talk.coder({"calc.py": talk.CALC_WITH_SUB, "test_sub.py": test_file(test_s)},
+                       run=talk.TEST_COMMAND)
     for n in range(args.repeat):
-        repo_name = f"repo-once-{n}"
+        repo_name = f"repo-once{suffix}-{n}"
         make_repo(ws.root, repo_name)
-        config = ws.config(f".opus-once-{n}", repo_name)
+        config = ws.config(f".opus-once{suffix}-{n}", repo_name)
         fr_id = f"ONCE-{n}"
         save(planned / f"{fr_id}.md", fr_note(fr_id))
-        with MessagesAPI([*talk.planner(), *talk.good_coder(), *talk.approve()]) as api:
-            start = time.perf_counter()
+        trace = ws.root / f"once{suffix}-{n}.trace"
+        with MessagesAPI([*talk.planner(), *coder, *talk.approve()]) as api:
+            start, start_wall = time.perf_counter(), time.time()
             done = subprocess.run(
                 [sys.executable, "-m", "opus", "--config", str(config), "run", "--once"],
-                cwd=ws.root, env=ws.env(ANTHROPIC_BASE_URL=api.base_url),
+                cwd=ws.root, env=ws.env(ANTHROPIC_BASE_URL=api.base_url, OPUS_TRACE=str(trace)),
                 capture_output=True, text=True, timeout=900, check=False,
             )
             total = time.perf_counter() - start
             if done.returncode != 0 or api.script:
                 raise RuntimeError(f"run --once failed ({done.returncode}): {done.stderr[-3000:]}")
-        raw = raw_work(ws.root, ws.root / repo_name, n)
+        for label, at in first_marks(trace, start_wall).items():
+            timeline.setdefault(label, []).append(at - start_wall)
+        timeline.setdefault("(exited)", []).append(total)
+        raw = raw_work(ws.root, ws.root / repo_name, n, test_s)
         figures["once_total"].values.append(total)
         figures["once_raw"].values.append(raw)
         figures["once_ratio"].values.append(total / raw)
@@ -492,10 +551,16 @@ def new_figures(notes: int) -> dict[str, Figure]:
         "status": Figure(f"`opus status` wall time ({at})", "s"),
         "restart": Figure(f"SIGKILL mid-stage → restart → model call ({at})", "s"),
         "restart_ready": Figure(f"  of which restart → READY ({at})", "s"),
+    }
+
+
+def once_figures(notes: int, test_s: float) -> dict[str, Figure]:
+    at = f"{notes:,} notes, test {0.02 + test_s:g} s"
+    return {
         "once_total": Figure(f"`run --once`, one FR, total ({at})", "s"),
         "once_raw": Figure(f"  the same raw git + test work ({at})", "s"),
         "once_ratio": Figure(f"  total ÷ raw ({at})", "x"),
-        "once_overhead": Figure(f"  total - raw ({at})", "s"),
+        "once_overhead": Figure(f"  total - raw: what opus adds ({at})", "s"),
     }
 
 
@@ -511,6 +576,13 @@ def main() -> None:
                              "two, each vault size is measured with one, then the other, "
                              "so both see the same machine load (default: this checkout)")
     parser.add_argument("--skip", default="", help="phases to skip: idle,restart,once")
+    parser.add_argument("--test-s", default="0,3",
+                        help="for `run --once`: seconds the FR's test takes beyond its 20 ms "
+                             "check, comma-separated, one measurement each (default 0,3: "
+                             "the bare check, and a project whose tests take ~3 s)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print the milestones of a restart and of `run --once` "
+                             "(from OPUS_TRACE), as seconds after the kill or the start")
     parser.add_argument("--settle-s", type=float, default=None,
                         help="vault.settle_s for every opus process (default: opus's own "
                              "default); 0 measures intake without waiting for a note to "
@@ -532,11 +604,14 @@ def main() -> None:
     pickups: dict[tuple[int, int], float] = {}
     for notes in sizes:
         for index, src in enumerate(srcs, 1):
-            figures = measure(notes, src, sandbox, args, skip)
+            figures, timelines = measure(notes, src, sandbox, args, skip)
             print(f"\n[{index}] {notes:,} notes, load average at the end {_load()}")
             for figure in figures.values():
                 if figure.values:
                     print(figure.line(), flush=True)
+            if args.timeline:
+                for title, timeline in timelines.items():
+                    print_timeline(f"[{index}] {title}", timeline)
             pickups[index, notes] = figures["pickup"].median
     if len(sizes) > 1 and "idle" not in skip:
         small, large = min(sizes), max(sizes)
@@ -546,9 +621,11 @@ def main() -> None:
 
 
 def measure(notes: int, src: Path, sandbox: str, args: argparse.Namespace,
-            skip: set[str]) -> dict[str, Figure]:
-    """Every figure for one vault size and one source tree, in a fresh workspace."""
+            skip: set[str]) -> tuple[dict[str, Figure], dict[str, dict[str, list[float]]]]:
+    """Every figure for one vault size and one source tree, in a fresh workspace; and the
+    timelines (milestone → seconds after the kill or the start, per run)."""
     figures = new_figures(notes)
+    timelines: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="opus-lean-") as tmp:
         env = {} if args.settle_s is None else {"OPUS_VAULT__SETTLE_S": str(args.settle_s)}
         ws = Workspace(Path(tmp), src, sandbox, env)
@@ -560,10 +637,15 @@ def measure(notes: int, src: Path, sandbox: str, args: argparse.Namespace,
         if "idle" not in skip:
             idle_phase(ws, notes, args, figures)
         if "restart" not in skip:
-            restart_phase(ws, args, figures)
+            timeline = timelines.setdefault("restart: seconds after the SIGKILL", {})
+            restart_phase(ws, args, figures, timeline)
         if "once" not in skip:
-            once_phase(ws, args, figures)
-    return figures
+            for test_s in (float(x) for x in args.test_s.split(",")):
+                once = once_figures(notes, test_s)
+                title = f"`run --once` (test {0.02 + test_s:g} s): seconds after the start"
+                once_phase(ws, args, once, test_s, timelines.setdefault(title, {}))
+                figures.update({f"{key}@{test_s:g}": figure for key, figure in once.items()})
+    return figures, timelines
 
 
 def _load() -> str:

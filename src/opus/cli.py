@@ -152,9 +152,14 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from opus.daemon.prestart import prestart
+
+    # The fork server's imports (the engine's SDK) start before the daemon's own.
+    environ = prestart(args.config, role=args.role, once=args.once)
     from opus.daemon.launch import run_daemon
 
-    return run_daemon(args.config, role=args.role, once=args.once, verbose=args.verbose)
+    return run_daemon(args.config, role=args.role, once=args.once, verbose=args.verbose,
+                      environ=environ)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 from opus.domain import JobState
-from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
+from tests.e2e_daemon.agency import Agency
+from tests.e2e_daemon.harness import Daemons, Workspace, processes_with, wait_until
 
 
 def test_the_daemon_never_imports_the_engine_sdk(ws: Workspace, daemons: Daemons) -> None:
@@ -43,3 +47,71 @@ def test_the_daemon_never_imports_the_engine_sdk(ws: Workspace, daemons: Daemons
 def _imports(text: str) -> list[str]:
     return [line.split("|")[-1].strip() for line in text.splitlines()
             if line.startswith("import time:")]
+
+
+def test_a_restart_starts_the_fork_server_first_and_it_still_dies_with_the_daemon(
+    ws: Workspace, daemons: Daemons, agency: Agency
+) -> None:
+    trace = ws.root / "trace.log"
+    env = {"OPUS_TRACE": str(trace)}
+    gates = [threading.Event(), threading.Event()]
+    agency.hold("FR-1", "coder", gates[0])
+    ws.write_fr("FR-1")
+    first = daemons.start(ws, env=env)
+    wait_until(lambda: ("FR-1", "coder") in agency.waiting, "the coder's first call")
+    first.stop(signal.SIGKILL, timeout_s=10)
+    agency.hold("FR-1", "coder", gates[1])
+    gates[0].set()
+
+    # The restart finds FR-1 left running: its fork server starts before the daemon's
+    # imports, and the job resumes at the coder.
+    second = daemons.start(ws, env=env)
+    wait_until(lambda: agency.count("FR-1", "coder") == 2
+               and ("FR-1", "coder") in agency.waiting, "the resumed coder's call")
+    marks = _marks(trace, second.proc.pid)
+    assert marks.index("prestart") < marks.index("fork server started")
+    assert marks.index("fork server started") < marks.index("daemon imported")
+    server = wait_until(lambda: _children_of(second.proc.pid, "forkserver"), "the fork server")
+    job = _children_of(server[0], "")
+    assert job, "the job process is the fork server's child"
+
+    # SIGKILL of the daemon alone (not its group): the fork server and the job follow.
+    second.proc.kill()
+    second.proc.wait(timeout=10)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() and not _zombie(pid)
+                               for pid in [*server, *job]) or None,
+               "the fork server and the job to end", timeout_s=20)
+    gates[1].set()
+
+    daemons.start(ws)
+    ws.wait_state("FR-1", JobState.AWAITING_REVIEW, timeout_s=90)
+    assert ws.completed_stages("FR-1") == ["plan", "code", "test", "review", "deliver"]
+    assert agency.count("FR-1", "planner") == 1  # resumed at the coder, twice
+
+
+def _marks(trace: Path, pid: int) -> list[str]:
+    """The milestones process `pid` wrote to the trace, in order."""
+    lines = [line.split(" ", 2) for line in trace.read_text().splitlines()]
+    return [label for _at, who, label in lines if int(who) == pid]
+
+
+def _children_of(pid: int, token: str) -> list[int]:
+    """Live children of `pid` whose command line contains `token`."""
+    return [child for child in processes_with(token)
+            if _ppid(child) == pid and not _zombie(child)]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")

@@ -8,7 +8,7 @@ import os
 from multiprocessing import forkserver
 from typing import Any
 
-from opus.daemon.workers import start_fork_server, stop_fork_server
+from opus.daemon.forks import start_fork_server, stop_fork_server
 
 
 def _server_pid() -> int | None:

@@ -106,3 +106,39 @@ def test_the_daemon_is_ready_without_the_agent_sdk_or_apprise(tmp_path: Path) ->
     assert "opus" in modules and "watchfiles" in modules
     assert "anthropic" not in modules
     assert "apprise" not in modules
+
+
+def test_what_opus_run_does_before_the_fork_server_starts_is_light(tmp_path: Path) -> None:
+    """`prestart` runs before the daemon's imports: none of pydantic, SQLAlchemy, the SDK
+    or the daemon's own modules may come with it."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import opus.daemon.prestart"],
+        cwd=tmp_path, env=clean_env(tmp_path), capture_output=True, text=True, timeout=60,
+        check=True,
+    )
+    modules = _imported(done.stderr)
+    assert "opus.daemon.forks" in modules
+    assert not {"pydantic", "pydantic_settings", "sqlalchemy", "anthropic"} & _top_level(modules)
+    assert not {"opus.config", "opus.daemon.loop", "opus.daemon.workers"} & set(modules)
+
+
+def test_after_the_fork_servers_preload_the_engines_client_imports_nothing(
+    tmp_path: Path,
+) -> None:
+    """The preload builds a client once (placeholder key, no request), so a job process
+    forked after it makes its own without importing anything; a bad environment must not
+    break the preload."""
+    script = (
+        "import sys\n"
+        "import opus.engines.anthropic_preload\n"
+        "import anthropic\n"
+        "before = set(sys.modules)\n"
+        "anthropic.Anthropic(api_key='k', base_url='http://127.0.0.1:9', max_retries=0).close()\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    env = {k: v for k, v in clean_env(tmp_path).items() if not k.startswith("ANTHROPIC_")}
+    env["ANTHROPIC_BASE_URL"] = "not a url"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

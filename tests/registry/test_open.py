@@ -28,6 +28,23 @@ def test_sqlite_file_gets_its_directory_and_wal(tmp_path: Path) -> None:
     assert [j.fr_id for j in reopened.jobs()] == ["FR-001"]
 
 
+def test_a_job_process_opens_the_existing_registry_without_writing(tmp_path: Path) -> None:
+    """`create=False` (a job process, whose daemon made the tables) reads the registry
+    and creates nothing."""
+    db = tmp_path / "opus.db"
+    daemon = open_store(f"sqlite:///{db}")
+    daemon.enqueue(make_fr(), Path("/repo"))
+    job = open_store(f"sqlite:///{db}", create=False)
+    assert [j.fr_id for j in job.jobs()] == ["FR-001"]
+    job.close()
+    daemon.close()
+    empty = tmp_path / "empty.db"
+    with pytest.raises(StoreError):
+        open_store(f"sqlite:///{empty}", create=False).jobs()
+    with sqlite3.connect(empty) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
 def test_unreachable_postgres_says_what_to_check() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -37,6 +37,7 @@ from opus.daemon.workers import job_logger
 from opus.pipeline.context import JobControl
 from opus.sandbox.lifetime import become_subreaper, die_with_parent, kill_tree
 from opus.sandbox.process import live_groups, observe_groups
+from opus.trace import mark
 
 log = logging.getLogger("opus.job")
 
@@ -67,6 +68,7 @@ class ReportingControl(JobControl):
 
     def begin_stage(self, stage: str) -> None:
         super().begin_stage(stage)
+        mark(f"stage {stage}")
         if self.events is not None:
             self.events.send(stage=stage)
 
@@ -120,6 +122,7 @@ def _settings(header: dict[str, Any]) -> Settings:
 
 def serve(header: dict[str, Any], inbox: Connection, events_conn: Connection) -> None:
     """Run the job `header` names; never returns (the process exits)."""
+    mark("job serve")
     os.setsid()  # its own session: the daemon kills it as a group
     parent = os.getppid()
     die_with_parent(signal.SIGTERM)
@@ -141,7 +144,9 @@ def serve(header: dict[str, Any], inbox: Connection, events_conn: Connection) ->
     control = ReportingControl(job_id, log=job_logger(settings.state_dir, job_id))
     control.events = events
     threading.Thread(target=_listen, args=(inbox, control, stopper), daemon=True).start()
-    events.send(done=_run(settings, job_id, control))
+    done = _run(settings, job_id, control)
+    mark("job done")
+    events.send(done=done)
     logging.shutdown()
     # No interpreter teardown: nothing left to flush, and a slow exit delays the daemon.
     os._exit(0)
@@ -154,8 +159,13 @@ def _run(settings: Settings, job_id: int, control: JobControl) -> dict[str, Any]
     from opus.engines import engine_for
 
     # Built before the first stage begins, so its import never counts as agent idleness.
-    runtime = build_runtime(settings, engine=engine_for(settings.agents, settings.sandbox))
+    engine = engine_for(settings.agents, settings.sandbox)
+    connect_ahead = getattr(engine, "connect_ahead", None)  # an engine with a client to make
+    if connect_ahead is not None:
+        connect_ahead()
+    runtime = build_runtime(settings, engine=engine, create_tables=False)  # the daemon made them
     job = runtime.ctx.store.get(job_id)
+    mark("job runtime built")
     finished = run_guarded(job, runtime.ctx, control)
     runtime.notifier.flush()
     return finished_to_dict(finished)

@@ -51,6 +51,7 @@ from opus.notify import (
 )
 from opus.pipeline.context import PREEMPTED, JobControl
 from opus.presence import Presence, daemon_info
+from opus.trace import mark
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class Daemon:
         self._flush_notifications()  # what it owed when it died, before serving
         watchers = self._start_watchers()
         self.sd.ready(self._status_line())
+        mark("ready")
         self.runtime.notifier.start()
         if self.intake is not None and not self.once:
             self.reviews.start()
@@ -138,15 +140,16 @@ class Daemon:
                 busy = self._turn()
                 if self.once and self._once_finished():
                     blocked = self._once_blocked()
+                    mark("once: all done")
                     break
                 self._sleep(self._delay(busy))
         finally:
-            for watcher in watchers:
-                watcher.stop()
             try:
+                # Watchers still run: the final intake reads changed notes, not the vault.
                 self._shutdown()
             finally:
                 self.presence.stop()
+                self._stop_watchers(watchers)
         if self.once:
             return 1 if blocked or self._once_failed() else 0
         return 0
@@ -220,6 +223,16 @@ class Daemon:
             self.intake.wait_key = self._wait_key
         return watchers
 
+    def _stop_watchers(self, watchers: list[VaultWatcher]) -> None:
+        """Each watcher sees its stop signal within a step (`watch.STEP_MS`); all are told
+        first, then waited for together. `--once` does not wait: the process ends now,
+        and the watch threads (daemon threads) with it."""
+        for watcher in watchers:
+            watcher.stop(wait=False)
+        if not self.once:
+            for watcher in watchers:
+                watcher.stop()
+
     def _notes_changed(self, paths: set[Path]) -> None:
         if self.intake is not None:
             self.intake.notice(paths)
@@ -250,6 +263,7 @@ class Daemon:
         self.sd.ready(self._status_line())
 
     def _shutdown(self) -> None:
+        mark("stopping")
         self.sd.stopping()
         self.reviews.stop()
         running = self.pool.controls()
@@ -274,6 +288,7 @@ class Daemon:
         self.runtime.notifier.stop()
         self._flush_notifications()
         self.pool.close()
+        mark("stopped")
         log.info("opus stopped")
 
     def _flush_notifications(self) -> None:
@@ -446,7 +461,9 @@ class Daemon:
                     self.ctx.store.release(job.id, self.worker_id)
                 raise
             self._claimed.add(job.id)
+            mark(f"claimed job {job.id}")
             self.pool.start(job)
+            mark(f"job {job.id} forked")
 
     def _over_daily_budget(self) -> bool:
         now = self.ctx.clock.now()

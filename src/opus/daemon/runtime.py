@@ -27,12 +27,17 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    create_tables: bool = True,
 ) -> Runtime:
-    """Open the store, make the state dir, and choose engine, sandbox and forge by name."""
+    """Open the store, make the state dir, and choose engine, sandbox and forge by name.
+    `create_tables=False` where the registry is known to exist (a job process)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
-    store = open_store(settings.database_url, clock=clock)
+    store = open_store(settings.database_url, clock=clock, create=create_tables)
     notifier = AppriseNotifier(settings.notify.urls, settings.state_dir / "outbox", clock=clock)
     sandbox = sandbox_for(settings.sandbox, state_dir=settings.state_dir)
     ctx = PipelineContext(

@@ -93,9 +93,11 @@ class VaultWatcher:
         """Watching now: its events can be trusted to report every changed note."""
         return self._thread.is_alive() and self._stop.watching.is_set()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop watching; with `wait`, until the thread has ended (within a step)."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if wait and self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         try:

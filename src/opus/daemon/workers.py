@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Protocol
 
+from opus.daemon.forks import fork_context, stop_fork_server
 from opus.daemon.logs import JobLog
 from opus.domain import Job
 from opus.errors import EngineError, OpusError, StoreConflict
@@ -41,9 +42,6 @@ from opus.pipeline.executor import Outcome, run_job
 from opus.sandbox.lifetime import signal_all
 
 log = logging.getLogger(__name__)
-
-JOB_MODULE = "opus.daemon.jobproc"
-
 
 # Job-log lines also worth a line on stderr (the journal): progress, not every tool call.
 PROGRESS_PREFIXES = ("stage ", "delivered")
@@ -351,7 +349,7 @@ class WorkerPool:
         events_r, events_w = multiprocessing.Pipe(duplex=False)
         from opus.daemon.jobproc import serve
 
-        proc = _fork_server(settings.agents.engine).Process(
+        proc = fork_context(settings.agents.engine).Process(
             target=serve, args=(header, inbox_r, events_w), name=f"opus-job-{job.id}",
             daemon=False,
         )
@@ -372,53 +370,3 @@ class WorkerPool:
             self._finished.put(worker.finished())
         finally:
             self._on_finish()
-
-
-_server_lock = threading.Lock()
-
-
-def start_fork_server(engine: str) -> None:
-    """Start the fork server and return at once: its imports (the engine's SDK, about a
-    second) run in its own process while the daemon starts, recovers and reads the vault.
-
-    `opus run` calls it first thing, so a job resumed after a restart does not wait for
-    those imports after READY; the environment the server inherits must already be the
-    one jobs may see (no systemd variables).
-    """
-    _fork_server(engine)
-
-
-def stop_fork_server() -> None:
-    """SIGKILL the fork server (when every job has ended): it holds no state, and its
-    own interpreter teardown would keep the daemon's stderr open after the daemon exits."""
-    from multiprocessing import forkserver
-
-    server: Any = forkserver._forkserver  # the module's single instance
-    with _server_lock:
-        pid = getattr(server, "_forkserver_pid", None)
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            server._stop()  # closes its pipe, reaps it, removes its socket
-
-
-def _fork_server(engine: str) -> Any:
-    """The `multiprocessing` context whose fork server has the job modules imported.
-
-    The server is one process for the daemon's life (it ends when the daemon does);
-    each job is a fork of it, so no job pays the imports of the pipeline and its engine.
-    """
-    from multiprocessing import forkserver
-
-    from opus.engines import ENGINES
-
-    context = multiprocessing.get_context("forkserver")
-    with _server_lock:
-        preload = [JOB_MODULE, "opus.daemon.runtime"]
-        if engine in ENGINES:
-            preload.append(ENGINES[engine].split(":")[0])
-        context.set_forkserver_preload(preload)
-        forkserver.ensure_running()
-    return context

@@ -10,16 +10,11 @@ import importlib
 import threading
 
 from opus.config import AgentsConfig, SandboxConfig
+from opus.engine_names import ENGINES
 from opus.engines.models import check_models
 from opus.errors import ConfigError
 from opus.seams import AgentResult, AgentTask, Engine
 
-# name → "module:class"; each class takes (agents, sandbox_cfg).
-ENGINES: dict[str, str] = {
-    "anthropic": "opus.engines.anthropic_engine:AnthropicEngine",
-    "claude-code": "opus.engines.claude_code:ClaudeCodeEngine",
-    "command": "opus.engines.command_engine:CommandEngine",
-}
 # Engines whose module is only imported when the first stage runs: the `anthropic` SDK
 # costs ~1.2 s and ~80 MB, which a daemon that is starting (or idle) has no use for.
 LOADED_AT_FIRST_USE = frozenset({"anthropic"})

@@ -15,6 +15,7 @@ sent back as an empty assistant message (the API rejects those).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -30,6 +31,7 @@ from opus.engines.pricing import cost_usd
 from opus.engines.tools import CACHE_CONTROL, Toolbox
 from opus.errors import EngineError
 from opus.seams import AgentResult, AgentTask, Clock, StopReason
+from opus.trace import mark
 
 # A planner or reviewer that ends its turn without submitting is reminded this many
 # times; models sometimes "say" the plan in prose first and submit when asked.
@@ -65,6 +67,15 @@ class AnthropicEngine:
     def run(self, task: AgentTask) -> AgentResult:
         """Run one stage for `task` (see the module docstring)."""
         return _Run(self, task).execute()
+
+    def connect_ahead(self) -> None:
+        """Make the SDK client on a thread now (its TLS setup takes tens of milliseconds)
+        while the job readies its worktree; a failure is left to the first call."""
+        threading.Thread(target=self._try_client, name="anthropic-client", daemon=True).start()
+
+    def _try_client(self) -> None:
+        with contextlib.suppress(EngineError):
+            _ = self.client
 
     @property
     def client(self) -> anthropic.Anthropic:
@@ -311,7 +322,9 @@ class _Run:
         """One model call; None when the stage's wall time ran out during it."""
         remaining = self.deadline - self.engine.clock.monotonic()
         try:
-            return self.engine.client.messages.create(
+            client = self.engine.client
+            mark("model request")
+            return client.messages.create(
                 model=self.task.model,
                 max_tokens=self.call_max_tokens,
                 system=self.system,  # type: ignore[arg-type]

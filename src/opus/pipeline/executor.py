@@ -42,6 +42,7 @@ from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
 from opus.pipeline.worktree import Worktree, branch_name
 from opus.seams import AgentResult
+from opus.trace import mark
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,11 @@ def _prepare(job: Job, ctx: PipelineContext, control: JobControl) -> Worktree:
         _adopt_human_commits(ctx, worktree, branch, control)
     merge_moved_base(ctx.store.get(job.id), ctx, worktree, control)
     control.log(f"worktree {worktree.path} on {branch}")
+    mark("worktree ready")
     from opus.pipeline.preflight import prepare
 
     prepare(ctx.store.get(job.id), ctx, control, worktree)
+    mark("preflight done")
     return worktree
 
 

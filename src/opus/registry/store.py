@@ -70,8 +70,9 @@ QUEUED, RUNNING = JobState.QUEUED.value, JobState.RUNNING.value
 IDS_PER_QUERY = 500
 
 
-def open_store(url: str, *, clock: Clock | None = None) -> Registry:
-    """Open (and create, if needed) the registry at `url`.
+def open_store(url: str, *, clock: Clock | None = None, create: bool = True) -> Registry:
+    """Open (and create, if needed) the registry at `url`; `create=False` for a registry
+    known to exist (a job process: its daemon opened it), which skips a write transaction.
 
     `sqlite:///PATH` creates PATH's directory; `sqlite://` is a private in-memory
     database; `postgresql+psycopg://USER@HOST:PORT/DB` (or `postgresql://`) shares one
@@ -80,7 +81,8 @@ def open_store(url: str, *, clock: Clock | None = None) -> Registry:
     parsed = normalise_url(url)
     with translated(parsed):
         registry = Registry(make_engine(parsed), parsed, clock or SystemClock())
-        registry.create_tables()
+        if create:
+            registry.create_tables()
     return registry
 
 
