@@ -457,6 +457,8 @@ def first_marks(trace: Path, since: float) -> dict[str, float]:
     """Each milestone's first time at or after `since` (unix time), from a trace file
     of `<time> <pid> <label>` lines."""
     marks: dict[str, float] = {}
+    if not trace.exists():  # a checkout from before `opus.trace`
+        return marks
     for line in trace.read_text().splitlines():
         at_text, _pid, label = line.split(" ", 2)
         at = float(at_text)

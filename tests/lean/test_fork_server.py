@@ -1,11 +1,11 @@
-"""The fork server the job processes come from: stopped when idle or at exit, and started
-again by the next job (real processes)."""
+"""The fork server the job processes come from: stopped (with its resource tracker) when
+idle or at exit, and started again by the next job (real processes)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 from typing import Any
 
 from opus.daemon.forks import start_fork_server, stop_fork_server
@@ -14,6 +14,12 @@ from opus.daemon.forks import start_fork_server, stop_fork_server
 def _server_pid() -> int | None:
     server: Any = forkserver._forkserver
     pid: int | None = server._forkserver_pid
+    return pid
+
+
+def _tracker_pid() -> int | None:
+    tracker: Any = resource_tracker._resource_tracker
+    pid: int | None = tracker._pid
     return pid
 
 
@@ -28,16 +34,18 @@ def test_the_fork_server_is_stopped_and_a_later_job_starts_it_again() -> None:
     start_fork_server("command")
     try:
         assert _fork_one() == 0
-        first = _server_pid()
-        assert first is not None
+        first, tracker = _server_pid(), _tracker_pid()
+        assert first is not None and tracker is not None
         stop_fork_server()
-        assert _server_pid() is None
+        assert _server_pid() is None and _tracker_pid() is None
         assert not os.path.exists(f"/proc/{first}"), "SIGKILLed and reaped"
+        assert not os.path.exists(f"/proc/{tracker}"), "its resource tracker too"
         stop_fork_server()  # nothing to stop: no error
 
         start_fork_server("command")
         assert _fork_one() == 0
         second = _server_pid()
         assert second is not None and second != first
+        assert _tracker_pid() not in (None, tracker)
     finally:
         stop_fork_server()

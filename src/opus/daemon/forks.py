@@ -73,8 +73,10 @@ def fork_server_pid() -> int | None:
 
 
 def stop_fork_server() -> None:
-    """SIGKILL the fork server (when every job has ended): it holds no state, and its
-    own interpreter teardown would keep the daemon's stderr open after the daemon exits."""
+    """SIGKILL the fork server (when every job has ended), and the resource tracker
+    `multiprocessing` started with it: neither holds state opus needs (jobs share no
+    semaphores or shared memory), and their own interpreter teardown would keep the
+    daemon's stderr open after the daemon exits, which a caller of `run --once` waits on."""
     from multiprocessing import forkserver
 
     server: Any = forkserver._forkserver
@@ -86,3 +88,21 @@ def stop_fork_server() -> None:
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             server._stop()  # closes its pipe, reaps it, removes its socket
+        _stop_resource_tracker()
+
+
+def _stop_resource_tracker() -> None:
+    from multiprocessing import resource_tracker
+
+    tracker: Any = resource_tracker._resource_tracker  # the module's single instance
+    with tracker._lock:
+        pid, fd = tracker._pid, tracker._fd
+        if pid is None or fd is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        tracker._pid = tracker._fd = None  # the next fork server starts a new one

@@ -26,6 +26,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
@@ -61,9 +62,14 @@ class Events:
 
 
 class ReportingControl(JobControl):
-    """A `JobControl` that tells the daemon of stage changes and activity."""
+    """A `JobControl` that tells the daemon of stage changes and activity.
+
+    At its first activity (the first model reply; the first request has gone out) it
+    starts `on_first_activity` on a thread: work the job needs later, done while it
+    mostly waits on the model and on commands."""
 
     events: Events | None = None
+    on_first_activity: Callable[[], None] | None = None
     _last_touch_sent: float = 0.0
 
     def begin_stage(self, stage: str) -> None:
@@ -74,6 +80,9 @@ class ReportingControl(JobControl):
 
     def touch(self, what: str) -> None:
         super().touch(what)
+        later, self.on_first_activity = self.on_first_activity, None
+        if later is not None:
+            threading.Thread(target=later, name="job-ahead", daemon=True).start()
         now = time.monotonic()
         if self.events is not None and now - self._last_touch_sent >= TOUCH_EVERY_S:
             self._last_touch_sent = now
@@ -143,6 +152,7 @@ def serve(header: dict[str, Any], inbox: Connection, events_conn: Connection) ->
     job_id = int(header["job_id"])
     control = ReportingControl(job_id, log=job_logger(settings.state_dir, job_id))
     control.events = events
+    control.on_first_activity = _ready_delivery
     threading.Thread(target=_listen, args=(inbox, control, stopper), daemon=True).start()
     done = _run(settings, job_id, control)
     mark("job done")
@@ -150,6 +160,15 @@ def serve(header: dict[str, Any], inbox: Connection, events_conn: Connection) ->
     logging.shutdown()
     # No interpreter teardown: nothing left to flush, and a slow exit delays the daemon.
     os._exit(0)
+
+
+def _ready_delivery() -> None:
+    """The secret scan delivery runs imports its scanner (~0.2 s) and builds its plugins
+    at the first scan: both happen here, on a thread, long before the deliver stage."""
+    from opus.delivery.secrets import scan_added
+
+    with contextlib.suppress(Exception):  # the real scan reports whatever goes wrong
+        scan_added({}, texts={"warm-up": "nothing to find\n"})
 
 
 def _run(settings: Settings, job_id: int, control: JobControl) -> dict[str, Any]:
