@@ -219,6 +219,13 @@ class PRConfig(_Section):
         2, ge=0, description="Rounds spent on failing CI per PR before \"CI still failing on "
         "PR N — needs you\" (the round cap `pipeline.max_iterations` holds too).",
     )
+    optional_checks: list[str] = Field(
+        default_factory=list,
+        description="Checks (names or shell-style patterns, e.g. \"codecov/*\") that "
+        "are never required: failing, they start no round and do not hold \"ready to "
+        "merge\". The required checks are the ones the base branch's protection or "
+        "rulesets name, or every check when the forge names none.",
+    )
     ci_timeout_s: float = Field(
         3600, gt=0, description="Checks pending longer than this (from the first poll that "
         "saw the head pending) → one \"needs you\" notification.",

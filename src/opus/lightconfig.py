@@ -322,6 +322,7 @@ SCHEMA: dict[str, dict[str, dict[str, Any]]] = (
             'poll_s': {'default': 120, 'exclusiveMinimum': 0, 'type': 'number'},
             'ci': {'default': 'react', 'enum': ['react', 'wait', 'ignore'], 'type': 'string'},
             'ci_rounds': {'default': 2, 'minimum': 0, 'type': 'integer'},
+            'optional_checks': {'items': {'type': 'string'}, 'type': 'array'},
             'ci_timeout_s': {'default': 3600, 'exclusiveMinimum': 0, 'type': 'number'},
             'update_branch': {'default': 'never',
                               'enum': ['never', 'when-behind'],

@@ -223,6 +223,18 @@ class CIReport:
         return tuple(check for check in self.checks if check.state == "failure")
 
 
+@dataclass(frozen=True)
+class RequiredChecks:
+    """The checks a forge requires to pass before a PR into a branch may merge."""
+
+    names: tuple[str, ...]
+    """Check names (GitHub: check-run names and status contexts) or, where `patterns`,
+    shell-style patterns (Gitea's `status_check_contexts`)."""
+    source: str
+    """Where the forge keeps the rule, for messages: "branch protection of main"."""
+    patterns: bool = False
+
+
 class Forge(Protocol):
     def find_pr(self, branch: str, base: str | None = None) -> PullRequest | None:
         """The PR whose head is `branch` (into `base`, when given): the open one if there
@@ -238,6 +250,11 @@ class Forge(Protocol):
     def checks(self, sha: str, *, details: bool = False) -> CIReport:
         """The checks of commit `sha`; with `details`, the failing ones carry their
         annotations and (GitHub Actions) log tails. A forge without CI reports `none`."""
+        ...
+
+    def required_checks(self, base: str) -> RequiredChecks | None:
+        """The checks the forge requires for PRs into `base`; None when it does not say
+        (an unprotected branch, a token that may not read the rule, a forge without CI)."""
         ...
 
     def mergeable(self, pr: PullRequest) -> bool | None:

@@ -14,9 +14,11 @@ import pytest
 from opus.config import PRConfig
 from opus.forges import forge_for
 from opus.forges.rest import RestForge
+from opus.seams import Forge
 from tests.conformance.ops import Flavor, check, document, operations
 from tests.standins.ci import StandinCheck
 from tests.standins.forge import ForgeStandin
+from tests.standins.protection import Rule
 
 GITHUB_HEADERS = {"authorization": "Bearer t", "user-agent": "opus",
                   "accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"}
@@ -54,6 +56,9 @@ Case = tuple[Flavor, str, str, dict[str, list[str]] | None, Any, str]
          "'draft' is not a boolean"),
         ("gitea", "POST", "/repos/a/b/issues/3/comments", None, {}, "'body' is required"),
         ("github", "GET", "/repos/a/b/pulls/1/files", None, None, "none of the published"),
+        ("github", "GET", "/repos/a/b/rules/branches/main", {"per_page": ["500"]}, None,
+         "above 100"),
+        ("gitea", "GET", "/repos/a/b/branch_protections", None, None, "none of the published"),
         ("gitea", "GET", "/repos/a/b/pulls/1", None, {"x": 1}, "a body on an operation"),
     ],
 )
@@ -118,6 +123,9 @@ def test_a_full_workload_uses_every_operation_and_only_as_published(
         ])  # fmt: skip
         report = forge.checks(feedback.head, details=True)
         assert report.state == "failure" and report.failing
+        server.rules.protect("main", Rule(contexts=["build"], ruleset=["lint"]))
+        required = cast(Forge, forge).required_checks("main")
+        assert required is not None and "build" in required.names
 
         assert server.unexpected == [] and server.ci.log_host.unexpected == []
         used = {r.operation for r in server.requests}

@@ -17,6 +17,8 @@ real services do where opus has been caught out before (designs/services.md):
 - `hang()` holds requests without answering; `fail_once()` injects a 5xx;
 - the checks of each commit (`ci`, see tests/standins/ci.py): GitHub check runs, the
   combined status, annotations and Actions job logs behind a redirect; Gitea statuses.
+- the base branches' rules (`rules`, see tests/standins/protection.py): GitHub branch
+  protection (404 unprotected, 403 without admin rights) and rulesets, Gitea's branch;
 - `GET /pulls/{n}` carries `mergeable` (and GitHub's `mergeable_state`): from a test
   merge in the bare `remote` (`git merge-tree`), or as `set_mergeable()` fixes it, with
   reads answered "still computing" (GitHub null, Gitea false) first when asked.
@@ -43,6 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.conformance import ops as conformance
 from tests.standins.ci import CIState
+from tests.standins.protection import Rules
 
 Flavor = Literal["github", "gitea"]
 
@@ -158,6 +161,7 @@ class ForgeStandin:
         self._released = threading.Event()
         self._next_id = 1000
         self.ci = CIState(flavor, lambda: self.api_url, lambda: f"{self.owner}/{self.name}")
+        self.rules = Rules(flavor, lambda: self.api_url, lambda: f"{self.owner}/{self.name}")
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
         self._server.daemon_threads = True
@@ -581,6 +585,10 @@ def _route(
     if ci is not None and method == "GET":
         _same_repo(standin, ci["owner"], ci["name"])
         return _on_ci(standin, ci, query)
+    rule = _RULE_ROUTE.match(local)
+    if rule is not None and method == "GET":
+        _same_repo(standin, rule["owner"], rule["name"])
+        return _on_rule(standin, rule, query)
     match = _ROUTE.match(local)
     if match is None:
         pair = _BASE_HEAD.match(local)
@@ -622,6 +630,41 @@ def _on_ci(standin: ForgeStandin, ci: re.Match[str], query: dict[str, str]) -> _
             raise _Answer(404, {"message": "Not Found"})
         return _Reply(302, None, {"Location": url})
     raise _Reject(404, f"no route {ci[0]} on {standin.flavor}")
+
+
+_RULE_ROUTE = re.compile(
+    r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)/"
+    r"(?:rules/branches/(?P<ruled>.+)|branches/(?P<protected>.+)/protection/"
+    r"required_status_checks|branches/(?P<branch>.+))$"
+)
+
+
+def _on_rule(standin: ForgeStandin, match: re.Match[str], query: dict[str, str]) -> _Reply:
+    github = standin.flavor == "github"
+    if match["ruled"] and github:
+        return _page(standin, standin.rules.branch_rules(unquote(match["ruled"])), query)
+    if match["protected"] and github:
+        status, payload = standin.rules.required_status_checks(unquote(match["protected"]))
+        if status != 200:
+            raise _Answer(status, payload)
+        return _Reply(status, payload)
+    if match["branch"] and not github:
+        branch = unquote(match["branch"])
+        sha = _branch_sha(standin, branch)
+        if sha is None:
+            raise _Answer(404, {"message": "The target couldn't be found.", "errors": []})
+        return _Reply(200, standin.rules.gitea_branch(branch, sha))
+    raise _Reject(404, f"no route {match[0]} on {standin.flavor}")
+
+
+def _branch_sha(standin: ForgeStandin, branch: str) -> str | None:
+    if standin.remote is None:
+        return "0" * 40
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+        cwd=standin.remote, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return found.stdout.strip() or None
 
 
 def _same_repo(standin: ForgeStandin, owner: str, name: str) -> None:

@@ -134,6 +134,11 @@ def unmark_ready(ctx: PipelineContext, job: Job, *, sha: str, why: str) -> bool:
     return True
 
 
+def note(ctx: PipelineContext, job: Job, kind: str, message: str) -> None:
+    """Something opus saw on the PR and did nothing about, as an event and a log line."""
+    _record(ctx, job, kind, message)
+
+
 def _record(ctx: PipelineContext, job: Job, kind: str, message: str) -> None:
     """The reaction as an event and as a line of the job's log (`opus logs FR`)."""
     ctx.store.add_event(job.id, kind, message)

@@ -19,10 +19,10 @@ from opus.config import PRConfig
 from opus.errors import ConfigError, ForgeError
 from opus.forges.checks import check_from_status, overall
 from opus.forges.feedback import build_feedback, head_sha, remark_from, review_from
-from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token
+from opus.forges.http import ApiClient, ForgeRefused, iso_z, require_token, unless_withheld
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
-from opus.seams import CIReport, PRFeedback, PullRequest
+from opus.seams import CIReport, PRFeedback, PullRequest, RequiredChecks
 
 API_PREFIX = "/api/v1"
 
@@ -90,6 +90,21 @@ class GiteaForge(RestForge):
         found = [check_from_status(item, key="status") for item in statuses or []
                  if isinstance(item, dict)]  # fmt: skip
         return CIReport(sha=sha, state=overall(found), checks=tuple(found))
+
+    def required_checks(self, base: str) -> RequiredChecks | None:
+        """The status contexts the branch protection of `base` requires, from `GET
+        /branches/{branch}`: Gitea resolves which protection rule applies (rule names
+        may be globs) and shows it to anyone who may read the repository, while listing
+        the rules themselves (`/branch_protections`) needs admin rights. The contexts
+        are patterns (`ci/*`). None when the branch is unprotected or requires none."""
+        path = f"{self.repo_path}/branches/{quote(base, safe='/')}"
+        branch = unless_withheld(lambda: self.client.get(path))
+        if not isinstance(branch, dict) or not branch.get("enable_status_check"):
+            return None
+        names = tuple(str(name) for name in branch.get("status_check_contexts") or [] if name)
+        if not names:
+            return None  # Gitea then wants every status green: what opus does anyway
+        return RequiredChecks(names, f"branch protection of {base}", patterns=True)
 
     def mergeable(self, pr: PullRequest) -> bool | None:
         """Gitea's `mergeable`. Gitea also says false while its conflict check is still

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from opus.config import PRConfig
 from opus.errors import ForgeError
@@ -30,10 +31,11 @@ from opus.forges.http import (
     RateLimited,
     iso_z,
     require_token,
+    unless_withheld,
 )
 from opus.forges.remote import repository_for
 from opus.forges.rest import RestForge
-from opus.seams import Check, CIReport, PRFeedback, PullRequest
+from opus.seams import Check, CIReport, PRFeedback, PullRequest, RequiredChecks
 
 PUBLIC_API = "https://api.github.com"
 
@@ -128,6 +130,36 @@ class GitHubForge(RestForge):
         except ForgeError as exc:  # expired or withheld logs must not stop the round
             return f"(the job's log could not be read: {exc})"
         return log_tail(raw)
+
+    def required_checks(self, base: str) -> RequiredChecks | None:
+        """The checks required for PRs into `base`: the `required_status_checks` rules
+        of the rulesets that apply to it (readable with the repository's metadata) and
+        the branch protection's required status checks (readable only with admin rights:
+        403 or 404 without them, 404 when the branch is unprotected or requires none).
+        None when neither names a check."""
+        branch = quote(base, safe="/")
+        names: list[str] = []
+        sources: list[str] = []
+        rules = unless_withheld(lambda: self.client.get(
+            f"{self.repo_path}/rules/branches/{branch}", {"per_page": 100}))  # fmt: skip
+        for rule in rules if isinstance(rules, list) else []:
+            if isinstance(rule, dict) and rule.get("type") == "required_status_checks":
+                params = rule.get("parameters") or {}
+                names += [str(c["context"]) for c in params.get("required_status_checks") or []
+                          if isinstance(c, dict) and c.get("context")]  # fmt: skip
+                sources.append("rulesets")
+        protection = unless_withheld(lambda: self.client.get(
+            f"{self.repo_path}/branches/{branch}/protection/required_status_checks"))
+        if isinstance(protection, dict):
+            contexts = [str(name) for name in protection.get("contexts") or []]
+            contexts += [str(c["context"]) for c in protection.get("checks") or []
+                         if isinstance(c, dict) and c.get("context")]  # fmt: skip
+            names += contexts
+            sources += ["branch protection"] if contexts else []
+        if not names:
+            return None
+        where = " and ".join(dict.fromkeys(sources))
+        return RequiredChecks(tuple(dict.fromkeys(names)), f"{where} of {base}")
 
     def mergeable(self, pr: PullRequest) -> bool | None:
         """GitHub's `mergeable`: false when the PR conflicts with its base. GitHub

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opus.config import PRConfig
 from opus.errors import ConfigError, ForgeError
@@ -41,6 +41,7 @@ OPUS_MARKER = "<!-- opus -->"
 """Hidden in every comment opus posts, so its own words are never read back as feedback."""
 
 Params = Mapping[str, str | int]
+T = TypeVar("T")
 
 
 class ForgeRefused(ForgeError):
@@ -260,6 +261,18 @@ class ApiClient:
             self._moved_warned = True
             log.warning("the forge says %s moved permanently (now %s); opus follows, "
                         "but update `pr.repository` or the remote URL", self.repository, target)
+
+
+def unless_withheld(read: Callable[[], T]) -> T | None:
+    """`read()`, or None when the forge answers 403 or 404: a rule the token may not
+    read, or one that does not exist, is a rule the forge does not tell (a rate limit is
+    `RateLimited`, which goes on up)."""
+    try:
+        return read()
+    except ForgeRefused as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
 
 
 def describe_failure(

@@ -26,7 +26,7 @@ import yaml
 
 from opus.config import PRConfig
 from opus.errors import ForgeError, NoteError
-from opus.seams import CIReport, PRFeedback, PullRequest, ReviewComment
+from opus.seams import CIReport, PRFeedback, PullRequest, RequiredChecks, ReviewComment
 from opus.vault.text import load_frontmatter, split_note
 from opus.vault.yamlio import dump_mapping
 
@@ -139,6 +139,11 @@ class LocalForge:
         """The local provider has no CI: every commit's checks are `none`."""
         del details
         return CIReport(sha=sha, state="none")
+
+    def required_checks(self, base: str) -> RequiredChecks | None:
+        """No CI, no rule: None."""
+        del base
+        return None
 
     def comment(self, pr: PullRequest, body: str) -> None:
         """Append the handled request and `body` to the note; reset `decision:` and
