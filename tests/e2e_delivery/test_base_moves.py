@@ -324,3 +324,76 @@ def test_past_pr_ci_rounds_a_conflict_goes_to_a_person_without_a_round(
     assert len(needs) == 1 and APP in needs[0]["message"]
     events = [e for e in bench.store.events(job.id) if e.kind == "conflict_escalated"]
     assert len(events) == 1 and old_head[:10] in events[0].message
+
+
+def _resolve_but_break_the_tests(task: AgentTask) -> Sequence[Step]:
+    """A coder that resolves the markers but leaves the tests failing, every round."""
+    if "<<<<<<<" in (task.worktree / APP).read_text():
+        return [Write(APP, RESOLVED), Write("check.py", "raise SystemExit('broken')\n"),
+                Submit({"summary": "Resolved, tests not run."})]  # fmt: skip
+    return [Write("check.py", "raise SystemExit('still broken')\n"),
+            Submit({"summary": "Tried again."})]  # fmt: skip
+
+
+def test_a_conflict_round_out_of_rounds_leaves_the_worktree_at_the_pushed_head(
+    tmp_path: Path, sink: Sink
+) -> None:
+    """The coder resolves the conflict but its tests never pass within the cap: nothing
+    is pushed, the worktree holds no unpushed commit and no merge in progress, the PR
+    says opus stopped, and the next round (a clean base merge) builds on what the PR
+    shows — never on the abandoned attempt."""
+    notify = NotifyConfig(urls=[sink.url])
+    bench = make_bench(tmp_path, rounds=(GREET_V1, _resolve_but_break_the_tests),
+                       notify=notify, max_iterations=2,
+                       pr=PRConfig(update_branch="when-behind"))  # fmt: skip
+    bench.write_fr()
+    job = bench.enqueue()
+    assert bench.work() == Outcome("awaiting_review", bench.store.get(job.id).pr_url or "")
+    job = bench.store.get(job.id)
+    old_head = bench.remote_head(job.branch or "") or ""
+    base = _base_moves(bench, {APP: BASE_APP}, BASE_WHY)
+    assert bench.poll() == ["new_round"]
+
+    outcome = bench.work()
+
+    assert isinstance(outcome, Outcome) and outcome.kind == "escalated", outcome
+    assert bench.remote_head(job.branch or "") == old_head
+    wt = bench.ctx.settings.state_dir / "worktrees" / f"job-{job.id}"
+    assert run_git(wt, "rev-parse", "HEAD") == old_head
+    assert run_git(wt, "status", "--porcelain") == ""
+    assert subprocess.run(["git", "rev-parse", "-q", "--verify", "MERGE_HEAD"], cwd=wt,
+                          capture_output=True, check=False).returncode != 0  # fmt: skip
+    handed = [r for r in bench.store.stage_runs(job.id) if r.stage.value == "deliver"][-1]
+    assert handed.output["handed_back"] == "conflict" and handed.commit == old_head
+    attempt = str(handed.output["attempt"])
+    assert run_git(bench.remote, "rev-parse", f"refs/opus/wip/{job.id}") == attempt
+    assert base in run_git(bench.remote, "log", "-1", "--format=%P", attempt).split()
+    now = bench.store.get(job.id)
+    assert now.state is JobState.AWAITING_REVIEW and "needs you" in (now.error or "")
+    bench.runtime.notifier.flush()
+    assert len([m for m in sink.received if "needs you" in m.get("title", "")]) == 1
+    note = _pr_notes(bench)[0].read_text()
+    assert "stopped after round 2" in note and old_head[:10] in note and "broken" in note
+
+    # A person merges the base by hand; later the base moves again, cleanly.
+    clone = bench.root / "someone"
+    run_git(clone, "fetch", "-q", "origin")
+    run_git(clone, "checkout", "-q", "-b", "fix", f"origin/{job.branch}")
+    subprocess.run(["git", "merge", "-q", "--no-edit", base], cwd=clone,
+                   capture_output=True, check=False)  # fmt: skip
+    (clone / APP).write_text(RESOLVED)
+    run_git(clone, "commit", "-qam", "Merge main, keep hello")
+    theirs = run_git(clone, "rev-parse", "HEAD")
+    run_git(clone, "push", "-q", "origin", f"HEAD:{job.branch}")
+    assert bench.poll() == []  # up to date: the escalation clears
+    run_git(clone, "checkout", "-q", "main")
+    later = _base_moves(bench, {"docs/usage.md": "Run it.\n"}, "Document usage")
+    assert bench.poll() == ["new_round"]
+
+    assert bench.work() == Outcome("awaiting_review", job.pr_url or "")
+
+    head = bench.remote_head(job.branch or "") or ""
+    assert set(run_git(bench.remote, "log", "-1", "--format=%P", head).split()) == {theirs, later}
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", attempt, head],
+                          cwd=bench.remote, check=False).returncode == 1  # fmt: skip
+    assert "broken" not in run_git(bench.remote, "show", f"{head}:check.py")

@@ -35,6 +35,7 @@ from tests.e2e_delivery.harness import (
 )
 from tests.standins.ci import Kind, StandinCheck
 from tests.standins.forge import ForgeStandin
+from tests.standins.protection import Rule
 
 ESC = "\x1b"
 LOG = (
@@ -238,6 +239,7 @@ def test_a_ci_round_out_of_rounds_hands_the_pr_back_instead_of_failing(
     job = bench.store.latest_for_fr("FR-1")
     assert job is not None
 
+    pushed = bench.remote_head(job.branch or "")
     assert bench.poll() == ["new_round"]
     outcome = bench.work()
     assert isinstance(outcome, Outcome) and outcome.kind == "escalated"
@@ -247,6 +249,87 @@ def test_a_ci_round_out_of_rounds_hands_the_pr_back_instead_of_failing(
     assert [kind for kind, _t, _b in _notes(bench).sent] == ["needs_you"]
     assert bench.poll() == []  # the escalation stands: no round, no second notification
     assert len(_notes(bench).sent) == 1
+    # Clean and honest: nothing pushed, the worktree at the pushed head, the PR told.
+    assert bench.remote_head(job.branch or "") == pushed
+    wt = bench.ctx.settings.state_dir / "worktrees" / f"job-{job.id}"
+    assert run_git(wt, "rev-parse", "HEAD") == pushed
+    assert run_git(wt, "status", "--porcelain") == ""
+    said = [c["body"] for c in forge.prs[1].issue_comments]
+    assert len(said) == 1 and "stopped after round 2" in said[0]
+    assert "greet() is broken" in said[0] and forge.unexpected == []
+
+
+def _with_coverage(policy: Callable[[str], list[StandinCheck]], flavor: str
+                   ) -> Callable[[str], list[StandinCheck]]:
+    """The same CI plus a coverage upload that fails on every commit."""
+    kind: Kind = "run" if flavor == "github" else "status"
+    return lambda sha: [*policy(sha), StandinCheck("coverage/upload", "failure", kind=kind,
+                                                   summary="upload timed out")]
+
+
+def _required(forge: ForgeStandin) -> None:
+    """The base branch's protection requires the tests alone."""
+    forge.rules.protect("main", Rule(contexts=["test" if forge.flavor == "github" else "ci/*"]))
+
+
+@pytest.mark.parametrize("how", ["protection", "config"])
+def test_a_failing_check_that_is_not_required_starts_no_round(
+    tmp_path: Path, forge: ForgeStandin, how: str
+) -> None:
+    """Required by the base branch's protection (or, unprotected, every check but
+    `pr.optional_checks`): a flaky coverage upload never sends the job back."""
+    extra = {} if how == "protection" else {"optional_checks": ["coverage/*"]}
+    if how == "protection":
+        _required(forge)
+    bench = _bench(tmp_path, forge, rounds=(GREET_V2,), **extra)
+    forge.ci.policy = _with_coverage(needs_a_name(bench.remote, forge.flavor), forge.flavor)
+    job = bench.store.latest_for_fr("FR-1")
+    assert job is not None
+
+    assert bench.poll() == []  # the required checks are green: nothing to do
+    _approve(forge)
+    assert bench.poll() == ["ready"]
+    assert len(_coder_messages(bench)) == 1 and _notes(bench).sent[-1][0] == "ready"
+    logged = log_path(bench.ctx.settings.state_dir, job.id).read_text()
+    assert logged.count("not required, left alone: coverage/upload (failure)") == 1
+    assert forge.unexpected == []
+
+
+def test_a_round_for_a_required_check_names_the_optional_one_on_the_pr(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    _required(forge)
+    bench = _bench(tmp_path, forge)
+    forge.ci.policy = _with_coverage(needs_a_name(bench.remote, forge.flavor), forge.flavor)
+    job = bench.store.latest_for_fr("FR-1")
+    assert job is not None
+
+    assert bench.poll() == ["new_round"]
+    assert bench.work() == Outcome("awaiting_review", job.pr_url or "")
+    assert "coverage" not in _coder_messages(bench)[-1]  # the coder works on the tests only
+    comment = [c["body"] for c in forge.prs[1].issue_comments][-1]
+    assert "not required, left alone: coverage/upload (failure)" in comment
+    assert bench.poll() == []  # tests green now; coverage still red but not required
+    _approve(forge)
+    assert bench.poll() == ["ready"]
+    assert len(_coder_messages(bench)) == 2 and forge.unexpected == []
+
+
+def test_a_required_check_that_never_reports_holds_ready(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    forge.rules.protect("main", Rule(contexts=["security-scan"]))
+    bench = _bench(tmp_path, forge, rounds=(GREET_V2,), ci_timeout_s=600)
+    _approve(forge)
+    assert bench.poll() == []  # green checks, approved, but the required scan is missing
+    clock = bench.ctx.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(601)
+    assert bench.poll() == ["escalated"]
+    titles = [t for k, t, _b in _notes(bench).sent if k == "needs_you"]
+    assert len(titles) == 1 and "CI has not finished" in titles[0]
+    job = bench.store.latest_for_fr("FR-1")
+    assert job is not None and "security-scan pending" in (job.error or "")
 
 
 @pytest.mark.parametrize("mode", ["wait", "ignore"])

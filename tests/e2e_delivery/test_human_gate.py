@@ -1,5 +1,6 @@
 """The human gate on GitHub and Gitea: merged → done, closed → cancelled, changes
-requested → a new round on the same branch and PR, within the round cap."""
+requested → a new round on the same branch and PR, within the round cap; past it, the PR
+goes back to the person."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from opus.domain import Job, JobState, Role
 from opus.pipeline.executor import Outcome
 from opus.testing.clock import FakeClock
+from opus.testing.notifier import RecordingNotifier
 from tests.conftest import run_git
 from tests.e2e_delivery.conftest import forge_config
-from tests.e2e_delivery.harness import GREET_V1, GREET_V2, Bench, make_bench, stamp
+from tests.e2e_delivery.harness import GREET_V1, GREET_V2, Bench, code, make_bench, stamp
 from tests.standins.forge import ForgeStandin
 
 ASK = "Greet by name."
@@ -134,22 +136,91 @@ def test_changes_requested_run_a_new_round_on_the_same_pr(
     assert forge.unexpected == []
 
 
-@pytest.mark.parametrize("forge", ["github"], indirect=True)
-def test_the_round_cap_holds_for_human_rounds(tmp_path: Path, forge: ForgeStandin) -> None:
+def _sent(d: Delivered) -> list[tuple[str, str]]:
+    notifier = d.bench.ctx.notifier
+    assert isinstance(notifier, RecordingNotifier)
+    return [(kind, title) for kind, title, _body in notifier.sent]
+
+
+def _comments(forge: ForgeStandin) -> list[str]:
+    return [str(c["body"]) for c in forge.prs[1].issue_comments]
+
+
+def test_past_the_round_cap_a_change_request_hands_the_pr_back(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    """No round left: nothing runs, the job stays delivered with its PR open, the person
+    hears once that opus stopped (notification, PR comment, the note's `error:`), and
+    opus acts on no further change request; an approval settles it."""
     d = _deliver(tmp_path, forge, max_iterations=1)
+    forge.remote = d.bench.remote
+    d.bench.ctx.notifier = RecordingNotifier()
     _request_changes(d, forge)
-    assert d.bench.poll() == ["new_round"]
 
-    outcome = d.bench.work()
+    assert d.bench.poll() == ["escalated"]
 
-    assert isinstance(outcome, Outcome) and outcome.kind == "failed"
     job = d.bench.store.get(d.job.id)
-    assert job.state is JobState.FAILED
-    assert "1 iteration" in (job.error or "") and ASK in (job.error or "")
+    assert job.state is JobState.AWAITING_REVIEW
+    assert (job.error or "").startswith("Changes requested on PR 1 — needs you")
+    assert _sent(d) == [("needs_you", "Changes requested on PR 1 (FR-1) — needs you")]
+    said = _comments(forge)
+    assert len(said) == 1 and "stopped after round 1" in said[0] and d.head[:10] in said[0]
     assert len([t for t in d.bench.engine.tasks if t.role is Role.CODER]) == 1
-    assert d.bench.remote_head(d.job.branch or "") == d.head  # nothing new pushed
+    assert d.bench.remote_head(d.job.branch or "") == d.head
     d.bench.intake.tick()
-    assert d.bench.note()[1]["status"] == "failed"
+    meta = d.bench.note()[1]
+    assert meta["status"] == "review" and "needs you" in str(meta["error"])
+
+    _request_changes(d, forge)  # asked again: the PR is the person's now
+    assert d.bench.poll() == []
+    assert len(_sent(d)) == 1 and len(_comments(forge)) == 1
+    forge.review(1, "APPROVED", reviewer="bob", body="Fixed it myself.")
+    forge.review(1, "APPROVED", body="OK now.")
+    assert d.bench.poll() == ["ready"]
+    assert d.bench.store.get(d.job.id).error is None
+    assert forge.unexpected == []
+
+
+@pytest.mark.parametrize("forge", ["gitea"], indirect=True)
+def test_a_review_round_out_of_rounds_hands_the_pr_back_clean(
+    tmp_path: Path, forge: ForgeStandin
+) -> None:
+    """The round a change request started cannot pass its own tests within the cap: the
+    job is not failed; nothing is pushed and the worktree is back at the pushed head."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    breaks = code("raise SystemExit('greet() is broken')\n", path="check.py")
+    bench = make_bench(tmp_path, pr=forge_config(forge), clock=clock, max_iterations=2,
+                       rounds=(GREET_V1, breaks))  # fmt: skip
+    bench.write_fr()
+    job = bench.enqueue()
+    assert bench.work() == Outcome("awaiting_review", forge.pr_json(forge.prs[1])["html_url"])
+    job = bench.store.get(job.id)
+    d = Delivered(bench, clock, job, bench.remote_head(job.branch or "") or "")
+    bench.ctx.notifier = RecordingNotifier()
+    _request_changes(d, forge)
+    assert bench.poll() == ["new_round"]
+
+    outcome = bench.work()
+
+    assert isinstance(outcome, Outcome) and outcome.kind == "escalated"
+    job = bench.store.get(job.id)
+    assert job.state is JobState.AWAITING_REVIEW and job.iteration == 2
+    assert bench.remote_head(job.branch or "") == d.head
+    wt = _worktree(d)
+    assert run_git(wt, "rev-parse", "HEAD") == d.head
+    assert run_git(wt, "status", "--porcelain") == ""
+    handed = [r for r in bench.store.stage_runs(job.id) if r.stage.value == "deliver"][-1]
+    assert handed.output["handed_back"] == "review" and handed.commit == d.head
+    attempt = str(handed.output["attempt"])
+    assert attempt and attempt != d.head  # the failed attempt, not pushed to the branch
+    assert _sent(d) == [("needs_you", "Changes requested on PR 1 (FR-1) — needs you")]
+    said = _comments(forge)
+    assert len(said) == 1 and "stopped after round 2" in said[0]
+    assert attempt[:10] in said[0] and "greet() is broken" in said[0]
+    bench.intake.tick()
+    assert bench.note()[1]["status"] == "review"
+    assert bench.poll() == []  # the change request was handled: no round, no message
+    assert len(_sent(d)) == 1
 
 
 @pytest.mark.parametrize("forge", ["gitea"], indirect=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from opus.daemon.base_watch import react_to_base
 from opus.daemon.ci_watch import react_to_ci
-from opus.daemon.pr_reactions import mark_ready, unmark_ready
+from opus.daemon.pr_reactions import clear, mark_ready, unmark_ready
 from opus.domain import Job
 from opus.pipeline.context import PipelineContext
 from opus.seams import Forge, PRFeedback, PullRequest
@@ -41,5 +41,8 @@ def react_to_pr(
     if not feedback.approved:
         unmark_ready(ctx, job, sha=sha, why="no approval stands")
         return "wait"
-    checks = "checks green" if ctx.settings.pr.ci != "ignore" else "checks not read"
+    # A PR handed back after a reviewer's last change request: approved, it is settled.
+    clear(ctx, job, kind="review", sha=sha, why="approved")
+    job = ctx.store.get(job.id)
+    checks = "required checks green" if ctx.settings.pr.ci != "ignore" else "checks not read"
     return "ready" if mark_ready(ctx, job, pr, sha=sha, trigger=f"approved, {checks}") else "wait"

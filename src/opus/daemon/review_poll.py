@@ -3,8 +3,10 @@
 merged → job done, worktree, local branch and WIP ref removed; closed → cancelled (the
 branch stays, the work may still be wanted); changes requested → the job
 goes back to the queue with the comments, for a new code → test → review round on the
-same branch (the round cap still holds). Otherwise the open PR's conflicts and checks
-are looked at (`opus.daemon.pr_gate`): a new round, a "needs you", or "ready to merge".
+same branch — within the round cap: past it the PR is handed back to the person
+(`opus.pipeline.handback`), and opus acts on no further change request. Otherwise the
+open PR's conflicts and checks are looked at (`opus.daemon.pr_gate`): a new round, a
+"needs you", or "ready to merge".
 
 `ReviewPoller` runs the polling on a thread of its own, so the daemon's loop never
 waits on the forge (see designs/services.md).
@@ -19,8 +21,9 @@ from collections.abc import Callable, MutableMapping
 from opus.control import remove_worktree
 from opus.daemon.polling import Backoff
 from opus.daemon.pr_gate import react_to_pr
-from opus.daemon.pr_reactions import start_round
+from opus.daemon.pr_reactions import round_cap, start_round
 from opus.delivery.guards import remote_head
+from opus.delivery.reactions import escalation
 from opus.delivery.review_loop import decide
 from opus.domain import Job, JobState, Stage
 from opus.errors import OpusError
@@ -28,8 +31,9 @@ from opus.forges.http import ForgeRefused, RateLimited, rate_waits
 from opus.git import git
 from opus.notify import pr_unreadable
 from opus.pipeline.context import PipelineContext
+from opus.pipeline.handback import out_of_rounds
 from opus.pipeline.worktree import wip_ref
-from opus.seams import PRFeedback
+from opus.seams import PRFeedback, PullRequest
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +186,27 @@ def _check(ctx: PipelineContext, job: Job) -> str:
         ctx.store.add_event(job.id, "closed", f"{pr.url} was closed without merge")
         _remove_worktree(ctx, job)
     elif decision == "new_round":
-        ctx.store.add_event(job.id, "changes_requested", f"a human asked for changes on {pr.url}")
-        start_round(ctx, job, pr, kind="review", sha=feedback.head or "",
-                    trigger="a human requested changes", report=human_report(feedback),
-                    once_per_sha=False)  # fmt: skip
+        decision = _changes_requested(ctx, job, pr, feedback)
     else:
         decision = react_to_pr(ctx, job, forge, pr, feedback)
     return decision
+
+
+def _changes_requested(
+    ctx: PipelineContext, job: Job, pr: PullRequest, feedback: PRFeedback
+) -> str:
+    """A new round with the reviewer's comments, while the round cap allows; past it,
+    the PR goes back to the person (`handback.out_of_rounds`), and while it is theirs
+    opus starts nothing on a change request."""
+    if escalation(job.spec, "review") is not None:
+        return "wait"
+    sha = feedback.head or ""
+    if round_cap(ctx, job) - job.iteration <= 0:
+        return "escalated" if out_of_rounds(ctx, job, pr, sha=sha) else "wait"
+    ctx.store.add_event(job.id, "changes_requested", f"a human asked for changes on {pr.url}")
+    start_round(ctx, job, pr, kind="review", sha=sha, trigger="a human requested changes",
+                report=human_report(feedback), once_per_sha=False)  # fmt: skip
+    return "new_round"
 
 
 def _missing_pr(ctx: PipelineContext, job: Job) -> str:

@@ -130,19 +130,22 @@ def open_round(spec: Mapping[str, Any], delivered: int) -> Reaction | None:
 
 
 GIVEN_BACK: dict[str, str] = {
+    "review": "Changes requested",
     "ci": "CI still failing",
     "conflict": "Merge conflict with the base",
     "update": "Merging the moved base failed",
 }
 """Kinds whose round, out of rounds, hands the PR back to a person instead of failing
 the job (the PR stays open for them), and what the "needs you" says."""
+QUIET: frozenset[str] = frozenset({"ci", "conflict", "update"})
+"""Kinds whose rounds nobody asked for: their delivery notifies no one."""
 
 
 def quiet_delivery(spec: Mapping[str, Any]) -> bool:
     """True when the newest round was started by CI or the base (not by a person): its
     delivery tells nobody — a person hears only "ready to merge" or "needs you"."""
     rounds = [r for r in reactions(spec) if r.action == "round"]
-    return bool(rounds) and rounds[-1].kind in GIVEN_BACK
+    return bool(rounds) and rounds[-1].kind in QUIET
 
 
 def reason_line(reaction: Reaction) -> str:

@@ -38,6 +38,7 @@ from opus.pipeline.base_sync import (
     merge_moved_base,
 )
 from opus.pipeline.context import JobControl, PipelineContext
+from opus.pipeline.handback import finish, hand_back, handed_back
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
 from opus.pipeline.worktree import Worktree, branch_name
@@ -48,9 +49,10 @@ from opus.trace import mark
 @dataclass(frozen=True)
 class Outcome:
     kind: Literal["awaiting_review", "failed", "stopped", "escalated", "waiting"]
-    """`escalated`: a round started on the open PR ran out of rounds, or the coder could
-    not resolve a conflict with the moved base; the PR went back to a person
-    (`opus.pipeline.handback`, `_unresolved`), the job waits in awaiting_review.
+    """`escalated`: a round started on the open PR (a change request, CI, the base) ran
+    out of rounds, or the coder could not resolve a conflict with the moved base; the PR
+    went back to a person (`opus.pipeline.handback`, `_unresolved`), the job waits in
+    awaiting_review.
     `waiting`: the job waits for a person's answers or plan decision (`waiting_input`)."""
     detail: str = ""
 
@@ -186,14 +188,15 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
         )
         progress = gate.after_plan(job, ctx, runs, progress)  # approval, or a re-plan
         if isinstance(progress, Finished):
+            if handed_back(runs) is not None:  # a restart between checkpoint and escalation
+                return Outcome("escalated", finish(job, ctx, control))
             return _delivered(job, ctx, control)
         if isinstance(progress, Exhausted):
             reaction = _reaction_round(job, runs)
             if reaction is not None:
-                from opus.pipeline.handback import hand_back
-
-                return Outcome("escalated", hand_back(job, ctx, control, reaction,
-                                                      progress.iteration))
+                return Outcome("escalated", hand_back(
+                    job, ctx, control, wt, reaction=reaction, rounds=progress.iteration,
+                    report=progress.report))  # fmt: skip
             from opus.pipeline.sandbox_hints import hint_of
 
             hint = hint_of(progress.report)
@@ -209,7 +212,8 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
 
 
 def _reaction_round(job: Job, runs: Sequence[StageRun]) -> Reaction | None:
-    """The CI or conflict reaction whose round is under way, if one is (see handback)."""
+    """The reaction (a review, CI, a conflict) whose round is under way, if one is (see
+    handback): the first delivery's rounds have none."""
     delivered = [run.iteration for run in runs if run.ok and run.stage is Stage.DELIVER]
     if not delivered:
         return None
