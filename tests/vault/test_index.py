@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,17 +81,22 @@ def _move_folder(features: Path, folder: str, to: str) -> set[Path]:
     return {source, target}
 
 
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The notes' default repo: only checked to be a repo, so one serves every example."""
+    return make_repo(tmp_path_factory.mktemp("index") / "repo")
+
+
 @settings(max_examples=60, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
 def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
-    ops: list[tuple[str, object, object]],
+    repo: Path, ops: list[tuple[str, object, object]],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "vault"
         features = root / "10_features"
         features.mkdir(parents=True)
-        repo = make_repo(Path(tmp) / "repo")
         index = VaultIndex(root, default_repo=repo)
         before = _verdicts(index.full())
         for op in ops:
