@@ -27,6 +27,8 @@ from tests.standins.messages_api import API_KEY
 T = TypeVar("T")
 
 SANDBOX = "bwrap" if bwrap_available() else "none"
+SETTLE_S = 0.2
+"""`vault.settle_s` of these tests; the typing test sets the default (2 s) back."""
 
 FR_NOTE = """\
 ---
@@ -83,7 +85,8 @@ class Workspace:
     def write_config(self, **overrides: Mapping[str, object]) -> None:
         """Write `opus.toml` from the defaults of these tests, `settings` and `overrides`."""
         sections: dict[str, dict[str, object]] = {
-            "vault": {"path": "vault"},
+            # Notes here are saved whole (temp file, rename): nothing to wait out.
+            "vault": {"path": "vault", "settle_s": SETTLE_S},
             "daemon": {"state_dir": ".opus", "poll_active_s": 0.2, "poll_idle_s": 0.5},
             "database": {"url": self.url},
             "git": {"default_repo": "repo"},

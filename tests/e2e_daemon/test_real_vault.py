@@ -18,6 +18,9 @@ from tests.e2e_daemon.harness import Daemons, Workspace, wait_until
 from tests.vault.corpus import UNUSABLE
 from tests.vault.test_corpus import check_corpus, write_corpus
 
+IDLE_POLL = {"poll_idle_s": 0.2}
+"""An idle loop turning five times a second: ten idle turns take two seconds."""
+
 
 def _features(ws: Workspace) -> Path:
     return ws.root / "vault" / "10_features"
@@ -39,12 +42,13 @@ def test_run_once_then_a_daemon_touch_only_fr_notes(tmp_path: Path, daemons: Dae
 
     recorded = ws.root / ".opus" / PROBLEMS_FILE
     before = recorded.stat().st_mtime_ns
+    ws.write_config(daemon=IDLE_POLL)
     daemon = daemons.start(ws)
     started = time.monotonic()
     wait_until(lambda: "opus serving" in daemon.output, "the daemon to serve", 60)
     print(f"daemon serving after {time.monotonic() - started:.1f}s")
     wait_until(lambda: recorded.stat().st_mtime_ns != before, "the daemon's intake to run", 60)
-    time.sleep(6)  # several turns of an idle loop
+    time.sleep(2.4)  # twelve turns of an idle loop
     assert daemon.proc.poll() is None, daemon.output
     check_corpus(ws.root / "vault", ws.root / ".opus")
     assert [job.fr_id for job in ws.store.jobs()] == ["FR-1"]
@@ -84,6 +88,8 @@ def test_saving_while_typing_makes_one_note_and_one_job(
     tmp_path: Path, daemons: Daemons
 ) -> None:
     ws = Workspace(tmp_path)
+    # The default settle time, longer than the typist's pauses.
+    ws.write_config(vault={"settle_s": 2})
     daemon = daemons.start(ws)
     wait_until(lambda: "opus serving" in daemon.output, "the daemon to serve")
     note = _features(ws) / "03_planned" / "FR-601.md"
@@ -107,10 +113,11 @@ def test_a_note_opus_cannot_write_back_runs_once(
     text = ("---\n{id: FR-1, title: Write FR-1, status: planned, "
             "test_command: grep -q FR-1 fr-1.txt}\n---\nWrite the file for FR-1.\n")
     note.write_text(text)
+    ws.write_config(daemon=IDLE_POLL)
     daemon = daemons.start(ws)
     ws.wait_state("FR-1", JobState.AWAITING_REVIEW, JobState.DONE, JobState.FAILED,
                   timeout_s=60)
-    time.sleep(5)  # ten idle turns at poll_idle_s = 0.5
+    time.sleep(2)  # ten idle turns at poll_idle_s = 0.2
     assert len(ws.store.jobs()) == 1
     assert agency.count("FR-1", "planner") == 1
     assert note.read_text() == text
