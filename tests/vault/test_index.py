@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opus.domain import FeatureRequest, FRStatus
 from opus.vault.checks import Note, ScanResult
-from opus.vault.index import JOB_STATUSES, VaultIndex
+from opus.vault.index import JOB_STATUSES, FRState, VaultIndex
 from opus.vault.scan import NoteCache, scan_vault
 from tests.conftest import make_repo
 
@@ -22,13 +23,14 @@ STATUSES = (None, "planned", "draft", "done", "seedling", "plannned")
 OUTSIDE = "../outside"
 
 NOTE = st.builds(
-    lambda fr_id, title, status, deps: (
+    lambda fr_id, title, status, deps, body: (
         "---\n" + (f"id: {fr_id}\n" if fr_id else "") + (f"title: {title}\n" if title else "")
         + (f"status: {status}\n" if status else "") + (f"depends_on: [{deps}]\n" if deps else "")
-        + "---\nbody\n"
+        + f"---\n{body}\n"
     ),
     st.sampled_from(IDS), st.sampled_from(("", "Do it")), st.sampled_from(STATUSES),
     st.sampled_from(("", "FR-1", "FR-2", "FR-3", "FR-1, FR-2")),
+    st.sampled_from(("body", "another body")),
 )
 PATHS = st.tuples(st.sampled_from(FOLDERS), st.sampled_from(NAMES))
 OPS = st.lists(
@@ -110,6 +112,9 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
             assert reported == {p for p in before.keys() | after.keys()
                                 if before.get(p) != after.get(p)}, op
             assert {p: index.note(p) for p in after} == after
+            assert {p: _brief(index.entry(p)) for p in after} == {
+                p: _brief(note) for p, note in after.items()}
+            assert len(index) == len(after) and all(index.is_fr(p) for p in after)
             assert sorted(fr.id for fr in index.planned()) == sorted(fr.id for fr in full.planned)
             assert dict(index.statuses) == full.statuses
             before = after
@@ -118,6 +123,13 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
 def _scan(root: Path, repo: Path) -> ScanResult:
     """A fresh batch scan, keeping the bodies the index keeps (of notes that make jobs)."""
     return scan_vault(root, default_repo=repo, cache=NoteCache(bodies=JOB_STATUSES))
+
+
+def _brief(note: Note | FRState | None) -> object:
+    """What intake's mirror reads of an FR note (an invalid note: all of it)."""
+    if isinstance(note, FeatureRequest | FRState):
+        return (note.id, note.status, note.job, note.path)
+    return note
 
 
 def _verdicts(scan: ScanResult) -> dict[Path, Note]:
@@ -138,14 +150,14 @@ def test_a_change_rechecks_the_notes_it_can_affect_not_the_vault(tmp_path: Path)
         (done / f"OLD-{n}.md").write_text(_note(f"OLD-{n}", deps=f"OLD-{n - 1}" if n else ""))
     index = VaultIndex(root, default_repo=repo)
     index.full()
-    misses, checked = index.cache.misses, index.checked
+    misses, checked = index.misses, index.checked
 
     planned = root / "10_features" / "03_planned"
     planned.mkdir()
     new = planned / "FR-1.md"
     new.write_text(_note("FR-1", status="planned", deps="OLD-7"))
     assert index.refresh({new}) == {new}
-    assert (index.cache.misses - misses, index.checked - checked) == (1, 1)
+    assert (index.misses - misses, index.checked - checked) == (1, 1)
 
     # A duplicate id re-checks the two holders; the notes that depend on it come along.
     dup = planned / "OLD-7 copy.md"
@@ -156,4 +168,30 @@ def test_a_change_rechecks_the_notes_it_can_affect_not_the_vault(tmp_path: Path)
     assert index.checked - checked == 4  # the two holders, OLD-8 and FR-1 (they name OLD-7)
     dup.unlink()
     assert index.refresh({dup}) == {dup, done / "OLD-7.md"}
+    assert index.result() == _scan(root, repo)
+
+
+def test_a_settled_fr_kept_in_brief_still_tells_its_versions_apart(tmp_path: Path) -> None:
+    """A done FR is kept without its parsed record: an edit of its content is still a
+    changed verdict, a write of opus's keys alone is not, and the full record is read."""
+    root = tmp_path / "vault"
+    done = root / "10_features" / "06_done"
+    done.mkdir(parents=True)
+    repo = make_repo(tmp_path / "repo")
+    note = done / "FR-1.md"
+    note.write_text(_note("FR-1"))
+    index = VaultIndex(root, default_repo=repo)
+    index.full()
+
+    note.write_text(_note("FR-1").replace("body", "a longer body"))
+    assert index.refresh({note}) == {note}
+    assert index.result() == _scan(root, repo)
+    assert index.note(note) == _scan(root, repo).valid[0]
+
+    note.write_text(_note("FR-1").replace("body", "a longer body")
+                    .replace("status: done", "status: done\nupdated: 2026-01-01"))
+    assert index.refresh({note}) == set()
+    note.write_text(_note("FR-1").replace("body", "a longer body").replace("done", "failed"))
+    assert index.refresh({note}) == {note}
+    assert index.entry(note) == FRState("FR-1", FRStatus.FAILED, None, note)
     assert index.result() == _scan(root, repo)

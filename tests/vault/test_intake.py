@@ -228,13 +228,13 @@ def test_with_a_watcher_only_changed_paths_are_read_and_a_safety_scan_finds_the_
     intake = Intake(bench.ctx)
     intake.watching = lambda: True
     intake.tick()  # the first tick walks the whole vault
-    misses = intake.cache.misses
+    misses = intake.index.misses
     note = bench.write_fr("FR-1")
     missed = bench.write_fr("FR-2")  # a change the watcher never reports
     intake.notice({note})
     intake.tick()
     assert [j.fr_id for j in bench.store.jobs()] == ["FR-1"]
-    assert intake.cache.misses - misses <= 3  # FR-1, then its write-back and move
+    assert intake.index.misses - misses <= 3  # FR-1, then its write-back and move
     intake.full_scan_s = 0  # the safety rescan is due
     intake.tick()
     assert sorted(j.fr_id for j in bench.store.jobs()) == ["FR-1", "FR-2"]
@@ -272,11 +272,11 @@ def test_with_a_watcher_a_tick_costs_the_change_not_the_vault(bench: Bench, note
     intake.watching = lambda: True
     intake.tick()  # the first tick walks the whole vault
     statements = _Statements(bench)
-    misses, checked = intake.cache.misses, intake.index.checked
+    misses, checked = intake.index.misses, intake.index.checked
 
     intake.tick()  # idle: nothing noticed
     idle = statements.count
-    assert (intake.cache.misses, intake.index.checked) == (misses, checked)
+    assert (intake.index.misses, intake.index.checked) == (misses, checked)
 
     note = bench.write_fr("FR-1", extra="depends_on: [OLD-3]\n")
     intake.notice({note})
@@ -284,7 +284,7 @@ def test_with_a_watcher_a_tick_costs_the_change_not_the_vault(bench: Bench, note
     assert [j.fr_id for j in bench.store.jobs()] == ["FR-1"]
     # FR-1 read, then read again after its write-back moved it: nothing else, whatever
     # the vault's size; the same number of statements for 50 and 400 old notes.
-    assert intake.cache.misses - misses <= 3
+    assert intake.index.misses - misses <= 3
     assert intake.index.checked - checked <= 3
     # Idle: "jobs changed since?", "paused?", "jobs waiting for a person?"; the change
     # adds enqueueing and mirroring FR-1.

@@ -29,10 +29,9 @@ from opus.errors import NoteError, OpusError
 from opus.pipeline.context import PipelineContext
 from opus.scheduling import Blocked, schedule
 from opus.vault import InvalidNote, write_fields
-from opus.vault.index import VaultIndex
+from opus.vault.index import FRState, VaultIndex
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
 from opus.vault.problems import vault_relative
-from opus.vault.scan import NoteCache
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +97,7 @@ class Intake:
         """Planned FRs the last tick left waiting on their dependencies (for `opus status`)."""
 
     def __repr__(self) -> str:
-        return f"Intake(cached={len(self.cache)}, synced={len(self._synced)})"
-
-    @property
-    def cache(self) -> NoteCache:
-        return self.index.cache
+        return f"Intake(frs={len(self.index)}, synced={len(self._synced)})"
 
     def notice(self, paths: Iterable[Path]) -> None:
         """Paths the watcher saw change (any thread): the next tick re-reads them."""
@@ -128,7 +123,7 @@ class Intake:
         wanted = (settings.vault_path, settings.default_repo, settings.vault.features_dir,
                   settings.vault.id_pattern)
         index = self.index
-        if wanted != (index.root, index.default_repo, index.features_dir, index.cache.id_pattern):
+        if wanted != (index.root, index.default_repo, index.features_dir, index.id_pattern):
             self.index, self._full_at = self._new_index(), None  # a reload changed the vault
         with self._lock:
             pending, self._pending = self._pending, set()
@@ -156,18 +151,18 @@ class Intake:
         self._ticked_at = started
         index = self.index
         if full:
-            considered = {note.path for note in index.notes()}
+            considered = set(index.fr_paths())
             self.problems.restart()
         else:
             considered = changed | self._settling | self._retry_due()
         for path in changed:
-            self.problems.changed(path, gone=index.note(path) is None)
+            self.problems.changed(path, gone=not index.is_fr(path))
         stable = self._stable(considered)
-        notes = [note for path in sorted(stable) if (note := index.note(path)) is not None]
+        notes = [note for path in sorted(stable) if (note := index.entry(path)) is not None]
         invalid = self._flag_invalid(n for n in notes if isinstance(n, InvalidNote))
         # After the write-backs: what is remembered is the bytes a restart will find.
-        self.problems.record({path: index.note(path) for path in stable})
-        valid = [n for n in notes if isinstance(n, FeatureRequest)]
+        self.problems.record({path: index.entry(path) for path in stable})
+        valid = [n for n in notes if not isinstance(n, InvalidNote)]
         enqueued, blocked = self._enqueue(valid)
         written = self._write_back(valid, full=full, since=jobs_since)
         self.conversation.tick(index.paths)
@@ -191,9 +186,9 @@ class Intake:
         self._settling = set()
         due: list[float] = []
         for path in paths:
-            if self.index.note(path) is None:
+            if not self.index.is_fr(path):
                 continue
-            version = self.cache.version(path)
+            version = self.index.version(path)
             if version is None or version.stable(settle_s, now=now, mono=mono):
                 stable.add(path)
             else:
@@ -203,7 +198,7 @@ class Intake:
         return stable
 
     def _version(self, path: Path) -> object:
-        version = self.cache.version(path)
+        version = self.index.version(path)
         return None if version is None else version.key
 
     # ------------------------------------------------------------------ invalid notes
@@ -220,13 +215,14 @@ class Intake:
 
     # ------------------------------------------------------------------ enqueue
 
-    def _enqueue(self, changed: Sequence[FeatureRequest]) -> tuple[int, int]:
+    def _enqueue(self, changed: Sequence[FeatureRequest | FRState]) -> tuple[int, int]:
         """Enqueue the settled planned FRs that are ready (all of them, every tick: their
         number, not the vault's size); update the queued jobs of changed notes."""
         planned = [fr for fr in self.index.planned() if self._settled(fr.path)]
         plan = schedule(planned, self.index.statuses, ages=_ages(planned))
         self.blocked = plan.blocked
-        moving = [fr for fr in changed if fr.status is FRStatus.IN_PROGRESS]
+        moving = [fr for fr in changed
+                  if isinstance(fr, FeatureRequest) and fr.status is FRStatus.IN_PROGRESS]
         latest = self.ctx.store.latest_for_frs(fr.id for fr in (*plan.ready, *moving))
         enqueued = sum(self._enqueue_one(fr, latest.get(fr.id)) for fr in plan.ready)
         for fr in moving:
@@ -286,7 +282,7 @@ class Intake:
     # ------------------------------------------------------------------ write-back
 
     def _write_back(
-        self, changed: Sequence[FeatureRequest], *, full: bool, since: datetime
+        self, changed: Sequence[FeatureRequest | FRState], *, full: bool, since: datetime
     ) -> int:
         """Write job states into notes: for the notes that changed, and for the notes of
         jobs that changed in the registry since the last tick (or, when waiting reasons
@@ -296,7 +292,7 @@ class Intake:
             self._last_waiting = self._waiting_key()
         else:
             for fr_id in self._jobs_moved(since):
-                fr = self.index.by_id(fr_id)
+                fr = self.index.entry_by_id(fr_id)
                 if fr is not None and self._settled(fr.path) and _mirrored(fr):
                     tracked.setdefault(fr_id, fr)
         latest = self.ctx.store.latest_for_frs(tracked)
@@ -317,7 +313,7 @@ class Intake:
             ids |= {job.fr_id for job in self.ctx.store.jobs([JobState.QUEUED])}
         return ids
 
-    def _sync(self, fr: FeatureRequest, job: Job) -> int:
+    def _sync(self, fr: FeatureRequest | FRState, job: Job) -> int:
         """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
         fields = {**note_fields(job, waiting=self._waiting(job)), "error": error_line(job)}
         stamp = (job.id, "|".join(f"{key}={value}" for key, value in fields.items()))
@@ -396,7 +392,7 @@ class Intake:
         return True
 
 
-def _mirrored(fr: FeatureRequest) -> bool:
+def _mirrored(fr: FeatureRequest | FRState) -> bool:
     """A note that shows its job's state (a draft has none; a planned one is enqueued)."""
     return fr.status not in (FRStatus.DRAFT, FRStatus.PLANNED)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from opus.config import Settings
 from opus.vault import InvalidNote
-from opus.vault.checks import Note
+from opus.vault.index import Entry
 from opus.vault.problems import (
     NoteProblem,
     problems_of,
@@ -62,7 +62,7 @@ class ProblemLog:
             self._digests.pop(path, None)
             self._own.pop(path, None)
 
-    def record(self, seen: dict[Path, Note | None]) -> None:
+    def record(self, seen: Mapping[Path, Entry | None]) -> None:
         """Take in the settled notes' verdicts; log the new problems; save the list."""
         if self._before is None:  # before this run's first save replaces it
             self._before = read_reported(self.settings.state_dir)

@@ -71,13 +71,18 @@ def flag_duplicate(note: Note, paths: Mapping[str, Sequence[Path]], vault_root: 
     to the paths holding it, in walk order."""
     fr_id = note_id(note)
     same = paths.get(fr_id.casefold(), []) if fr_id else []
-    others = [_relative(p, vault_root) for p in same if p != note.path]
+    error = duplicate_error(fr_id, note.path, same, vault_root)
+    return note if error is None else _invalid(note, error)
+
+
+def duplicate_error(
+    fr_id: str | None, path: Path, holders: Sequence[Path], vault_root: Path
+) -> str | None:
+    """What is wrong with the note at `path` when `holders` (in walk order) hold its id."""
+    others = [_relative(p, vault_root) for p in holders if p != path]
     if not others:
-        return note
-    return _invalid(
-        note,
-        f"duplicate id {fr_id}: also used by {', '.join(others)}; give each note its own id",
-    )
+        return None
+    return f"duplicate id {fr_id}: also used by {', '.join(others)}; give each note its own id"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -106,7 +111,7 @@ def with_dependencies(note: Note, known: Mapping[str, str]) -> Note:
     stem → id); a planned note naming one that no note has is made invalid."""
     if isinstance(note, InvalidNote) or not note.depends_on:
         return note
-    resolved = tuple(known.get(dep.casefold(), dep) for dep in note.depends_on)
+    resolved = resolve_names(note.depends_on, known)
     missing = [dep for dep in note.depends_on if dep.casefold() not in known]
     if missing and note.status is FRStatus.PLANNED:
         return _invalid(
@@ -114,6 +119,11 @@ def with_dependencies(note: Note, known: Mapping[str, str]) -> Note:
             "fix the id or remove it from depends_on",
         )
     return replace(note, depends_on=resolved)
+
+
+def resolve_names(depends_on: Iterable[str], known: Mapping[str, str]) -> tuple[str, ...]:
+    """Each dependency as an id through `known`; a name no note has stays as written."""
+    return tuple(known.get(dep.casefold(), dep) for dep in depends_on)
 
 
 def _flag_cycles(notes: Sequence[Note]) -> list[Note]:

@@ -12,44 +12,91 @@ FRs' dependency graph — so a change re-checks only the notes it can affect:
 `refresh(paths)` returns the paths whose verdict changed, so a caller (the daemon's
 intake) does work in proportion to the change, not to the vault. `result()` gives the
 whole `ScanResult`, equal to what `scan_vault` computes from scratch (property-tested).
+
+What it keeps per note is sized for a large vault, most of which is done FRs, ideas and
+meeting notes: the note's path as text relative to the features folder and its stat key
+in arrays (`NoteTable`); for a note that is not an FR, the reason only; for a valid FR
+out of flight (any status but planned and in progress), `Settled` — id, status, job,
+dependencies and a 64-bit digest of its content hash, not the parsed record. The full
+records are kept for the FRs in flight and the invalid notes; a settled FR's is read
+again from its file when asked for (`note`, `by_id`, `result`). Intake's mirror needs
+no more than `entry` gives: the full record in flight, an `FRState` otherwise.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
-from typing import TypeVar
 
 from opus.domain import FeatureRequest, FRStatus
 from opus.git import is_repo
 from opus.vault.checks import (
     Note,
     ScanResult,
+    duplicate_error,
     find_cycles,
     flag_cycle,
     flag_duplicate,
     note_id,
+    resolve_names,
     with_dependencies,
 )
 from opus.vault.fields import DEFAULT_ID_PATTERN
 from opus.vault.interrupted import finish_interrupted_moves
-from opus.vault.note import OtherNote, ParsedNote, Verdict
+from opus.vault.maps import Holders, View
+from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict
 from opus.vault.scan import (
     FEATURES_DIR,
-    NoteCache,
+    Version,
     features_folder,
     is_note_path,
-    note_paths,
+    read_file,
+    relative_note_paths,
     usable,
-    walk_key,
 )
+from opus.vault.table import NoteTable
 
-_Base = Note | OtherNote
 JOB_STATUSES = frozenset({FRStatus.PLANNED, FRStatus.IN_PROGRESS})
-"""The statuses whose body the index keeps: a note in them makes or updates a job."""
-V = TypeVar("V")
+"""The statuses whose full record (body included) the index keeps: a note in them makes
+or updates a job. Another status becomes one only by an edit, which is read again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A valid FR out of flight as the index keeps it (see the module)."""
+
+    id: str
+    status: FRStatus
+    job: int | None
+    depends_on: tuple[str, ...]
+    digest: int
+    """The first 64 bits of the FR's content hash. With the status and job (which the
+    hash leaves out) it tells two versions of the note's FR record apart."""
+
+    @classmethod
+    def of(cls, fr: FeatureRequest) -> Settled:
+        return cls(fr.id, fr.status, fr.job, fr.depends_on, int(fr.content_hash[:16], 16))
+
+
+@dataclass(frozen=True, slots=True)
+class FRState:
+    """What intake's mirror needs of a valid FR: its id, status, `job:` and path."""
+
+    id: str
+    status: FRStatus
+    job: int | None
+    path: Path
+
+
+_Base = str | Settled | Note
+"""A note's own verdict: for a note that is not an FR, the reason (`OtherNote.why`)."""
+_Final = Settled | Note
+"""An FR note's verdict after the vault-wide rules."""
+Entry = Note | FRState
+"""An FR note as intake works on it (`VaultIndex.entry`)."""
 
 
 class VaultIndex:
@@ -61,7 +108,6 @@ class VaultIndex:
         *,
         default_repo: Path | None,
         features_dir: Path | str = FEATURES_DIR,
-        cache: NoteCache | None = None,
         id_pattern: str = DEFAULT_ID_PATTERN,
         finish_moves: bool = False,
     ) -> None:
@@ -70,28 +116,34 @@ class VaultIndex:
         """Let `refresh_all` finish note moves a kill cut short (intake only: it writes notes)."""
         self.default_repo = default_repo
         self.features_dir = features_dir
-        self.cache = cache if cache is not None else NoteCache(id_pattern=id_pattern,
-                                                                 bodies=JOB_STATUSES)
+        self.id_pattern = id_pattern
+        self._features = root / features_dir
+        self._prefix = str(self._features) + os.sep
+        self._table = NoteTable()
+        self._base: list[_Base | None] = []
+        """By the table's slots: each note's own verdict (per-note rules and its repo)."""
+        self._final: list[_Final | None] = []
+        """By the table's slots: each FR note's verdict after the vault-wide rules."""
+        self._parsed: dict[str, ParsedNote] = {}
+        """The parse of each planned note: its repo is asked again at every full walk."""
         self._repos: dict[Path, bool] = {}
-        self._parsed: dict[Path, Verdict] = {}
-        """The cached parse each `_base` entry was made from."""
-        self._base: dict[Path, _Base] = {}
-        """Each note's own verdict: per-note rules and its repo, before the vault-wide ones."""
-        self._final: dict[Path, Note] = {}
-        """Each FR note's verdict after the vault-wide rules."""
-        self._ids = _Holders()
-        self._stems = _Holders()
-        self._dependents = _Holders()
-        self._planned: dict[Path, tuple[str, tuple[str, ...]]] = {}
+        self._ids = Holders()
+        self._stems = Holders()
+        """Only the stems that differ from their note's id (an id is looked up first)."""
+        self._dependents = Holders()
+        self._planned: dict[str, tuple[str, tuple[str, ...]]] = {}
         """Planned FRs that pass the duplicate and dependency rules: id and dependencies."""
         self._cycles: dict[str, list[str]] = {}
-        self._by_id: dict[str, Path] = {}
-        """The id of every valid FR → its path (valid ids are unique)."""
+        self._by_id: dict[str, str] = {}
+        """The id of every valid FR → its note (valid ids are unique)."""
+        self._frs = 0
         self.checked = 0
         """Notes whose vault-wide rules were applied again, over the index's life."""
+        self.misses = 0
+        """Files parsed, over the index's life (an unchanged file is only stat'ed)."""
 
     def __repr__(self) -> str:
-        return f"VaultIndex({self.root}, notes={len(self._base)})"
+        return f"VaultIndex({self.root}, notes={len(self._table)}, frs={self._frs})"
 
     # ------------------------------------------------------------------ reading
 
@@ -106,271 +158,396 @@ class VaultIndex:
         return self.result()
 
     def refresh_all(self) -> set[Path]:
-        """Walk the whole features folder (unchanged files come from the cache; with
+        """Walk the whole features folder (an unchanged file is only stat'ed; with
         `finish_moves`, half-done moves are repaired); the paths whose verdict changed."""
         features = features_folder(self.root, self.features_dir)
-        paths = list(note_paths(features))
-        if self.finish_moves:
-            removed = finish_interrupted_moves(paths, self.cache.read, features)
-            paths = [path for path in paths if path not in removed]
         self._repos.clear()  # a repo may have appeared or gone: ask git again
-        gone = set(self._base) - set(paths)
-        self.cache.keep_only(set(paths))
-        for path in gone:
-            self._parsed.pop(path, None)
-        return self._apply(self._read(paths), gone)
+        walked = bytearray(self._table.capacity)
+        linked: list[str] = []
+        read: dict[str, _Base] = {}
+        for rel in relative_note_paths(features):
+            self._read(rel, read, linked)
+            slot = self._table.slot(rel)
+            if slot is not None and slot < len(walked):
+                walked[slot] = 1
+        gone = {unseen for slot, mark in enumerate(walked)
+                if not mark and (unseen := self._table.rel(slot)) is not None}
+        if self.finish_moves and linked:
+            removed = finish_interrupted_moves(
+                [self._path(rel) for rel in linked],
+                lambda path: read_file(path, self.id_pattern), features)
+            for rel in linked:
+                if self._path(rel) in removed:
+                    read.pop(rel, None)
+                    gone.add(rel)
+        return self._apply(read, gone)
 
     def refresh(self, changed: Iterable[Path]) -> set[Path]:
         """Re-read the `changed` paths (created, edited, moved away or deleted); the paths
         whose verdict changed. A folder (one created or moved in, or gone) stands for every
         note below it: its subtree is walked, and the notes known below it are re-read."""
         features = features_folder(self.root, self.features_dir)
-        present: set[Path] = set()  # once each: nested folders may name a note twice
-        gone: set[Path] = set()
+        present: set[str] = set()  # once each: nested folders may name a note twice
+        gone: set[str] = set()
         for path in set(changed):
-            if is_note_path(path, features):
-                present.add(path)
-            elif path.name.endswith(".md"):
-                gone.add(path)
+            rel = self._rel(path)
+            if path.name.endswith(".md"):
+                if rel is not None:  # else never indexed
+                    (present if is_note_path(path, features) else gone).add(rel)
             else:
                 below = self._subtree(path, features)
-                present |= {note for note in below if is_note_path(note, features)}
+                present |= {rel for rel in below if is_note_path(self._path(rel), features)}
                 gone |= below
         gone -= present
-        read = self._read(present)
-        gone |= {path for path in present if path not in read}
-        for path in gone:
-            self.cache.forget(path)
-            self._parsed.pop(path, None)
-        return self._apply(read, {path for path in gone if path in self._base})
+        read: dict[str, _Base] = {}
+        gone |= {rel for rel in present if not self._read(rel, read)}
+        known = (self._table.rel(slot) for rel in gone
+                 if (slot := self._table.slot(rel)) is not None)
+        return self._apply(read, {rel for rel in known if rel is not None})
 
-    def _subtree(self, folder: Path, features: Path) -> set[Path]:
+    def _subtree(self, folder: Path, features: Path) -> set[str]:
         """The notes below `folder` now, and those known below it before (gone unless
         still there). Costs the index's size: for folder events only."""
         inside = str(folder) + os.sep
-        below = {path for path in self._base if str(path).startswith(inside)}
+        if inside.startswith(self._prefix):
+            prefix = inside[len(self._prefix):]
+            below = {rel for rel in self._table if rel.startswith(prefix)}
+        else:
+            prefix = ""
+            below = set(self._table) if self._prefix.startswith(inside) else set()
         if folder.is_relative_to(features) and not _hidden(folder, features):
-            below.update(note_paths(folder))  # nothing when it is not a folder (now)
+            # nothing when it is not a folder (now)
+            below.update(prefix + rel for rel in relative_note_paths(folder))
         return below
 
-    def _read(self, paths: Iterable[Path]) -> dict[Path, _Base]:
-        read: dict[Path, _Base] = {}
-        for path in paths:
-            verdict = self.cache.read(path)
-            if verdict is None:
-                self._parsed.pop(path, None)
-                continue
-            if self._parsed.get(path) is verdict and not _asks_git(verdict):
-                read[path] = self._base[path]  # unchanged file, and git has no say in it
-                continue
-            self._parsed[path] = verdict
-            if isinstance(verdict, ParsedNote):
-                read[path] = usable(verdict, vault_root=self.root,
-                                    default_repo=self.default_repo, is_repo=self._is_repo)
-            else:
-                read[path] = verdict
-        return read
+    def _read(self, rel: str, read: dict[str, _Base], linked: list[str] | None = None) -> bool:
+        """Stat the note at `rel`; parse it when its stat key changed, and put its new
+        verdict in `read` (also a planned note's, whose repo is asked again). False when
+        the file is gone."""
+        full = self._prefix + rel
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            return False
+        if linked is not None and st.st_nlink > 1:
+            linked.append(rel)
+        slot = self._table.slot(rel)
+        if slot is not None and self._table.same(slot, st):
+            parsed = self._parsed.get(rel)
+            if parsed is not None:  # unchanged, but git has a say in it
+                read[self._table.rel(slot) or rel] = self._usable(parsed)
+            return True
+        self.misses += 1
+        verdict = read_file(Path(full), self.id_pattern)
+        if verdict is None:
+            return False
+        slot = self._table.put(rel, st)
+        while len(self._base) < self._table.capacity:
+            self._base.append(None)
+            self._final.append(None)
+        rel = self._table.rel(slot) or rel  # the stored text, shared by every map
+        if isinstance(verdict, ParsedNote) and verdict.fr.status is FRStatus.PLANNED:
+            self._parsed[rel] = verdict
+        else:
+            self._parsed.pop(rel, None)
+        read[rel] = self._own(verdict)
+        return True
+
+    def _own(self, verdict: Verdict) -> _Base:
+        if isinstance(verdict, OtherNote):
+            return sys.intern(verdict.why)  # a handful of reasons, shared by every note
+        if isinstance(verdict, InvalidNote):
+            return verdict
+        return self._usable(verdict)
+
+    def _usable(self, parsed: ParsedNote) -> Settled | Note:
+        note = usable(parsed, vault_root=self.root, default_repo=self.default_repo,
+                      is_repo=self._is_repo)
+        if isinstance(note, FeatureRequest) and note.status not in JOB_STATUSES:
+            return Settled.of(note)
+        return note
+
+    def _full(self, rel: str) -> Note | None:
+        """A settled FR's full record, read again from its file, without its body (as
+        every FR out of flight); None if the file is gone or no longer an FR."""
+        verdict = read_file(self._path(rel), self.id_pattern)
+        if isinstance(verdict, InvalidNote):
+            return verdict
+        if not isinstance(verdict, ParsedNote):
+            return None
+        if verdict.fr.status not in JOB_STATUSES:
+            verdict = replace(verdict, fr=replace(verdict.fr, body=""))
+        note = usable(verdict, vault_root=self.root, default_repo=self.default_repo,
+                      is_repo=self._is_repo)
+        return with_dependencies(note, self._known())
 
     # ------------------------------------------------------------------ views
 
     def result(self) -> ScanResult:
-        """Every note, in the folder walk's order (costs the vault's size: for scans)."""
+        """Every note, in the folder walk's order (costs a scan: settled FRs are read)."""
         valid: list[FeatureRequest] = []
-        invalid: list[Note] = []
+        invalid: list[InvalidNote] = []
         others: list[OtherNote] = []
-        for path in sorted(self._base, key=self._walk_key):
-            note = self._final.get(path)
+        for rel in sorted(self._table, key=_walk_key):
+            note = self._note(rel)
             if isinstance(note, FeatureRequest):
                 valid.append(note)
             elif note is not None:
                 invalid.append(note)
             else:
-                base = self._base[path]
-                if isinstance(base, OtherNote):
-                    others.append(base)
-        return ScanResult(tuple(valid), tuple(invalid), tuple(others))  # type: ignore[arg-type]
+                base = self._base[self._slot(rel)]
+                if isinstance(base, str):
+                    others.append(OtherNote(self._path(rel), base))
+        return ScanResult(tuple(valid), tuple(invalid), tuple(others))
 
     def note(self, path: Path) -> Note | None:
-        """The verdict of the FR note at `path` (None: gone, or not an FR)."""
-        return self._final.get(path)
+        """The verdict of the FR note at `path` (None: gone, or not an FR); a settled FR's
+        is read again from its file."""
+        rel = self._rel(path)
+        return None if rel is None or rel not in self._table else self._note(rel)
 
-    def notes(self) -> Iterator[Note]:
-        """Every FR note's verdict (no particular order)."""
-        return iter(self._final.values())
+    def _note(self, rel: str) -> Note | None:
+        final = self._final[self._slot(rel)]
+        return self._full(rel) if isinstance(final, Settled) else final
+
+    def entry(self, path: Path) -> Entry | None:
+        """The FR note at `path` as intake works on it, without reading it: the full
+        record of an FR in flight or an invalid note, a settled FR's `FRState`."""
+        rel = self._rel(path)
+        slot = None if rel is None else self._table.slot(rel)
+        return None if slot is None else self._entry(slot, path)
+
+    def _entry(self, slot: int, path: Path) -> Entry | None:
+        final = self._final[slot]
+        if isinstance(final, Settled):
+            return FRState(final.id, final.status, final.job, path)
+        return final
+
+    def is_fr(self, path: Path) -> bool:
+        """The index holds an FR note (valid or not) at `path`."""
+        rel = self._rel(path)
+        slot = None if rel is None else self._table.slot(rel)
+        return slot is not None and self._final[slot] is not None
+
+    def fr_paths(self) -> Iterator[Path]:
+        """The path of every FR note (valid or not; no particular order)."""
+        for rel in self._table:
+            if self._final[self._slot(rel)] is not None:
+                yield self._path(rel)
+
+    def version(self, path: Path) -> Version | None:
+        """The version of the note at `path` last read (None when never read or gone)."""
+        rel = self._rel(path)
+        slot = None if rel is None else self._table.slot(rel)
+        return None if slot is None else self._table.version(slot)
 
     def planned(self) -> list[FeatureRequest]:
         """The valid planned FRs (costs their number, not the vault's size)."""
-        notes = (self._final.get(path) for path in self._planned)
+        notes = (self._final[self._slot(rel)] for rel in self._planned)
         return [note for note in notes
                 if isinstance(note, FeatureRequest) and note.status is FRStatus.PLANNED]
 
     def by_id(self, fr_id: str) -> FeatureRequest | None:
-        """The valid FR with this id."""
-        path = self._by_id.get(fr_id)
-        note = self._final.get(path) if path is not None else None
+        """The valid FR with this id (a settled one is read again from its file)."""
+        rel = self._by_id.get(fr_id)
+        note = None if rel is None else self._note(rel)
         return note if isinstance(note, FeatureRequest) else None
+
+    def entry_by_id(self, fr_id: str) -> FeatureRequest | FRState | None:
+        """The valid FR with this id, as `entry` gives it (no read)."""
+        rel = self._by_id.get(fr_id)
+        entry = None if rel is None else self._entry(self._slot(rel), self._path(rel))
+        return entry if isinstance(entry, FeatureRequest | FRState) else None
 
     @property
     def paths(self) -> Mapping[str, Path]:
         """The path of every valid FR by id (a live read-only view)."""
-        return MappingProxyType(self._by_id)
+
+        def path(fr_id: str) -> Path | None:
+            rel = self._by_id.get(fr_id)
+            return None if rel is None else self._path(rel)
+
+        return View(path, self._by_id.keys)
 
     @property
     def statuses(self) -> Mapping[str, FRStatus]:
         """The status of every valid FR by id (a live view, not a copy)."""
 
         def status(fr_id: str) -> FRStatus | None:
-            note = self.by_id(fr_id)
-            return None if note is None else note.status
+            rel = self._by_id.get(fr_id)
+            final = None if rel is None else self._final[self._slot(rel)]
+            return final.status if isinstance(final, FeatureRequest | Settled) else None
 
-        return _View(status, self._by_id.keys)
+        return View(status, self._by_id.keys)
 
     def __len__(self) -> int:
         """How many FR notes (valid or not) the vault holds."""
-        return len(self._final)
+        return self._frs
 
     # ------------------------------------------------------------------ the rules
 
-    def _apply(self, read: dict[Path, _Base], gone: set[Path]) -> set[Path]:
+    def _apply(self, read: dict[str, _Base], gone: set[str]) -> set[Path]:
         """Take in the verdicts `read` and forget `gone`; re-check what they can affect."""
         keys: set[str] = set()
-        for path in gone:
-            keys |= self._forget(path)
-        affected: set[Path] = set()
-        for path, base in read.items():
-            old = self._base.get(path)
+        for rel in gone:
+            keys |= self._forget(rel)
+        affected: set[str] = set()
+        for rel, base in read.items():
+            old = self._base[self._slot(rel)]
             if old is base or old == base:
-                continue  # the same verdict (a full walk over an unchanged vault)
-            affected.add(path)
-            keys |= self._forget(path)
-            keys |= self._remember(path, base)
+                continue  # the same verdict (a planned note whose repo is as it was)
+            affected.add(rel)
+            keys |= self._forget(rel)
+            keys |= self._remember(rel, base)
         for key in keys:
             affected.update(self._ids.get(key), self._dependents.get(key))
-        return self._recheck(affected, gone)
+        changed = self._recheck(affected, gone)
+        for rel in gone:
+            self._drop(rel)
+        return {self._path(rel) for rel in changed}
 
-    def _recheck(self, affected: set[Path], gone: set[Path]) -> set[Path]:
-        for path in gone:
-            self._planned.pop(path, None)
-        staged: dict[Path, Note] = {}
+    def _recheck(self, affected: set[str], gone: set[str]) -> set[str]:
+        for rel in gone:
+            self._planned.pop(rel, None)
+        staged: dict[str, _Final] = {}
         planned_changed = bool(gone)
-        for path in affected:
-            base = self._base.get(path)
-            note = None if base is None or isinstance(base, OtherNote) else self._stage(base)
+        for rel in affected:
+            base = self._base[self._slot(rel)]
+            note = None if base is None or isinstance(base, str) else self._stage(rel, base)
             if note is not None:
-                staged[path] = note
-            planned_changed |= self._plan(path, note)
+                staged[rel] = note
+            planned_changed |= self._plan(rel, note)
         self.checked += len(staged)
         if planned_changed:
-            for path in self._new_cycles():
-                if path not in staged:
-                    staged[path] = self._stage(self._base[path])  # type: ignore[arg-type]
-        changed = {path for path in gone | (affected - set(staged))
-                   if self._set_final(path, None)}
-        changed |= {path for path, note in staged.items()
-                    if self._set_final(path, flag_cycle(note, self._cycles))}
+            for rel in self._new_cycles():
+                base = self._base[self._slot(rel)]
+                if rel not in staged and base is not None and not isinstance(base, str):
+                    staged[rel] = self._stage(rel, base)
+        changed = {rel for rel in gone | (affected - set(staged))
+                   if self._set_final(rel, None)}
+        changed |= {rel for rel, note in staged.items()
+                    if self._set_final(rel, _with_cycles(note, self._cycles))}
         return changed
 
-    def _stage(self, base: Note) -> Note:
+    def _stage(self, rel: str, base: Settled | Note) -> _Final:
         """The duplicate and dependency rules (cycles come after, over all planned FRs)."""
-        return self._dependencies(self._duplicates(base))
+        note = self._duplicates(rel, base)
+        if isinstance(note, Settled):
+            if not note.depends_on:
+                return note
+            return replace(note, depends_on=resolve_names(note.depends_on, self._known()))
+        return with_dependencies(note, self._known())
 
-    def _plan(self, path: Path, note: Note | None) -> bool:
+    def _plan(self, rel: str, note: _Final | None) -> bool:
         """Keep `_planned` in step with `note`; True when the planned graph changed."""
-        entry = None if note is None else _planned_entry(note)
-        if self._planned.get(path) == entry:
+        entry = None
+        if isinstance(note, FeatureRequest) and note.status is FRStatus.PLANNED:
+            entry = (note.id, note.depends_on)
+        if self._planned.get(rel) == entry:
             return False
         if entry is None:
-            del self._planned[path]
+            del self._planned[rel]
         else:
-            self._planned[path] = entry
+            self._planned[rel] = entry
         return True
 
-    def _new_cycles(self) -> list[Path]:
-        """Recompute the cycles among the planned FRs; the planned paths whose cycle changed."""
+    def _new_cycles(self) -> list[str]:
+        """Recompute the cycles among the planned FRs; the planned notes whose cycle changed."""
         ids = {fr_id for fr_id, _deps in self._planned.values()}
         cycles = find_cycles({fr_id: [d for d in deps if d in ids]
                               for fr_id, deps in self._planned.values()})
         moved = {fr_id for fr_id in set(cycles) | set(self._cycles)
                  if cycles.get(fr_id) != self._cycles.get(fr_id)}
         self._cycles = cycles
-        return [path for path, (fr_id, _deps) in self._planned.items() if fr_id in moved]
+        return [rel for rel, (fr_id, _deps) in self._planned.items() if fr_id in moved]
 
-    def _set_final(self, path: Path, note: Note | None) -> bool:
-        old = self._final.get(path)
+    def _set_final(self, rel: str, note: _Final | None) -> bool:
+        slot = self._slot(rel)
+        old = self._final[slot]
         if old == note:
             return False
-        if isinstance(old, FeatureRequest) and self._by_id.get(old.id) == path:
+        if isinstance(old, FeatureRequest | Settled) and self._by_id.get(old.id) == rel:
             del self._by_id[old.id]
-        if note is None:
-            self._final.pop(path, None)
-        else:
-            self._final[path] = note
-            if isinstance(note, FeatureRequest):
-                self._by_id[note.id] = path
+        self._final[slot] = note
+        self._frs += (note is not None) - (old is not None)
+        if isinstance(note, FeatureRequest | Settled):
+            self._by_id[note.id] = rel
         return True
 
-    def _duplicates(self, note: Note) -> Note:
-        fr_id = note_id(note)
-        if fr_id is None:
-            return note
-        key = fr_id.casefold()
-        holders = self._ids.get(key)
-        if len(holders) < 2:
-            return note
-        return flag_duplicate(note, {key: sorted(holders, key=self._walk_key)},
-                              self.root)
+    def _duplicates(self, rel: str, base: Settled | Note) -> Settled | Note:
+        fr_id = _id_of(base)
+        holders = () if fr_id is None else self._ids.get(fr_id.casefold())
+        if fr_id is None or len(holders) < 2:
+            return base
+        path = self._path(rel)
+        same = [self._path(holder) for holder in sorted(holders, key=_walk_key)]
+        if not isinstance(base, Settled):
+            return flag_duplicate(base, {fr_id.casefold(): same}, self.root)
+        error = duplicate_error(base.id, path, same, self.root)
+        return base if error is None else InvalidNote(path, error, base.id, base.status.value)
 
-    def _dependencies(self, note: Note) -> Note:
-        known = _View(self.resolve, lambda: self._ids.keys() | self._stems.keys())
-        return with_dependencies(note, known)
+    def _known(self) -> Mapping[str, str]:
+        return View(self.resolve, lambda: self._ids.keys() | self._stems.keys())
 
     def resolve(self, name: str) -> str | None:
         """The id a dependency `name` (casefolded) means: a note's id (the last in walk
         order wins, as a full scan assigns them), else the first note whose file stem it is."""
         holders = self._ids.get(name)
         if holders:
-            path = max(holders, key=self._walk_key)
+            rel = max(holders, key=_walk_key)
         else:
             stems = self._stems.get(name)
             if not stems:
                 return None
-            path = min(stems, key=self._walk_key)
-        return note_id(self._base[path])  # type: ignore[arg-type]
+            rel = min(stems, key=_walk_key)
+        return _id_of(self._base[self._slot(rel)])
 
     # ------------------------------------------------------------------ maps
 
-    def _remember(self, path: Path, base: _Base) -> set[str]:
-        self._base[path] = base
-        if isinstance(base, OtherNote):
-            return set()
-        fr_id = note_id(base)
-        keys: set[str] = set()
-        if fr_id is not None:
-            keys = {fr_id.casefold(), path.stem.casefold()}
-            self._ids.add(fr_id.casefold(), path)
-            self._stems.add(path.stem.casefold(), path)
-        if isinstance(base, FeatureRequest):
-            for dep in base.depends_on:
-                self._dependents.add(dep.casefold(), path)
-        return keys
+    def _remember(self, rel: str, base: _Base) -> set[str]:
+        self._base[self._slot(rel)] = base
+        return self._holders(rel, base, add=True)
 
-    def _forget(self, path: Path) -> set[str]:
-        base = self._base.pop(path, None)
-        if base is None or isinstance(base, OtherNote):
-            return set()
-        keys: set[str] = set()
-        fr_id = note_id(base)
-        if fr_id is not None:
-            keys = {fr_id.casefold(), path.stem.casefold()}
-            self._ids.discard(fr_id.casefold(), path)
-            self._stems.discard(path.stem.casefold(), path)
-        if isinstance(base, FeatureRequest):
-            for dep in base.depends_on:
-                self._dependents.discard(dep.casefold(), path)
-        return keys
+    def _forget(self, rel: str) -> set[str]:
+        slot = self._slot(rel)
+        base, self._base[slot] = self._base[slot], None
+        return set() if base is None else self._holders(rel, base, add=False)
 
-    def _walk_key(self, path: Path) -> tuple[tuple[int, str], ...]:
-        return walk_key(path, self.root)
+    def _holders(self, rel: str, base: _Base, *, add: bool) -> set[str]:
+        """Add `rel` to (or take it from) the maps of its id, stem and dependencies; the
+        names whose holders changed."""
+        fr_id = _id_of(base)
+        if fr_id is None:
+            return set()
+        id_key, stem_key = fr_id.casefold(), _stem(rel).casefold()
+        change = Holders.add if add else Holders.discard
+        change(self._ids, id_key, rel)
+        if stem_key != id_key:  # the same name is found by its id first
+            change(self._stems, stem_key, rel)
+        if isinstance(base, FeatureRequest | Settled):
+            for dep in base.depends_on:
+                change(self._dependents, dep.casefold(), rel)
+        return {id_key, stem_key}
+
+    def _drop(self, rel: str) -> None:
+        slot = self._table.drop(rel)
+        if slot is not None:
+            self._base[slot] = self._final[slot] = None
+        self._parsed.pop(rel, None)
+
+    # ------------------------------------------------------------------ paths
+
+    def _slot(self, rel: str) -> int:
+        slot = self._table.slot(rel)
+        assert slot is not None, rel
+        return slot
+
+    def _rel(self, path: Path) -> str | None:
+        text = str(path)
+        return text[len(self._prefix):] if text.startswith(self._prefix) else None
+
+    def _path(self, rel: str) -> Path:
+        return self._features / rel
 
     def _is_repo(self, path: Path) -> bool:
         if path not in self._repos:
@@ -382,77 +559,22 @@ def _hidden(path: Path, features: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(features).parts)
 
 
-def _asks_git(verdict: Verdict) -> bool:
-    """A planned note's verdict depends on whether its repo is a git repository now."""
-    return isinstance(verdict, ParsedNote) and verdict.fr.status is FRStatus.PLANNED
+def _id_of(base: _Base | None) -> str | None:
+    if base is None or isinstance(base, str):
+        return None
+    return base.id if isinstance(base, Settled) else note_id(base)
 
 
-def _planned_entry(note: Note) -> tuple[str, tuple[str, ...]] | None:
-    if isinstance(note, FeatureRequest) and note.status is FRStatus.PLANNED:
-        return note.id, note.depends_on
-    return None
+def _with_cycles(note: _Final, cycles: Mapping[str, list[str]]) -> _Final:
+    return note if isinstance(note, Settled) else flag_cycle(note, cycles)
 
 
-class _Holders:
-    """Name → the paths holding it. Most names have one holder, kept without a set (a set
-    per note of a large vault is megabytes)."""
-
-    def __init__(self) -> None:
-        self._one: dict[str, Path] = {}
-        self._many: dict[str, set[Path]] = {}
-
-    def get(self, name: str) -> tuple[Path, ...]:
-        one = self._one.get(name)
-        if one is not None:
-            return (one,)
-        return tuple(self._many.get(name, ()))
-
-    def keys(self) -> set[str]:
-        return self._one.keys() | self._many.keys()
-
-    def add(self, name: str, path: Path) -> None:
-        many = self._many.get(name)
-        if many is not None:
-            many.add(path)
-            return
-        one = self._one.get(name)
-        if one is None or one == path:
-            self._one[name] = path
-            return
-        del self._one[name]
-        self._many[name] = {one, path}
-
-    def discard(self, name: str, path: Path) -> None:
-        if self._one.get(name) == path:
-            del self._one[name]
-            return
-        many = self._many.get(name)
-        if many is None:
-            return
-        many.discard(path)
-        if len(many) == 1:
-            self._one[name] = many.pop()
-        if not many:
-            del self._many[name]
+def _stem(rel: str) -> str:
+    """The file stem of a note's path text (every note's name ends in `.md`)."""
+    return rel.rsplit(os.sep, 1)[-1].removesuffix(".md")
 
 
-class _View(Mapping[str, V]):
-    """A read-only mapping computed by `lookup` on demand over `keys` (no copy of the
-    index: a lookup costs one entry, not the vault)."""
-
-    def __init__(self, lookup: Callable[[str], V | None],
-                 keys: Callable[[], Collection[str]]) -> None:
-        self._lookup = lookup
-        self._keys = keys
-
-    def __getitem__(self, key: str) -> V:
-        found = self._lookup(key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys())
-
-    def __len__(self) -> int:
-        return len(self._keys())
+def _walk_key(rel: str) -> tuple[tuple[int, str], ...]:
+    """`os.walk`'s sorted top-down order: a folder's files before its subfolders."""
+    parts = rel.split(os.sep)
+    return (*((1, part) for part in parts[:-1]), (0, parts[-1]))

@@ -67,7 +67,7 @@ class NoteCache:
             self.hits += 1
             return cached[1]
         self.misses += 1
-        parsed = _read_file(path, self.id_pattern)
+        parsed = read_file(path, self.id_pattern)
         if (isinstance(parsed, ParsedNote) and self.bodies is not None
                 and parsed.fr.status not in self.bodies):
             parsed = replace(parsed, fr=replace(parsed.fr, body=""))
@@ -102,7 +102,8 @@ class NoteCache:
         return f"NoteCache(notes={len(self)}, hits={self.hits}, misses={self.misses})"
 
 
-def _read_file(path: Path, id_pattern: str) -> Verdict | None:
+def read_file(path: Path, id_pattern: str) -> Verdict | None:
+    """The note at `path` parsed (`read_note`); None when it vanished."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -118,22 +119,35 @@ def note_paths(features: Path) -> Iterator[Path]:
     Hidden names are editor and opus temp files; symlinks are skipped because an atomic
     write-back would replace the link with a copy; FIFOs and devices would block a read.
     """
-    # `os.walk`'s order (a folder's files, then its subfolders, each sorted), but the
-    # entries' types come from the directory listing: no stat per file.
-    folders = [features]
+    for folder, _prefix, names in _note_folders(features):
+        for name in names:
+            yield folder / name
+
+
+def relative_note_paths(features: Path) -> Iterator[str]:
+    """`note_paths`, as text relative to `features` (no `Path` object per note)."""
+    for _folder, prefix, names in _note_folders(features):
+        for name in names:
+            yield prefix + name
+
+
+def _note_folders(features: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """Each folder below `features`, its path relative to it ("" or ending in a separator)
+    and its notes' names, in `os.walk`'s order (a folder's files, then its subfolders,
+    each sorted); the entries' types come from the directory listing: no stat per file."""
+    folders = [(features, "")]
     while folders:
-        folder = folders.pop()
+        folder, prefix = folders.pop()
         try:
             with os.scandir(folder) as listing:
                 entries = [entry for entry in listing if not entry.name.startswith(".")]
         except OSError:
             continue
-        files = sorted(entry.name for entry in entries
-                       if entry.name.endswith(".md") and _regular(entry))
-        for name in files:
-            yield folder / name
+        yield folder, prefix, sorted(entry.name for entry in entries
+                                     if entry.name.endswith(".md") and _regular(entry))
         subfolders = sorted(entry.name for entry in entries if _folder(entry))
-        folders.extend(folder / name for name in reversed(subfolders))
+        folders.extend((folder / name, f"{prefix}{name}{os.sep}")
+                       for name in reversed(subfolders))
 
 
 def _regular(entry: os.DirEntry[str]) -> bool:
