@@ -15,6 +15,7 @@ end (the outcome recorded in the job's spec under `note`) and the user planned i
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,6 +75,7 @@ class Intake:
         self._full_at: float | None = None
         self.full_scan_s = FULL_SCAN_S
         self._synced: dict[str, tuple[int, str]] = {}
+        """FR id → (job id, the fields last written or found in its note)."""
         self._failed: dict[Path, tuple[object, float, str]] = {}
         """Note → (version, when, error) of its last failed write: not retried until the
         note changes (or `WRITE_RETRY_S` passed, e.g. after a permission fix)."""
@@ -316,7 +318,8 @@ class Intake:
     def _sync(self, fr: FeatureRequest | FRState, job: Job) -> int:
         """Write the job's state into its note (SPEC §2, `opus.vault.mirror`)."""
         fields = {**note_fields(job, waiting=self._waiting(job)), "error": error_line(job)}
-        stamp = (job.id, "|".join(f"{key}={value}" for key, value in fields.items()))
+        # Interned: the done FRs of a large vault share a handful of texts.
+        stamp = (job.id, sys.intern("|".join(f"{key}={value}" for key, value in fields.items())))
         if self._synced.get(fr.id) == stamp:
             return 0
         status = FRStatus(str(fields["status"]))

@@ -134,8 +134,6 @@ class VaultIndex:
         self._planned: dict[str, tuple[str, tuple[str, ...]]] = {}
         """Planned FRs that pass the duplicate and dependency rules: id and dependencies."""
         self._cycles: dict[str, list[str]] = {}
-        self._by_id: dict[str, str] = {}
-        """The id of every valid FR → its note (valid ids are unique)."""
         self._frs = 0
         self.checked = 0
         """Notes whose vault-wide rules were applied again, over the index's life."""
@@ -349,13 +347,13 @@ class VaultIndex:
 
     def by_id(self, fr_id: str) -> FeatureRequest | None:
         """The valid FR with this id (a settled one is read again from its file)."""
-        rel = self._by_id.get(fr_id)
+        rel = self._valid(fr_id)
         note = None if rel is None else self._note(rel)
         return note if isinstance(note, FeatureRequest) else None
 
     def entry_by_id(self, fr_id: str) -> FeatureRequest | FRState | None:
         """The valid FR with this id, as `entry` gives it (no read)."""
-        rel = self._by_id.get(fr_id)
+        rel = self._valid(fr_id)
         entry = None if rel is None else self._entry(self._slot(rel), self._path(rel))
         return entry if isinstance(entry, FeatureRequest | FRState) else None
 
@@ -364,21 +362,36 @@ class VaultIndex:
         """The path of every valid FR by id (a live read-only view)."""
 
         def path(fr_id: str) -> Path | None:
-            rel = self._by_id.get(fr_id)
+            rel = self._valid(fr_id)
             return None if rel is None else self._path(rel)
 
-        return View(path, self._by_id.keys)
+        return View(path, self._valid_ids)
 
     @property
     def statuses(self) -> Mapping[str, FRStatus]:
         """The status of every valid FR by id (a live view, not a copy)."""
 
         def status(fr_id: str) -> FRStatus | None:
-            rel = self._by_id.get(fr_id)
+            rel = self._valid(fr_id)
             final = None if rel is None else self._final[self._slot(rel)]
             return final.status if isinstance(final, FeatureRequest | Settled) else None
 
-        return View(status, self._by_id.keys)
+        return View(status, self._valid_ids)
+
+    def _valid(self, fr_id: str) -> str | None:
+        """The note of the valid FR with this id: the only holder of the id (two holders
+        of an id are both invalid), when its verdict is valid under that very id."""
+        holders = self._ids.get(fr_id.casefold())
+        if len(holders) != 1:
+            return None
+        final = self._final[self._slot(holders[0])]
+        valid = isinstance(final, FeatureRequest | Settled) and final.id == fr_id
+        return holders[0] if valid else None
+
+    def _valid_ids(self) -> list[str]:
+        """Every valid FR's id (costs the vault's size: for iterating a view)."""
+        finals = (self._final[self._slot(rel)] for rel in self._ids.single_holders())
+        return [final.id for final in finals if isinstance(final, FeatureRequest | Settled)]
 
     def __len__(self) -> int:
         """How many FR notes (valid or not) the vault holds."""
@@ -466,12 +479,8 @@ class VaultIndex:
         old = self._final[slot]
         if old == note:
             return False
-        if isinstance(old, FeatureRequest | Settled) and self._by_id.get(old.id) == rel:
-            del self._by_id[old.id]
         self._final[slot] = note
         self._frs += (note is not None) - (old is not None)
-        if isinstance(note, FeatureRequest | Settled):
-            self._by_id[note.id] = rel
         return True
 
     def _duplicates(self, rel: str, base: Settled | Note) -> Settled | Note:

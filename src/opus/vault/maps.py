@@ -25,6 +25,10 @@ class Holders:
     def keys(self) -> set[str]:
         return self._one.keys() | self._many.keys()
 
+    def single_holders(self) -> Iterator[str]:
+        """The note of every name held by one note only."""
+        return iter(self._one.values())
+
     def add(self, name: str, note: str) -> None:
         many = self._many.get(name)
         if many is not None:
