@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,21 +37,70 @@ def test_disk_use_counts_real_blocks_once_and_stops_past_a_bound(tmp_path: Path)
     assert disk_use(tmp_path, stop_above=1 * MIB) > 1 * MIB
 
 
-def test_the_watch_walks_only_when_the_filesystem_grew_enough(tmp_path: Path) -> None:
-    watch = DiskWatch(tmp_path, cap_mb=8)
-    _write(tmp_path / "a.bin", 2)
+@pytest.fixture
+def quiet(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a filesystem few others write to (tmpfs /dev/shm when there is one):
+    the watch's estimate reads the whole filesystem's use, and space other processes free
+    on a busy disk in the same moment could hide growth from it (by design, until the
+    next walk)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="opus-disk-", dir=shm))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def frozen() -> float:
+    """A clock that never moves: a watch on it walks only when its estimate says so."""
+    return 0.0
+
+
+def test_the_watch_walks_only_when_the_filesystem_grew_enough(quiet: Path) -> None:
+    watch = DiskWatch(quiet, cap_mb=8, clock=frozen)
+    _write(quiet / "a.bin", 2)
     assert watch.over() is None  # first look: a walk
     walked = watch._known
+    (quiet / "a.bin").unlink()  # the worktree shrinks: no walk sees it
     assert watch.over() is None and watch._known == walked
+    _write(quiet / "a.bin", 2)
     for n in range(4):
-        _write(tmp_path / f"more{n}.bin", 2)
+        _write(quiet / f"more{n}.bin", 2)
     size = watch.over()
     assert size is not None and size > 8 * MIB
     note = watch.note()
     assert note is not None and note.startswith(CAP)
-    for path in tmp_path.glob("more*.bin"):
+    for path in quiet.glob("more*.bin"):
         path.unlink()
     assert watch.over() is None
+
+
+def test_space_freed_elsewhere_does_not_hide_the_worktree_growing(quiet: Path) -> None:
+    worktree, elsewhere = quiet / "wt", quiet / "elsewhere.bin"
+    worktree.mkdir()
+    _write(elsewhere, 16)  # on the same filesystem, outside the worktree
+    watch = DiskWatch(worktree, cap_mb=8, clock=frozen)
+    assert watch.over() is None  # first look: a walk
+    elsewhere.unlink()  # another process frees more than the worktree will gain
+    assert watch.over() is None
+    for n in range(5):
+        _write(worktree / f"f{n}.bin", 2)
+    size = watch.over()
+    assert size is not None and size > 8 * MIB
+
+
+def test_a_walk_is_due_after_a_share_of_its_cost(tmp_path: Path) -> None:
+    now = [0.0]
+    watch = DiskWatch(tmp_path, cap_mb=8, clock=lambda: now[0])
+    _write(tmp_path / "a.bin", 2)
+    assert watch.over() is None
+    assert 0 < watch._next_walk < 1  # a tiny worktree: walked again at the next look
+    (tmp_path / "a.bin").unlink()
+    now[0] = 1.0
+    assert watch.over() is None and watch._known == 0  # walked, though nothing grew
 
 
 def _capped(kind: str) -> SandboxConfig:
