@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
@@ -55,13 +56,14 @@ def test_timeout_kills_the_session_and_what_it_started(coder: Toolbox, repo: Pat
     try:
         bash(quick, "cd src; export KEPT=1")
         started = time.monotonic()
-        result = bash(quick, "sleep 61.2345 & echo started; sleep 30")
+        child = _unique_sleep()
+        result = bash(quick, f"{child} & echo started; sleep 30")
         elapsed = time.monotonic() - started
         print(f"timed-out command returned after {elapsed:.2f}s")
         assert result.startswith("exit code: 124 (killed after the 1s command timeout")
         assert "restarted" in result and "started" in result
         assert elapsed < 15
-        assert not _running("sleep 61.2345"), "the background child was killed with the session"
+        assert not _running(child), "the background child was killed with the session"
         assert bash(quick, 'pwd; echo "kept=${KEPT:-no}"') == f"exit code: 0\n{repo}\nkept=no\n"
     finally:
         quick.close()
@@ -134,11 +136,18 @@ def test_session_keeps_the_sandbox_guarantees(
 
 def test_close_ends_the_shell(repo: Path, sandbox: Sandbox) -> None:
     session = BashSession(sandbox, repo, writable=True)
-    session.run("sleep 62.3456 &", timeout_s=20)
+    child = _unique_sleep()
+    session.run(f"{child} &", timeout_s=20)
     assert session.running
     session.close()
     assert not session.running
-    assert not _running("sleep 62.3456")
+    assert not _running(child)
+
+
+def _unique_sleep() -> str:
+    """A `sleep` command line no other process on the machine has (another run of these
+    tests may be going on at the same time): what `_running` looks for."""
+    return f"sleep 60.{secrets.randbelow(10**9):09d}"
 
 
 def _running(pattern: str) -> bool:
@@ -154,13 +163,14 @@ def _running(pattern: str) -> bool:
 
 def test_running_sees_a_live_process() -> None:
     # `_running` must see a live process, or the checks above would prove nothing.
-    child = subprocess.Popen(["sleep", "63.4567"])
+    command = _unique_sleep()
+    child = subprocess.Popen(command.split())
     try:
-        assert _running("sleep 63.4567")
+        assert _running(command)
     finally:
         child.kill()
         child.wait()
-    assert not _running("sleep 63.4567")
+    assert not _running(command)
 
 
 @needs_bwrap
