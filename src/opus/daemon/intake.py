@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opus.conversation.sync import ConversationSync
+from opus.daemon import heap
 from opus.daemon.problem_log import ProblemLog
 from opus.domain import FeatureRequest, FRStatus, Job, JobState
 from opus.errors import NoteError, OpusError
@@ -168,6 +169,8 @@ class Intake:
         enqueued, blocked = self._enqueue(valid)
         written = self._write_back(valid, full=full, since=jobs_since)
         self.conversation.tick(index.paths)
+        if full:
+            heap.trim()  # the walk's transients: not kept resident while idle
         return IntakeReport(len(index), invalid, enqueued, blocked, written + invalid,
                             len(self._settling))
 
