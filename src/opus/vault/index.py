@@ -177,7 +177,8 @@ class VaultIndex:
             for rel in linked:
                 if self._path(rel) in removed:
                     read.pop(rel, None)
-                    gone.add(rel)
+                    if rel in self._table:
+                        gone.add(rel)
         return self._apply(read, gone)
 
     def refresh(self, changed: Iterable[Path]) -> set[Path]:
