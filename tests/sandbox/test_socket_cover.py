@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -338,3 +339,34 @@ def test_bwrap_stopping_on_a_socket_that_vanished_is_told_apart(
     assert cover.vanished(failed.stderr), failed.stderr
     assert not SocketCover(worktree, [project / "other.sock"]).vanished(failed.stderr)
     assert not cover.vanished(f"ran\nbwrap: {path}")  # a command's own output
+
+
+@needs_bwrap
+def test_commands_run_while_other_programs_bind_and_remove_sockets(
+    worktree: Path, project: Path
+) -> None:
+    """Another program's short-lived sockets (a test suite's services, one after another)
+    each may vanish between a start's scan and bwrap's mounts: the command is started
+    again until it runs, never reported as failing on its own."""
+    sandbox = bwrap_sandbox()
+    stop = threading.Event()
+
+    def churn() -> None:
+        n = 0
+        while not stop.is_set():
+            place = project / f"svc-{n}"
+            place.mkdir()
+            with unix_service(place / "x.sock"):
+                stop.wait(0.3)
+            shutil.rmtree(place)
+            n += 1
+            stop.wait(0.5)
+
+    churner = threading.Thread(target=churn, daemon=True)
+    churner.start()
+    try:
+        results = [sandbox.run("echo ran", worktree=worktree, timeout_s=20) for _ in range(10)]
+    finally:
+        stop.set()
+        churner.join(timeout=10)
+    assert [(r.exit_code, r.output) for r in results] == [(0, "ran\n")] * 10

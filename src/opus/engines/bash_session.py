@@ -35,7 +35,13 @@ from pathlib import Path
 from opus.errors import SandboxError
 from opus.sandbox.disk import CHECK_EVERY_S
 from opus.sandbox.limits import LIMIT_NOTE_PREFIX, SANDBOX_NOTE_PREFIX
-from opus.sandbox.process import READ_CHUNK, START_ATTEMPTS, TIMEOUT_EXIT_CODE, CappedOutput
+from opus.sandbox.process import (
+    READ_CHUNK,
+    RESTART_PAUSE_S,
+    START_ATTEMPTS,
+    TIMEOUT_EXIT_CODE,
+    CappedOutput,
+)
 from opus.seams import Sandbox, SandboxProcess
 
 SHELL_COMMAND = "exec bash --noprofile --norc"
@@ -92,7 +98,7 @@ class BashSession:
             raise SandboxError("the command contains a NUL byte, which bash cannot run")
         deadline = time.monotonic() + timeout_s
         appeared, cwd = self._renew_cover()
-        for _ in range(START_ATTEMPTS):
+        for attempt in range(START_ATTEMPTS):
             fresh = not self.running
             proc = self._ensure()
             live = self._live
@@ -101,6 +107,7 @@ class BashSession:
             # meanwhile) never ran the command: start it again.
             if not (fresh and result.shell_exited and live and live.cover_vanished(result.output)):
                 break
+            time.sleep(RESTART_PAUSE_S * (attempt + 1))
         if not appeared:
             return result
         note = restart_note(appeared, cwd)

@@ -48,9 +48,13 @@ READ_CHUNK = 65536
 TIMEOUT_EXIT_CODE = 124
 """The exit code reported for a timed-out command (as coreutils `timeout` does)."""
 SHELL_CANDIDATES = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
-START_ATTEMPTS = 3
+START_ATTEMPTS = 12
 """How often a command is started when a host socket its sandbox was to cover vanished
-before the sandbox was set up (the command never ran; a fresh cover goes without it)."""
+before the sandbox was set up (the command never ran; a fresh cover goes without it).
+Other programs' short-lived sockets (a test suite's services, say) can each stop one
+start: a few in a row are common on a busy host, a dozen are not."""
+RESTART_PAUSE_S = 0.05
+"""The pause before starting again after such a stop, times the attempts so far."""
 
 
 _live: set[int] = set()
@@ -179,7 +183,7 @@ class ShellRunner:
         prefix = group.enter_argv() if group is not None else []
         disk = self._disk_check(worktree, writable)
         try:
-            for _ in range(START_ATTEMPTS):
+            for attempt in range(START_ATTEMPTS):
                 line = self.command_argv(
                     command, worktree=worktree, writable=writable, has_cgroup=group is not None
                 )
@@ -194,6 +198,13 @@ class ShellRunner:
                 )
                 if line.cover is None or not line.cover.vanished(result.output):
                     break
+                time.sleep(RESTART_PAUSE_S * (attempt + 1))
+            else:
+                raise SandboxError(
+                    f"the sandbox could not start in {START_ATTEMPTS} attempts: host unix "
+                    "sockets it was to cover kept vanishing while it was set up (last: "
+                    f"{result.output.strip()[:300]}); the command did not run"
+                )
             counters = group.counters() if group is not None else None
         finally:
             if group is not None:
