@@ -3,12 +3,12 @@ bench (token in the environment, `pr.*` pointing at the stand-in)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from opus.config import PRConfig
-from tests.e2e_delivery.harness import TOKEN_ENV
+from tests.e2e_delivery.harness import BENCHES, TOKEN_ENV, account
 from tests.standins.forge import Flavor, ForgeStandin
 
 
@@ -28,3 +28,22 @@ def forge_config(forge: ForgeStandin) -> PRConfig:
         provider=forge.flavor, api_url=forge.api_url, token_env=TOKEN_ENV,
         repository=f"{forge.owner}/{forge.name}",
     )  # fmt: skip
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """A failed test's report carries what each of its jobs did (stage runs, events,
+    job log): a failure seen once in a loaded run can be read afterwards."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for n, bench in enumerate(BENCHES):
+            try:
+                text = account(bench)
+            except Exception as exc:  # the report must not hide the failure
+                text = f"could not read the bench: {exc!r}"
+            report.sections.append((f"bench {n} jobs", text))
+    if report.when == "teardown":
+        BENCHES.clear()

@@ -27,6 +27,7 @@ from opus.config import (
     VaultConfig,
 )
 from opus.daemon.intake import Intake
+from opus.daemon.logs import log_path
 from opus.daemon.review_poll import poll_reviews
 from opus.daemon.runtime import Runtime, build_runtime
 from opus.domain import Job, Role
@@ -171,7 +172,33 @@ def make_bench(
     )
     engine = ScriptedEngine(script(*rounds))
     runtime = build_runtime(settings, engine=engine, clock=clock)
-    return Bench(tmp_path, repo, remote, runtime, engine, Intake(runtime.ctx))
+    bench = Bench(tmp_path, repo, remote, runtime, engine, Intake(runtime.ctx))
+    BENCHES.append(bench)
+    return bench
+
+
+BENCHES: list[Bench] = []
+"""The benches of the running test, for the report of a failure (`conftest.py`)."""
+
+
+SHOWN = ("passed", "exit_code", "timed_out", "duration_s", "output_tail", "summary", "error")
+
+
+def account(bench: Bench) -> str:
+    """What each job of `bench` did: stage runs, events and job log, for a failure's report."""
+    lines: list[str] = []
+    for job in bench.store.jobs():
+        lines.append(f"== job {job.id} {job.fr_id}: {job.state.value}, iteration "
+                     f"{job.iteration}, error {job.error!r}")  # fmt: skip
+        for run in bench.store.stage_runs(job.id):
+            detail = {k: v for k, v in run.output.items() if k in SHOWN}
+            lines.append(f"  stage {run.stage.value} #{run.iteration} ok={run.ok} "
+                         f"{run.started_at}..{run.finished_at} {detail}")  # fmt: skip
+        lines += [f"  event {e.at} {e.kind}: {e.message}" for e in bench.store.events(job.id)]
+        log = log_path(bench.ctx.settings.state_dir, job.id)
+        if log.is_file():
+            lines += ["  log:", *(f"    {line}" for line in log.read_text().splitlines())]
+    return "\n".join(lines)
 
 
 def stamp(moment: datetime) -> str:
