@@ -68,6 +68,13 @@ class _Flags:
     reload: bool = False
 
 
+# States a job process sets itself at its end; it exits right after (see Daemon._lost).
+ENDED_BY_ITS_PROCESS = frozenset(
+    {JobState.FAILED, JobState.AWAITING_REVIEW, JobState.WAITING_INPUT, JobState.DONE}
+)
+WRAP_UP_S = 30.0
+
+
 class Daemon:
     """`opus run`: intake and/or work, until SIGTERM (or, with `once`, until idle)."""
 
@@ -108,6 +115,8 @@ class Daemon:
         self.presence = Presence(ctx.store, ctx.clock, daemon_id=self.worker_id, role=role,
                                  every_s=settings.daemon.heartbeat_s)
         self._claimed: set[int] = set()
+        # Jobs whose process ended them itself, seen first at (monotonic): left to finish.
+        self._wrapping_up: dict[int, float] = {}
         self._healthy = False
         self._turns = 0
         self._idle_since: float | None = None
@@ -512,8 +521,17 @@ class Daemon:
             self.ctx.store.add_event(victim, "preempting", reason)
 
     def _lost(self, job: Job) -> None:
-        """The job is no longer ours to run (cancelled, or its lease taken): kill its stage."""
+        """The job is no longer ours to run (cancelled, or its lease taken): kill its stage.
+
+        A job process ends its job itself (failed, PR opened, waiting for a person) a moment
+        before it exits: between the two it writes the notification and its last event, so it
+        is given `WRAP_UP_S` to exit on its own before it is treated as lost.
+        """
         state = self.ctx.store.get(job.id).state
+        if state in ENDED_BY_ITS_PROCESS:
+            now = self.ctx.clock.monotonic()
+            if now - self._wrapping_up.setdefault(job.id, now) < WRAP_UP_S:
+                return
         reason = "cancelled" if state is JobState.CANCELLED else f"lease lost (job {state.value})"
         log.info("%s: stopping its stage: %s", job.fr_id, reason)
         control = self.pool.control(job.id)
@@ -526,6 +544,7 @@ class Daemon:
     def _settle(self, finished: list[Finished]) -> None:
         settle = Settler(self.ctx, self.breaker, self.worker_id)
         for item in finished:
+            self._wrapping_up.pop(item.job.id, None)
             settle(item)
 
     def _report_stuck(self, job: Job, control: JobControl, reason: str) -> None:
