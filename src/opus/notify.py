@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -323,13 +324,19 @@ class AppriseNotifier:
         self._retry_max_s = retry_max_s
         self._give_up_after_s = give_up_after_s
         self._lock = threading.Lock()
-        self._targets = self._build_targets(urls)
+        self._urls = tuple(urls)
         self._kick = threading.Event()
         self._stopping = threading.Event()
         self._sender: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"AppriseNotifier(urls={len(self._targets)}, pending={len(self.pending())})"
+        return f"AppriseNotifier(urls={len(self._urls)}, pending={len(self.pending())})"
+
+    @functools.cached_property
+    def _targets(self) -> dict[str, apprise.Apprise]:
+        """Built at the first send, not at construction: apprise costs ~0.4 s to import,
+        which a job process would otherwise pay before its first model call."""
+        return self._build_targets(self._urls)
 
     @staticmethod
     def _build_targets(urls: Sequence[str]) -> dict[str, apprise.Apprise]:
@@ -349,7 +356,7 @@ class AppriseNotifier:
 
     def notify(self, kind: NotifyKind, title: str, body: str) -> None:
         """Store the notification durably, then try to send it. Never raises."""
-        if not self._targets:
+        if not self._urls:
             log.info("notification (no notify.urls configured): %s", title)
             return
         try:
@@ -364,7 +371,7 @@ class AppriseNotifier:
 
     def start(self) -> None:
         """Send from a thread of the notifier's own: `notify()` then only stores."""
-        if self._sender is not None or not self._targets:
+        if self._sender is not None or not self._urls:
             return
         self._stopping.clear()
         self._sender = threading.Thread(target=self._send_loop, name="opus-notify", daemon=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -105,9 +108,10 @@ def test_invalid_url_is_reported_and_does_not_block_the_good_one(
     assert problems[1].startswith("notify.urls[2]")
     with caplog.at_level(logging.ERROR, logger="opus.notify"):
         notifier = AppriseNotifier(urls, tmp_path / "outbox", clock=FakeClock())
+        notifier.notify(*notify.budget_hit("daily", 51.5, 50))  # the first send reports them
+        notifier.notify(*notify.budget_hit("daily", 52.5, 50))
     assert len([r for r in caplog.records if "not a valid apprise URL" in r.message]) == 2
-    notifier.notify(*notify.budget_hit("daily", 51.5, 50))
-    assert [body["title"] for body in sink.received] == ["opus: daily budget reached"]
+    assert [body["title"] for body in sink.received] == ["opus: daily budget reached"] * 2
     assert notifier.pending() == []
 
 
@@ -294,3 +298,25 @@ def test_two_notifiers_on_one_outbox_never_send_an_entry_twice(sink: Sink, tmp_p
         thread.join(timeout=20)
     assert len(sink.received) == 2  # the failed try, then exactly one delivery
     assert new.pending() == []
+
+
+def test_apprise_is_loaded_at_the_first_send_not_with_the_notifier(
+    sink: Sink, tmp_path: Path
+) -> None:
+    """A job process builds a notifier at start and notifies at its end: apprise's import
+    (~0.4 s) must not come before its first model call."""
+    script = f"""
+import sys
+from pathlib import Path
+from opus.notify import AppriseNotifier
+notifier = AppriseNotifier([{sink.url!r}], Path({str(tmp_path / "outbox")!r}))
+print("after construction", "apprise" in sys.modules)
+notifier.notify("failed", "opus: FR-1 failed", "tests failed 3 times")
+print("after notify", "apprise" in sys.modules)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(notify.__file__).parents[1])}
+    command = [sys.executable, "-c", script]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["after construction False", "after notify True"]
+    assert [body["title"] for body in sink.received] == ["opus: FR-1 failed"]
