@@ -41,7 +41,8 @@ def test_help_exits_zero_and_describes_the_command(
     out = capsys.readouterr().out
     assert out.startswith(f"usage: opus {command}")
     description = _subcommands(build_parser())[command].description
-    assert description and description in out
+    # argparse wraps the description to the terminal's width.
+    assert description and " ".join(description.split()) in " ".join(out.split())
 
 
 def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
