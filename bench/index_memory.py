@@ -9,7 +9,7 @@ processes (`PYTHONPATH=<src>`) that build a `VaultIndex` as intake does
 
 - Python memory held by the index after the walks (tracemalloc, 1 frame), in MB and in
   bytes per note;
-- the resident size the process gained (VmRSS after the walks − before the index);
+- the resident size the process gained (VmRSS after the walks - before the index);
 - the first walk (every note parsed), the second walk (an unchanged vault: a stat per
   note) and one note saved → `refresh` (min / median / max over `--repeat`).
 

@@ -9,7 +9,8 @@ notes) and measures, with real `opus` subprocesses (`--src` picks the checkout):
 - daemon start → READY (NOTIFY_SOCKET), idle CPU (% of a core, from /proc/PID/stat,
   children included, with the unit's 120 s watchdog) and idle RSS (VmRSS);
 - SIGKILL mid-stage (the coder waiting on the model) → restart → the next model call
-  reaching the Messages-API stand-in (tests/standins/messages_api.py);
+  reaching the Messages-API stand-in (tests/standins/messages_api.py), and beside it the
+  floor: a bare script that imports the SDK and makes one call, start → call;
 - `opus status` wall time (the registry holding the pickup jobs);
 - `opus run --once` on one FR, total wall time ÷ the same raw git + test work done by
   plain subprocesses (worktree, write two files, run the test twice, commit, push), and
@@ -453,6 +454,32 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
         note.unlink()
 
 
+SDK_SCRIPT = """\
+import anthropic
+client = anthropic.Anthropic(base_url={url!r}, api_key={key!r}, max_retries=0)
+client.messages.create(model="claude-sonnet-4-5", max_tokens=64,
+                       messages=[{{"role": "user", "content": "hello"}}])
+"""
+
+
+def sdk_floor(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
+    """The floor under restart → call: a bare script that imports the SDK and makes one
+    call, from its interpreter's start to the call reaching the same stand-in."""
+    arrived: list[float] = []
+
+    def play(_body: dict[str, Any]) -> dict[str, Any]:
+        arrived.append(time.monotonic())
+        return reply(text("hello"))
+
+    with quiet(MessagesAPI(require_tools=False)) as api:
+        api.add(*(play for _ in range(args.repeat)))
+        script = SDK_SCRIPT.format(url=api.base_url, key=API_KEY)
+        for n in range(args.repeat):
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+            figures["sdk_floor"].values.append(arrived[n] - started)
+
+
 def first_marks(trace: Path, since: float) -> dict[str, float]:
     """Each milestone's first time at or after `since` (unix time), from a trace file
     of `<time> <pid> <label>` lines."""
@@ -553,6 +580,7 @@ def new_figures(notes: int) -> dict[str, Figure]:
         "status": Figure(f"`opus status` wall time ({at})", "s"),
         "restart": Figure(f"SIGKILL mid-stage → restart → model call ({at})", "s"),
         "restart_ready": Figure(f"  of which restart → READY ({at})", "s"),
+        "sdk_floor": Figure("  the floor: a bare SDK script, start → its first call", "s"),
     }
 
 
@@ -641,6 +669,7 @@ def measure(notes: int, src: Path, sandbox: str, args: argparse.Namespace,
         if "restart" not in skip:
             timeline = timelines.setdefault("restart: seconds after the SIGKILL", {})
             restart_phase(ws, args, figures, timeline)
+            sdk_floor(args, figures)
         if "once" not in skip:
             for test_s in (float(x) for x in args.test_s.split(",")):
                 once = once_figures(notes, test_s)

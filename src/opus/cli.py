@@ -11,6 +11,7 @@ agent engines, the forge clients or apprise.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -152,11 +153,18 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from opus.daemon.prestart import prestart
+    # The collector is paused while the daemon's modules are imported, as in the fork
+    # server's preload (opus.daemon.preload_begin): ~15 % of their import time.
+    gc.disable()
+    try:
+        from opus.daemon.prestart import prestart
 
-    # The fork server's imports (the engine's SDK) start before the daemon's own.
-    environ = prestart(args.config, role=args.role, once=args.once)
-    from opus.daemon.launch import run_daemon
+        # The fork server's imports (the engine's SDK) start before the daemon's own.
+        environ = prestart(args.config, role=args.role, once=args.once)
+        from opus.daemon.launch import run_daemon
+    finally:
+        gc.freeze()
+        gc.enable()
 
     return run_daemon(args.config, role=args.role, once=args.once, verbose=args.verbose,
                       environ=environ)

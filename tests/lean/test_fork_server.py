@@ -3,12 +3,15 @@ idle or at exit, and started again by the next job (real processes)."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+import sys
 from multiprocessing import forkserver, resource_tracker
+from multiprocessing.connection import Connection
 from typing import Any
 
-from opus.daemon.forks import start_fork_server, stop_fork_server
+from opus.daemon.forks import JOB_MODULES, start_fork_server, stop_fork_server
 
 
 def _server_pid() -> int | None:
@@ -47,5 +50,30 @@ def test_the_fork_server_is_stopped_and_a_later_job_starts_it_again() -> None:
         second = _server_pid()
         assert second is not None and second != first
         assert _tracker_pid() not in (None, tracker)
+    finally:
+        stop_fork_server()
+
+
+def _collector_state(conn: Connection) -> None:
+    conn.send((gc.isenabled(), gc.get_freeze_count(), sorted(set(JOB_MODULES) - set(sys.modules))))
+
+
+def test_a_job_process_starts_with_the_preload_frozen_and_its_collector_on() -> None:
+    """The preload runs with the collector paused, then freezes what it made: a job
+    process collects as usual but never walks the server's thousands of module objects."""
+    start_fork_server("command")
+    try:
+        ours, theirs = multiprocessing.Pipe(duplex=False)
+        child = multiprocessing.get_context("forkserver").Process(
+            target=_collector_state, args=(theirs,))
+        child.start()
+        theirs.close()
+        assert ours.poll(60)
+        enabled, frozen, missing = ours.recv()
+        child.join(60)
+        assert child.exitcode == 0
+        assert enabled
+        assert missing == []
+        assert frozen > 50_000, f"only {frozen} objects frozen: the preload was not frozen"
     finally:
         stop_fork_server()

@@ -33,6 +33,10 @@ JOB_MODULES = (
 )
 """Imported by the fork server, so a job process starts with them loaded."""
 
+PRELOAD_BEGIN = "opus.daemon.preload_begin"
+PRELOAD_END = "opus.daemon.preload_end"
+"""The first and last modules of the preload: the collector is paused between them."""
+
 _server_lock = threading.Lock()
 
 
@@ -57,7 +61,12 @@ def fork_context(engine: str) -> ForkServerContext:
     with _server_lock:
         engine_module = preload_module(engine)
         # The SDK first: it is the longest import, and everything after reuses its parts.
-        preload = [*([engine_module] if engine_module else []), *JOB_MODULES]
+        preload = [
+            PRELOAD_BEGIN,
+            *([engine_module] if engine_module else []),
+            *JOB_MODULES,
+            PRELOAD_END,
+        ]
         context.set_forkserver_preload(preload)
         forkserver.ensure_running()
     return context
