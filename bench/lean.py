@@ -10,7 +10,8 @@ notes) and measures, with real `opus` subprocesses (`--src` picks the checkout):
   children included, with the unit's 120 s watchdog) and idle RSS (VmRSS);
 - SIGKILL mid-stage (the coder waiting on the model) → restart → the next model call
   reaching the Messages-API stand-in (tests/standins/messages_api.py), and beside it the
-  floor: a bare script that imports the SDK and makes one call, start → call;
+  floor: a bare script that imports the SDK and makes one call, start → call; and a
+  job process (not the daemon) SIGKILLed while it waits on the model → the next call;
 - `opus status` wall time (the registry holding the pickup jobs);
 - `opus run --once` on one FR, total wall time ÷ the same raw git + test work done by
   plain subprocesses (worktree, write two files, run the test twice, commit, push), and
@@ -428,8 +429,12 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
     ws.settings_env["OPUS_TRACE"] = str(trace)
     save(ws.root / "vault" / "10_features" / "03_planned" / f"{FR_ID}.md", fr_note(FR_ID))
     blocker = Blocker()
+    # Each job kill counts as an infrastructure error: the job fails at the fifth, and
+    # the repo's breaker would open at the third.
+    job_kills = min(args.repeat, 4)
+    ws.settings_env["OPUS_DAEMON__BREAKER_FAILURES"] = "100"
     with quiet(MessagesAPI(talk.planner())) as api, notify_socket() as notify:
-        api.add(*(blocker.reply() for _ in range(args.repeat + 1)))
+        api.add(*(blocker.reply() for _ in range(args.repeat + job_kills + 1)))
         daemon = Daemon(ws, config, notify, api)
         try:
             wait(lambda: len(blocker.arrived) == 1, 300, daemon.proc)
@@ -446,10 +451,22 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
                 marks["(model call reaches the stand-in)"] = blocker.arrived_wall[-1]
                 for label, at in marks.items():
                     timeline.setdefault(label, []).append(at - killed_wall)
+            for _ in range(job_kills):
+                pid = job_pid(trace)
+                if pid is None:  # a checkout from before job processes and the trace
+                    break
+                calls = len(blocker.arrived)
+                killed = time.monotonic()
+                os.kill(pid, signal.SIGKILL)
+                blocker.release.set()
+                blocker.release = threading.Event()
+                wait(functools.partial(blocker.reached, calls + 1), 300, daemon.proc)
+                figures["job_kill"].values.append(blocker.arrived[-1] - killed)
         finally:
             daemon.stop(signal.SIGKILL)
             blocker.release.set()
             ws.settings_env.pop("OPUS_TRACE", None)
+            ws.settings_env.pop("OPUS_DAEMON__BREAKER_FAILURES", None)
     for note in (ws.root / "vault").rglob(f"{FR_ID}.md"):
         note.unlink()
 
@@ -457,7 +474,7 @@ def restart_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Fi
 SDK_SCRIPT = """\
 import anthropic
 client = anthropic.Anthropic(base_url={url!r}, api_key={key!r}, max_retries=0)
-client.messages.create(model="claude-sonnet-4-5", max_tokens=64,
+client.messages.create(model="claude-sonnet-4-6", max_tokens=64,
                        messages=[{{"role": "user", "content": "hello"}}])
 """
 
@@ -478,6 +495,15 @@ def sdk_floor(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
             started = time.monotonic()
             subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
             figures["sdk_floor"].values.append(arrived[n] - started)
+
+
+def job_pid(trace: Path) -> int | None:
+    """The newest job process (its `job serve` mark), if any."""
+    if not trace.exists():
+        return None
+    serving = [line.split(" ", 2) for line in trace.read_text().splitlines()
+               if line.endswith(" job serve")]
+    return int(serving[-1][1]) if serving else None
 
 
 def first_marks(trace: Path, since: float) -> dict[str, float]:
@@ -581,6 +607,8 @@ def new_figures(notes: int) -> dict[str, Figure]:
         "restart": Figure(f"SIGKILL mid-stage → restart → model call ({at})", "s"),
         "restart_ready": Figure(f"  of which restart → READY ({at})", "s"),
         "sdk_floor": Figure("  the floor: a bare SDK script, start → its first call", "s"),
+        "job_kill": Figure(f"job process SIGKILLed mid-stage → its next model call ({at})",
+                           "s"),
     }
 
 
