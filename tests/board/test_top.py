@@ -89,14 +89,14 @@ def test_r_re_queues_the_selected_failed_job_and_wakes_the_daemon(fleet: Fleet) 
         assert first is not None and first.fr == "FR-Q2", "the cursor starts on the first card"
         await select(app, pilot, "FR-F")
         await pilot.press("r")
-        await pilot.pause()
-        assert fleet.store.get(failed.id).state is JobState.QUEUED
-        assert "FR-F: re-queued" in message(app)
+        await until(pilot, lambda: fleet.store.get(failed.id).state is JobState.QUEUED,
+                    "FR-F re-queued")
+        await until(pilot, lambda: "FR-F: re-queued" in message(app), "the re-queue said")
         assert wake_path(fleet.settings.state_dir).exists()
         await until(pilot, lambda: lane(app, failed.id) is Lane.QUEUED, "FR-F shown queued")
         await pilot.press("r")  # it is queued now: refused, with the reason
-        await pilot.pause()
-        assert "only failed or cancelled jobs can be retried" in message(app)
+        await until(pilot, lambda: "only failed or cancelled jobs can be retried" in message(app),
+                    "the refusal said")
 
     drive(fleet, scenario)
 
@@ -107,19 +107,18 @@ def test_c_asks_then_y_cancels_and_n_keeps(fleet: Fleet) -> None:
     async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
         await select(app, pilot, "FR-R")
         await pilot.press("c", "n")
-        await pilot.pause()
+        await until(pilot, lambda: message(app) == "kept", "'kept' said")
         assert fleet.store.get(running.id).state is JobState.RUNNING
-        assert message(app) == "kept"
         await pilot.press("up", "up")  # back up to the queued FR-Q1
         await select(app, pilot, "FR-Q1")
         await pilot.press("c")
-        await pilot.pause()
-        assert "cancel FR-Q1" in message(app)
+        await until(pilot, lambda: "cancel FR-Q1" in message(app), "the question asked")
         assert fleet.store.get(queued.id).state is JobState.QUEUED, "not before the y"
         await pilot.press("y")
-        await pilot.pause()
-        assert fleet.store.get(queued.id).state is JobState.CANCELLED
-        assert message(app) == f"FR-Q1: cancelled (job {queued.id})"
+        await until(pilot, lambda: fleet.store.get(queued.id).state is JobState.CANCELLED,
+                    "FR-Q1 cancelled")
+        await until(pilot, lambda: message(app) == f"FR-Q1: cancelled (job {queued.id})",
+                    "the cancel said")
 
     drive(fleet, scenario)
 

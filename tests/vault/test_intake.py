@@ -307,3 +307,33 @@ def test_with_a_watcher_a_job_change_reaches_its_note_without_a_note_event(
     path, meta = bench.note()
     assert (path.parent.name, meta["status"]) == ("07_failed", "failed")
     assert not note.exists()
+
+
+def test_a_move_cut_short_by_a_stop_is_finished_after_a_restart(bench: Bench) -> None:
+    """A daemon stopped between writing `status: review` and moving the note left it in
+    04_in_progress; the next daemon moves it, and leaves a note in a folder of the
+    user's own where it is."""
+    bench.write_fr()
+    job = bench.enqueue()
+    claimed = bench.store.claim("worker-1", 60)
+    assert claimed is not None and claimed.id == job.id
+    bench.store.transition(job.id, JobState.AWAITING_REVIEW)
+    bench.intake.tick()
+    features = bench.vault / "10_features"
+    review = features / "05_review" / "FR-1.md"
+    assert bench.note() == (review, {**bench.note()[1], "status": "review"})
+
+    cut_short = features / "04_in_progress" / "FR-1.md"
+    review.rename(cut_short)  # as the stop left it: the new status, the old folder
+    _age(cut_short)
+    Intake(bench.ctx).tick()
+    path, meta = bench.note()
+    assert (path, meta["status"], meta["job"]) == (review, "review", job.id)
+
+    own = features / "projects" / "FR-1.md"
+    own.parent.mkdir()
+    review.rename(own)
+    _age(own)
+    before = own.read_bytes()
+    Intake(bench.ctx).tick()
+    assert own.read_bytes() == before and not review.exists()

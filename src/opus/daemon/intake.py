@@ -34,6 +34,7 @@ from opus.vault import InvalidNote, write_fields
 from opus.vault.index import FRState, VaultIndex
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
 from opus.vault.problems import vault_relative
+from opus.vault.write import in_another_status_folder
 
 log = logging.getLogger(__name__)
 
@@ -326,11 +327,17 @@ class Intake:
         if self._synced.get(fr.id) == stamp:
             return 0
         status = FRStatus(str(fields["status"]))
-        if fr.id not in self._synced and fr.status is status and fr.job == job.id:
+        settings = self.ctx.settings
+        # A stop between writing a status and moving the note leaves it in the folder of
+        # the status before; the next sync finishes the move.
+        astray = settings.vault.move_notes and in_another_status_folder(
+            fr.path, status, settings.vault_path, settings.vault.features_dir)
+        if (fr.id not in self._synced and fr.status is status and fr.job == job.id
+                and not astray):
             self._synced[fr.id] = stamp  # already right on disk (e.g. after a restart)
             self._record_outcome(job)
             return 0
-        move = self.ctx.settings.vault.move_notes and fr.status is not status
+        move = settings.vault.move_notes and (fr.status is not status or astray)
         if not self._write(fr.path, fields, move=move):
             return 0
         self._synced[fr.id] = stamp

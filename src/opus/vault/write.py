@@ -200,6 +200,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def in_another_status_folder(
+    path: Path, status: FRStatus, vault_root: Path, features_dir: Path | str = FEATURES_DIR
+) -> bool:
+    """The note lies in the folder of a status other than `status` (`05_review/` for a
+    `done` note): where a move opus began was cut short, after the status was written
+    and before the note moved. Folders of the user's own (and `01_ideas/`) never count."""
+    features = vault_root / features_dir
+    if not path.is_relative_to(features):
+        return False
+    parts = path.relative_to(features).parts
+    folders = set(FOLDER_FOR_STATUS.values())
+    return len(parts) > 1 and parts[0] in folders and parts[0] != FOLDER_FOR_STATUS[status]
+
+
 def move_to_status_folder(
     path: Path, status: FRStatus, vault_root: Path, features_dir: Path | str = FEATURES_DIR
 ) -> Path:
