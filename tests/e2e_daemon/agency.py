@@ -62,6 +62,8 @@ class Agency:
     waiting: set[tuple[str, str]] = field(default_factory=set)
     """(FR, role) pairs whose request is being held right now."""
     overrides: dict[tuple[str, str], Responder] = field(default_factory=dict)
+    think_s: float = 0.0
+    """How long each reply takes, as a model's does (0: at once)."""
     _holds: dict[tuple[str, str], tuple[threading.Event, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +84,8 @@ class Agency:
             with self._lock:
                 self.conversations[key] += 1
             self._wait(key)
+        if self.think_s:
+            time.sleep(self.think_s)
         override = self.overrides.get(key)
         if override is not None:
             return override(body)
