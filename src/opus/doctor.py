@@ -262,23 +262,44 @@ def _limits(d: Doctor) -> Check:
 
 
 def _engine(d: Doctor) -> Check:
+    """The engine can run, and (for the engines that call Claude models) no configured
+    model is one the SDK lists as deprecated: that is a warning naming the key."""
     agents = d.settings.agents
-    if agents.engine == "anthropic":
-        from opus.engines.models import check_models
+    if agents.engine not in ("anthropic", "claude-code"):
+        return _command_engine(d)
+    check = _anthropic_engine(d) if agents.engine == "anthropic" else _claude_code_engine(d)
+    from opus.engines.deprecations import deprecated_models
 
-        check_models(agents)  # a model without opus's tools: ConfigError, a fail
-        if d.env.get("ANTHROPIC_API_KEY") or d.env.get("ANTHROPIC_AUTH_TOKEN"):
-            base = d.env.get("ANTHROPIC_BASE_URL", "the public API")
-            return Check("engine", "ok", f"anthropic, key present, endpoint {base}")
-        return Check("engine", "fail", "ANTHROPIC_API_KEY is not set (put it in the service's "
-                     "EnvironmentFile or your shell)")
-    if agents.engine == "claude-code":
-        problem = _program_problem(agents.claude_bin, "agents.claude_bin", d.settings.base_dir)
-        if problem:
-            return Check("engine", "fail", problem)
-        found = shutil.which(agents.claude_bin) or agents.claude_bin
-        return Check("engine", "warn", f"claude-code at {found}; its tools run OUTSIDE opus's "
-                     "sandbox, guarded only by claude's own permission rules")
+    notices = [str(found) for found in deprecated_models(agents)]
+    if not notices:
+        return check
+    level: Level = "fail" if check.level == "fail" else "warn"
+    return Check("engine", level, "; ".join([check.detail, *notices]))
+
+
+def _anthropic_engine(d: Doctor) -> Check:
+    from opus.engines.models import check_models
+
+    check_models(d.settings.agents)  # a model without opus's tools: ConfigError, a fail
+    if d.env.get("ANTHROPIC_API_KEY") or d.env.get("ANTHROPIC_AUTH_TOKEN"):
+        base = d.env.get("ANTHROPIC_BASE_URL", "the public API")
+        return Check("engine", "ok", f"anthropic, key present, endpoint {base}")
+    return Check("engine", "fail", "ANTHROPIC_API_KEY is not set (put it in the service's "
+                 "EnvironmentFile or your shell)")
+
+
+def _claude_code_engine(d: Doctor) -> Check:
+    agents = d.settings.agents
+    problem = _program_problem(agents.claude_bin, "agents.claude_bin", d.settings.base_dir)
+    if problem:
+        return Check("engine", "fail", problem)
+    found = shutil.which(agents.claude_bin) or agents.claude_bin
+    return Check("engine", "warn", f"claude-code at {found}; its tools run OUTSIDE opus's "
+                 "sandbox, guarded only by claude's own permission rules")
+
+
+def _command_engine(d: Doctor) -> Check:
+    agents = d.settings.agents
     if not agents.command:
         return Check("engine", "fail", "agents.engine = command needs agents.command (argv)")
     problem = _program_problem(agents.command[0], "agents.command[0]", d.settings.base_dir)

@@ -65,6 +65,16 @@ class EngineError(OpusError):
     """The agent engine failed (API error, bad reply, exhausted retries)."""
 
 
+class ModelNotFound(EngineError):
+    """The API answered 404 to a model call: the configured model is retired or misspelt.
+
+    A config error, not an outage: every retry would get the same answer, so the job
+    fails at once (with a notification) instead of counting against the engine's breaker.
+    """
+
+    retryable = False
+
+
 class BudgetExceeded(OpusError):
     """A cost ceiling was reached."""
 

@@ -11,7 +11,7 @@ import pytest
 from opus.config import AgentsConfig
 from opus.domain import Role
 from opus.engines.anthropic_engine import AnthropicEngine
-from opus.errors import EngineError
+from opus.errors import EngineError, ModelNotFound
 from opus.seams import AgentTask
 from opus.testing.clock import FakeClock
 from tests.engines.conftest import SANDBOX_CFG, make_engine
@@ -90,3 +90,41 @@ def test_client_from_environment(
     api.add(reply(text("done")))
     engine = AnthropicEngine(AgentsConfig(max_retries=0), SANDBOX_CFG)
     assert engine.run(make_task(Role.CODER)).output == {"summary": "done"}
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("settings", "key", "instead"),
+    [
+        # Reached its end of life: the API no longer serves it.
+        ({"coder_model": "claude-sonnet-4-5-20250929"}, "agents.coder_model", "claude-sonnet-4-6"),
+        # Never existed: a typo in the config.
+        ({"model": "claude-sonet-4-6"}, "agents.model", "claude-sonnet-4-6"),
+    ],
+)
+def test_a_model_the_api_does_not_know_fails_for_good_naming_its_key(
+    api: MessagesAPI, make_task: TaskFactory, settings: dict[str, str], key: str, instead: str
+) -> None:
+    [model] = settings.values()
+    api.retired_models.add("claude-sonnet-4-5")
+    engine = make_engine(api, max_retries=2, **settings)
+    with pytest.raises(ModelNotFound) as caught:
+        engine.run(make_task(Role.CODER, model=model))
+    message = str(caught.value)
+    assert f"does not know the model {model} (HTTP 404 not_found_error: model: {model})" in message
+    assert f"config key `{key}`" in message and f"such as {instead}" in message, message
+    assert "status.anthropic.com" not in message
+    assert not caught.value.retryable, "no retry can bring a model back"
+    assert len(api.requests) == 1
+
+
+def test_a_404_that_does_not_name_the_model_points_at_the_base_url(
+    api: MessagesAPI, make_task: TaskFactory
+) -> None:
+    client = anthropic.Anthropic(base_url=f"{api.base_url}/api", api_key="test-key", max_retries=0)
+    engine = AnthropicEngine(AgentsConfig(max_retries=0), SANDBOX_CFG, client=client)
+    with pytest.raises(ModelNotFound) as caught:
+        engine.run(make_task(Role.PLANNER))
+    message = str(caught.value)
+    assert "HTTP 404 (/api/v1/messages)" in message, message
+    assert "ANTHROPIC_BASE_URL" in message and "config key `agents.model`" in message

@@ -10,7 +10,7 @@ import pytest
 
 from opus.daemon.workers import Finished, finished_from_dict, finished_to_dict
 from opus.domain import Job, JobState, Priority
-from opus.errors import EngineError, OpusError, StoreConflict
+from opus.errors import ConfigError, EngineError, ModelNotFound, OpusError, StoreConflict
 from opus.forges.http import RateLimited
 from opus.pipeline.executor import Outcome
 
@@ -33,3 +33,11 @@ def test_a_result_survives_the_trip_from_the_job_process(error: OpusError | None
     assert str(got.error) == str(error)
     if isinstance(error, RateLimited):
         assert isinstance(got.error, RateLimited) and got.error.wait_s == 42.0
+
+
+@pytest.mark.parametrize("error", [ModelNotFound("HTTP 404: model: x"), ConfigError("bad key")])
+def test_an_error_no_retry_heals_stays_so_after_the_trip(error: OpusError) -> None:
+    sent = Finished(JOB, Outcome("stopped", "error"), error)
+    got = finished_from_dict(JOB, json.loads(json.dumps(finished_to_dict(sent))))
+    assert got.error is not None and str(got.error) == str(error)
+    assert not got.error.retryable, "the settler must fail the job, not retry it"

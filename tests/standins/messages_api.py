@@ -4,7 +4,8 @@ It is a real HTTP server on 127.0.0.1 (ephemeral port) that answers `POST /v1/me
 in the shapes the API uses, so the SDK's parsing, headers and retries all run for real.
 
 It rejects what the real API rejects, with the API's status, error type and wording
-(`messages_rules.py`): a bad key or missing `anthropic-version`; an unknown model (404);
+(`messages_rules.py`): a bad key or missing `anthropic-version`; an unknown model, or one
+a test declared retired (`retired_models`), with the API's 404 `not_found_error` "model: <id>";
 `max_tokens` above the model's output limit; tool types the model does not support, or
 given the wrong name; more than 4 `cache_control` breakpoints; an empty message other than
 a final assistant one, whitespace-only text, a final assistant text ending in whitespace;
@@ -46,11 +47,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.standins.messages_rules import (
+    Problem,
     PromptCache,
     check_body,
     model_of,
     prefix_of,
+    retired,
     tokens_of,
+    unknown_model,
 )
 
 API_KEY = "test-key"
@@ -227,9 +231,17 @@ def tool_result_text(block: dict[str, Any]) -> str:
 class MessagesAPI:
     """The stand-in server. Use as a context manager (or `start()`/`close()`)."""
 
-    def __init__(self, script: Iterable[Reply] = (), *, require_tools: bool = True) -> None:
+    def __init__(
+        self,
+        script: Iterable[Reply] = (),
+        *,
+        require_tools: bool = True,
+        retired_models: Iterable[str] = (),
+    ) -> None:
         self.script: list[Reply] = list(script)
         self.require_tools = require_tools
+        self.retired_models: set[str] = set(retired_models)
+        """Model ids (aliases or dated) answered as the API answers a retired model: 404."""
         self.requests: list[dict[str, Any]] = []
         """Every request: {"headers": {...lower-case...}, "body": {...}, "at": monotonic}."""
         self.replies: list[dict[str, Any]] = []
@@ -290,7 +302,7 @@ class MessagesAPI:
             return _error(ApiError(400, "invalid_request_error", f"body is not JSON: {exc}"))
         with self._lock:
             self.requests.append({"headers": headers, "body": body, "at": time.monotonic()})
-            rejected = check_body(body, require_tools=self.require_tools)
+            rejected = self._retired(body) or check_body(body, require_tools=self.require_tools)
             if rejected is not None:
                 return _error(ApiError(rejected.status, rejected.type, rejected.message))
             if not self.script:
@@ -343,6 +355,12 @@ class MessagesAPI:
             f"cached ({body['model']} caches nothing below {model.min_cache_tokens})"
         )
         return {**step, "model": step.get("model", body["model"]), "usage": {**usage, **scripted}}
+
+    def _retired(self, body: Any) -> Problem | None:
+        model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str) and retired(model, self.retired_models):
+            return unknown_model(model)
+        return None
 
     def _broken(self, message: str) -> Response:
         """A 500 the SDK will not retry: the test itself is wrong."""

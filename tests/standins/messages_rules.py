@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,18 @@ def model_of(name: str) -> Model | None:
     return MODELS.get(_SUFFIX.sub("", name))
 
 
+def unknown_model(name: str) -> Problem:
+    """What the API answers for a model id it does not know, or no longer serves (a
+    retired model): 404 `not_found_error` whose message is "model: <id>"."""
+    return Problem(404, "not_found_error", f"model: {name}")
+
+
+def retired(name: str, retired_models: Iterable[str]) -> bool:
+    """Whether `name` (an alias or a dated id) is one of `retired_models` (either kind)."""
+    ids = set(retired_models)
+    return name in ids or _SUFFIX.sub("", name) in ids
+
+
 def check_body(body: Any, *, require_tools: bool) -> Problem | None:
     """The first thing the API would reject in `body`, or None."""
     if not isinstance(body, dict):
@@ -82,7 +95,7 @@ def check_body(body: Any, *, require_tools: bool) -> Problem | None:
         return invalid("model: Field required")
     model = model_of(body["model"])
     if model is None:
-        return Problem(404, "not_found_error", f"model: {body['model']}")
+        return unknown_model(body["model"])
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or max_tokens < 1:
         return invalid("max_tokens: Field required")

@@ -182,6 +182,10 @@ def _run(settings: Settings, job_id: int, control: JobControl) -> dict[str, Any]
     connect_ahead = getattr(engine, "connect_ahead", None)  # an engine with a client to make
     if connect_ahead is not None:
         connect_ahead()
+    notices = getattr(engine, "notices", None)  # an engine with something to say once
+    if notices is not None:
+        for line in notices():
+            control.log(f"warning: {line}")
     runtime = build_runtime(settings, engine=engine, create_tables=False)  # the daemon made them
     job = runtime.ctx.store.get(job_id)
     mark("job runtime built")

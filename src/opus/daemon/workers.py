@@ -87,7 +87,8 @@ def run_guarded(job: Job, ctx: PipelineContext, control: JobControl) -> Finished
 
 def finished_to_dict(item: Finished) -> dict[str, Any]:
     """What a job process sends back when `run_guarded` returns: plain data, with the
-    kind of error the settler tells apart (engine, rate limit, any other)."""
+    kind of error the settler tells apart (engine, rate limit, any other) and whether a
+    retry may heal it (a config error fails the job at once)."""
     error = item.error
     kind = (
         "rate_limited" if isinstance(error, RateLimited)
@@ -100,6 +101,7 @@ def finished_to_dict(item: Finished) -> dict[str, Any]:
         "detail": item.outcome.detail,
         "error": None if error is None else str(error),
         "error_kind": kind,
+        "retryable": True if error is None else error.retryable,
         "wait_s": error.wait_s if isinstance(error, RateLimited) else 0.0,
     }
 
@@ -115,6 +117,7 @@ def finished_from_dict(job: Job, data: dict[str, Any]) -> Finished:
             error = RateLimited(message, float(data.get("wait_s", 0.0)))
         else:
             error = _ERROR_KINDS.get(str(kind), OpusError)(message)
+        error.retryable = bool(data.get("retryable", True))
     return Finished(job, Outcome(data["kind"], str(data.get("detail", ""))), error)
 
 

@@ -4,7 +4,9 @@ One `run` is one stage: the model replies, opus executes the tools it asked for 
 worktree and answers with their results, until the role's end condition (the planner
 and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
 budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
-(`agents.max_retries`); what is left after them becomes an `EngineError`.
+(`agents.max_retries`); what is left after them becomes an `EngineError`. A 404 (a model
+the API does not know: retired or misspelt) becomes `ModelNotFound`, which fails the job
+at once naming the config key, since no retry brings a model back.
 
 Each `stop_reason` is handled as Anthropic's "Handling stop reasons" page describes:
 `refusal` and `model_context_window_exceeded` fail the stage; a tool call cut by
@@ -26,10 +28,10 @@ from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role, Usage
 from opus.engines.base import AgentFailed, one_line, stopped
 from opus.engines.loop_guard import LoopGuard
-from opus.engines.models import check_models, max_output_tokens, tools_for
+from opus.engines.models import check_models, instead_of, max_output_tokens, model_key, tools_for
 from opus.engines.pricing import cost_usd
 from opus.engines.tools import CACHE_CONTROL, Toolbox
-from opus.errors import EngineError
+from opus.errors import EngineError, ModelNotFound
 from opus.seams import AgentResult, AgentTask, Clock, StopReason
 from opus.trace import mark
 
@@ -67,6 +69,13 @@ class AnthropicEngine:
     def run(self, task: AgentTask) -> AgentResult:
         """Run one stage for `task` (see the module docstring)."""
         return _Run(self, task).execute()
+
+    def notices(self) -> list[str]:
+        """What the job's log should say once about the configured models: each one the
+        installed SDK lists as deprecated, with the key that chose it and its end of life."""
+        from opus.engines.deprecations import deprecated_models
+
+        return [str(found) for found in deprecated_models(self.agents)]
 
     def connect_ahead(self) -> None:
         """Make the SDK client on a thread now (its TLS setup takes tens of milliseconds)
@@ -336,8 +345,39 @@ class _Run:
             if self.engine.clock.monotonic() >= self.deadline:
                 return None
             raise _api_error(exc, self.engine.agents.max_retries) from exc
+        except anthropic.NotFoundError as exc:
+            key = model_key(self.engine.agents, self.task.role)
+            raise _not_found(exc, key, self.task.model) from exc
         except anthropic.AnthropicError as exc:
             raise _api_error(exc, self.engine.agents.max_retries) from exc
+
+
+def _not_found(exc: anthropic.NotFoundError, key: str, model: str) -> ModelNotFound:
+    """The API does not know `model` (retired or misspelt): say so, name the key that set
+    it. A 404 that does not name the model is most likely a wrong ANTHROPIC_BASE_URL."""
+    kind, said = _error_body(exc)
+    fix = f"set `{key}` to {instead_of(model)}, then `opus retry` the job"
+    if kind == "not_found_error" and model in said:
+        return ModelNotFound(
+            f"the Anthropic API does not know the model {model} (HTTP 404 {kind}: "
+            f"{one_line(said, 300)}), set by config key `{key}`: the model is retired or "
+            f"its id is misspelt; {fix}"
+        )
+    return ModelNotFound(
+        f"the Anthropic API answered HTTP 404 ({one_line(said, 300)}) to a call of the "
+        f"model {model}, set by config key `{key}`: check that ANTHROPIC_BASE_URL is the "
+        f"API's root URL and that the model id is right; if the model is retired, {fix}"
+    )
+
+
+def _error_body(exc: anthropic.APIStatusError) -> tuple[str | None, str]:
+    """(error type, message) from the API's body `{"type": "error", "error": {...}}`; the
+    SDK's own message when the body is not of that shape (a proxy's page)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type")
+        return (kind if isinstance(kind, str) else None), error["message"]
+    return None, exc.message
 
 
 def _api_error(exc: anthropic.AnthropicError, retries: int) -> EngineError:

@@ -67,6 +67,15 @@ _MAX_OUTPUT: dict[str, int] = {
 # For a model not in the table: every current model accepts at least this much.
 DEFAULT_MAX_OUTPUT = 32_000
 
+# The newest model of each family (models overview): what opus suggests in place of a
+# model that is deprecated or gone.
+CURRENT_MODELS: dict[str, str] = {
+    "opus": "claude-opus-4-6",
+    "sonnet": "claude-sonnet-4-6",
+    "haiku": "claude-haiku-4-5",
+}
+MODELS_OVERVIEW = "https://docs.claude.com/en/docs/about-claude/models/overview"
+
 _SUFFIX = re.compile(r"-(\d{8}|latest)$")
 
 
@@ -94,6 +103,22 @@ def max_output_tokens(model: str) -> int:
     return _MAX_OUTPUT.get(base_model(model), DEFAULT_MAX_OUTPUT)
 
 
+def model_key(agents: AgentsConfig, role: str) -> str:
+    """The config key that chose `role`'s model: its own key when set, else `agents.model`."""
+    return f"agents.{role}_model" if getattr(agents, f"{role}_model", None) else "agents.model"
+
+
+def instead_of(model: str) -> str:
+    """What to use instead of `model`: the current model of its family (opus, sonnet,
+    haiku), or the models overview when opus knows nothing newer."""
+    base = base_model(model)
+    family = next((f for f in CURRENT_MODELS if f in base), "sonnet")
+    current = CURRENT_MODELS[family]
+    if current == base:
+        return f"a newer model (see {MODELS_OVERVIEW})"
+    return f"a current model such as {current}"
+
+
 def check_models(agents: AgentsConfig) -> None:
     """`ConfigError` naming the key when a role's model cannot get opus's tools."""
     for role in ROLES:
@@ -101,5 +126,4 @@ def check_models(agents: AgentsConfig) -> None:
         try:
             tools_for(model)
         except ConfigError as exc:
-            key = f"agents.{role}_model" if getattr(agents, f"{role}_model") else "agents.model"
-            raise ConfigError(f"config key `{key}`: {exc}") from exc
+            raise ConfigError(f"config key `{model_key(agents, role)}`: {exc}") from exc
