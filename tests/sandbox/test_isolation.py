@@ -7,6 +7,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,14 +43,15 @@ def test_writes_outside_the_worktree_fail(worktree: Path, outside: Path) -> None
 
 def test_tmp_is_private(worktree: Path, tmp_path: Path) -> None:
     target = tmp_path / "from-inside"
+    scratch = Path(f"/tmp/opus-scratch-{os.getpid()}-{time.monotonic_ns()}")  # not on the host
     result = bwrap_sandbox().run(
-        f"echo x > /tmp/scratch && mkdir -p {tmp_path} && echo x > {target} && ls /tmp",
+        f"echo x > {scratch} && mkdir -p {tmp_path} && echo x > {target} && ls /tmp",
         worktree=worktree,
         timeout_s=20,
     )
     assert result.exit_code == 0, result.output
     assert not target.exists()
-    assert not Path("/tmp/scratch").exists()
+    assert not scratch.exists()
 
 
 def test_repo_files_outside_a_linked_worktree_stay_read_only(outside: Path) -> None:
