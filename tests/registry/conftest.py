@@ -31,6 +31,14 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state' / 'opus.db'}"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A fresh registry a reader can open too: a SQLite file, or a private schema on the
+    test PostgreSQL."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite"
+                                       else "pg_schema_url"))
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

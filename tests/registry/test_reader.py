@@ -67,3 +67,34 @@ def test_unsupported_and_unreachable_databases_say_what_to_check() -> None:
         open_reader("mysql://db/opus")
     with pytest.raises(StoreError, match="is the server running"):
         open_reader("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2").jobs()
+
+
+def test_a_lane_page_holds_its_states_latest_first_and_a_tie_goes_to_the_newer_job(
+    shared_url: str,
+) -> None:
+    clock = FakeClock()
+    store = open_store(shared_url, clock=clock)
+    ends = [JobState.FAILED, JobState.CANCELLED, JobState.DONE]
+    for number in range(24):
+        job = store.enqueue(make_fr(f"FR-{number}"), REPO)
+        if number % 4:  # one in four ends at the same moment as the job before it
+            clock.advance(1)
+        store.transition(job.id, JobState.RUNNING)
+        if ends[number % 3] is JobState.DONE:
+            store.transition(job.id, JobState.AWAITING_REVIEW)
+        store.transition(job.id, ends[number % 3])
+    reader = open_reader(shared_url)
+    failed = (JobState.FAILED, JobState.CANCELLED)
+    every = sorted(store.jobs(failed), key=lambda job: (job.updated_at, job.id), reverse=True)
+    assert len(every) == 16 and len({job.updated_at for job in every}) < 16
+
+    for offset in range(0, 18, 3):
+        for limit in (1, 5, 20):
+            expected = every[offset:offset + limit]
+            assert reader.latest_jobs(failed, limit=limit, offset=offset) == expected
+            assert store.latest_jobs(failed, limit=limit, offset=offset) == expected
+    done = store.jobs([JobState.DONE])[::-1]
+    assert reader.latest_jobs([JobState.DONE], limit=3, offset=1) == done[1:4]
+    assert store.latest_jobs([JobState.DONE], limit=3, offset=1) == done[1:4]
+    assert reader.latest_jobs([], limit=5) == store.latest_jobs([], limit=5) == []
+    store.close()

@@ -102,10 +102,16 @@ def _jobs_sql(states: Iterable[JobState] | None, placeholder: str) -> tuple[str,
     return f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", values
 
 
-def _latest_sql(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
-    where, values = _in_states(states, mark)
-    return (f"SELECT * FROM jobs WHERE {where} ORDER BY updated_at DESC, id DESC "
-            f"LIMIT {mark} OFFSET {mark}", values)
+def lane_sql(states: Iterable[JobState], mark: str, *, merge: bool) -> tuple[str, list[Any]]:
+    """`store.lane_query` as driver SQL (`mark`: the driver's placeholder; `merge` on
+    SQLite) and the states to bind before the limit and the offset."""
+    values: list[Any] = [JobState(state).value for state in states]
+    if merge and len(values) > 1:
+        lane = " UNION ALL ".join([f"SELECT * FROM jobs WHERE state = {mark}"] * len(values))
+    else:
+        where, values = _in_states(values, mark)
+        lane = f"SELECT * FROM jobs WHERE {where}"
+    return f"{lane} ORDER BY updated_at DESC, id DESC LIMIT {mark} OFFSET {mark}", values
 
 
 def _count_sql(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
@@ -163,7 +169,7 @@ class SQLiteReader:
     def latest_jobs(
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
-        sql, params = _latest_sql(states, "?")
+        sql, params = lane_sql(states, "?", merge=True)
         rows = self._rows(sql, [*params, limit, offset])
         return [job_from_row(_aware(dict(row))) for row in rows]
 
@@ -283,7 +289,7 @@ class PostgresReader:
     def latest_jobs(
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
-        sql, params = _latest_sql(states, "%s")
+        sql, params = lane_sql(states, "%s", merge=False)
         return [job_from_row(_aware(row)) for row in self._rows(sql, [*params, limit, offset])]
 
     def count_jobs(self, states: Iterable[JobState]) -> int:

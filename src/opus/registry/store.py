@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.schema import CreateIndex
-from sqlalchemy.sql.selectable import ScalarSelect, Select
+from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect, Select
 
 from opus.clock import SystemClock
 from opus.domain import (
@@ -415,9 +415,7 @@ class Registry:
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
         """The jobs in `states` that changed last, latest first (a page of a lane)."""
-        query = (select(JOBS).where(JOBS.c.state.in_([JobState(s).value for s in states]))
-                 .order_by(JOBS.c.updated_at.desc(), JOBS.c.id.desc())
-                 .limit(limit).offset(offset))
+        query = lane_query(states, limit=limit, offset=offset, merge=not self._postgres)
         with self._tx() as conn:
             return [records.job_from_row(row._mapping) for row in conn.execute(query)]
 
@@ -578,14 +576,41 @@ class Registry:
             "cost_since": _cost_query(STAGE_RUNS.c.finished_at >= now),
         }
 
-    def query_plan(self, statement: Select[Any]) -> list[str]:
+    def query_plan(
+        self, statement: Select[Any] | CompoundSelect[Any] | str, params: Sequence[Any] = ()
+    ) -> list[str]:
         """What the database says it will do for `statement` (`EXPLAIN QUERY PLAN` on
-        SQLite, `EXPLAIN` on PostgreSQL), one line per step."""
+        SQLite, `EXPLAIN` on PostgreSQL), one line per step. A string is driver SQL (what
+        `reader.py` runs) with its `params`."""
         with self._tx() as conn:
-            sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            sql = statement if isinstance(statement, str) else statement.compile(
+                dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             prefix = "EXPLAIN" if self._postgres else "EXPLAIN QUERY PLAN"
-            rows = conn.exec_driver_sql(f"{prefix} {sql}").all()
+            args = (tuple(params),) if params else ()
+            rows = conn.exec_driver_sql(f"{prefix} {sql}", *args).all()
         return [str(row[0]) if self._postgres else str(row[-1]) for row in rows]
+
+
+def lane_query(
+    states: Iterable[JobState], *, limit: int, offset: int, merge: bool
+) -> Select[Any] | CompoundSelect[Any]:
+    """A page of the jobs in `states`, latest change first (`latest_jobs`; `reader.py`
+    runs the same as `lane_sql`). One state is one backward walk of its `ix_jobs_lane`
+    range. Several (Failed: failed, cancelled) with `merge` (SQLite) are one leg per
+    state merged as they come (`MERGE (UNION ALL)`: no sort, `offset + limit` entries
+    read); SQLite's plan for `state IN (…)` sorts, and from either of two indexes.
+    PostgreSQL (15) would append and sort every leg's rows, so it gets `state IN (…)`,
+    which it reads backwards along `ix_jobs_updated_at` (designs/registry.md).
+    """
+    values = [JobState(state).value for state in states]
+    if not merge or len(values) < 2:
+        return (select(JOBS).where(JOBS.c.state.in_(values))
+                .order_by(JOBS.c.updated_at.desc(), JOBS.c.id.desc())
+                .limit(limit).offset(offset))
+    lane = union_all(*(select(JOBS).where(JOBS.c.state == value) for value in values))
+    columns = lane.selected_columns
+    return (lane.order_by(columns.updated_at.desc(), columns.id.desc())
+            .limit(limit).offset(offset))
 
 
 def _latest_query(fr_id: str) -> Select[Any]:

@@ -91,6 +91,9 @@ JOBS = Table(
     Index("ix_jobs_fr_latest", "fr_id", "id"),
     # The jobs changed since a moment (`changed_since`): intake mirrors only those.
     Index("ix_jobs_updated_at", "updated_at"),
+    # A page of an ended lane (`latest_jobs`): one state's range, already in (updated_at,
+    # id) order, read backwards from its end, so a page never sorts the lane's jobs.
+    Index("ix_jobs_lane", "state", "updated_at", "id"),
     # Two intake processes racing on the same note cannot both create a job. (Databases
     # made before `waiting_input` also keep the narrower `uq_jobs_active_fr`; harmless.)
     Index(
