@@ -9,11 +9,11 @@ Prints the median wall time of `true` each way.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from command_timing import median_ms, rounds_arg
 
 from opus.sandbox import nproc
 from opus.sandbox.limits import Limits
@@ -22,19 +22,10 @@ from opus.sandbox.process import ShellRunner
 LIMITS = Limits(max_processes=512, max_memory_mb=4096, max_file_mb=1024, max_cpu_s=1800)
 
 
-def median_ms(runner: ShellRunner, worktree: Path, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        runner.run("true", worktree=worktree, timeout_s=30)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     if os.geteuid() == 0:
         sys.exit("run this as a normal user: root is not held to RLIMIT_NPROC")
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    rounds = rounds_arg()
     runner = ShellRunner(output_cap_bytes=10_000, limits=LIMITS, cgroup_host=None)
     with tempfile.TemporaryDirectory() as tmp:
         wt = Path(tmp)

@@ -7,27 +7,17 @@ Prints the median wall time of `true` in the bwrap sandbox with and without the 
 
 from __future__ import annotations
 
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from command_timing import median_ms, rounds_arg
 
 from opus.config import SandboxConfig
 from opus.sandbox import BwrapSandbox, limits_in_force, sandbox_for
 
 
-def median_ms(sandbox: BwrapSandbox, worktree: Path, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        sandbox.run("true", worktree=worktree, timeout_s=30)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    rounds = rounds_arg()
     limited = sandbox_for(SandboxConfig())
     assert isinstance(limited, BwrapSandbox)
     bare = sandbox_for(SandboxConfig())

@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from opus.daemon.breaker import database_key
 from opus.daemon.loop import Daemon
+from opus.daemon.runtime import Runtime
 from opus.domain import JobState, Role, Stage
 from opus.testing.engine import ScriptedEngine
+from opus.testing.notifier import RecordingNotifier
 from tests.e2e_daemon.one_note import one_note_runtime
 from tests.registry.factory import PG_CONNINFO, private_pg_url
 
@@ -58,6 +61,28 @@ def _refuse_checkpoints(
         conn.execute(sql.replace("{when}", when).encode())
 
 
+class Refused(NamedTuple):
+    """A `--once` daemon over `FR-1` on a registry that refuses writes, and its parts."""
+
+    engine: ScriptedEngine
+    runtime: Runtime
+    notifier: RecordingNotifier
+    daemon: Daemon
+
+
+def _refusing_daemon(
+    tmp_path: Path, pg_url: str, *, breaker_failures: int, times: int,
+    table: str = "stage_runs", when: str = "",
+) -> Refused:
+    """The demo engine on one planned note, the server refusing writes as
+    `_refuse_checkpoints(pg_url, times, table=table, when=when)` makes it."""
+    engine = ScriptedEngine.demo()
+    runtime, notifier = one_note_runtime(
+        tmp_path, engine, breaker_failures=breaker_failures, database_url=pg_url)
+    _refuse_checkpoints(pg_url, times, table=table, when=when)
+    return Refused(engine, runtime, notifier, Daemon(runtime, once=True, environ={}))
+
+
 def _planner_runs(engine: ScriptedEngine) -> int:
     return sum(1 for task in engine.tasks if task.role is Role.PLANNER)
 
@@ -65,11 +90,9 @@ def _planner_runs(engine: ScriptedEngine) -> int:
 def test_a_conflict_that_outlives_every_retry_opens_the_database_breaker(
     tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = ScriptedEngine.demo()
-    runtime, notifier = one_note_runtime(tmp_path, engine, breaker_failures=2, database_url=pg_url)
-    _refuse_checkpoints(pg_url, times=1_000_000)
+    engine, runtime, notifier, daemon = _refusing_daemon(
+        tmp_path, pg_url, breaker_failures=2, times=1_000_000)
     caplog.set_level(logging.INFO)
-    daemon = Daemon(runtime, once=True, environ={})
 
     assert daemon.run() == 1, "--once leaves the job waiting behind the open breaker"
 
@@ -100,11 +123,9 @@ def test_a_conflict_a_retry_got_past_counts_for_nothing(
     tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # One counted failure would open this breaker at once.
-    engine = ScriptedEngine.demo()
-    runtime, notifier = one_note_runtime(tmp_path, engine, breaker_failures=1, database_url=pg_url)
-    _refuse_checkpoints(pg_url, times=2)
+    engine, runtime, notifier, daemon = _refusing_daemon(
+        tmp_path, pg_url, breaker_failures=1, times=2)
     caplog.set_level(logging.INFO, logger="opus.registry")
-    daemon = Daemon(runtime, once=True, environ={})
 
     daemon.run()
 
@@ -122,12 +143,11 @@ def test_a_conflict_a_retry_got_past_counts_for_nothing(
 def test_a_conflict_in_the_loops_own_turn_counts_too(
     tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = ScriptedEngine.demo()
-    runtime, notifier = one_note_runtime(tmp_path, engine, breaker_failures=1, database_url=pg_url)
     # The loop records each claim as an event right after making it.
-    _refuse_checkpoints(pg_url, times=1_000_000, table="events", when="WHEN (NEW.kind = 'claimed')")
+    engine, runtime, notifier, daemon = _refusing_daemon(
+        tmp_path, pg_url, breaker_failures=1, times=1_000_000, table="events",
+        when="WHEN (NEW.kind = 'claimed')")
     caplog.set_level(logging.INFO)
-    daemon = Daemon(runtime, once=True, environ={})
 
     assert daemon.run() == 1
 
