@@ -16,7 +16,9 @@ notes) and measures, with real `opus` subprocesses (`--src` picks the checkout):
 - `opus run --once` on one FR, total wall time ÷ the same raw git + test work done by
   plain subprocesses (worktree, write two files, run the test twice, commit, push), and
   total - raw, the seconds opus adds; once per `--test-s` (the FR's test takes its 20 ms
-  check plus that many seconds, so 3 stands for a project whose tests take seconds).
+  check plus that many seconds, so 3 stands for a project whose tests take seconds);
+  with `--warm-state`, every run reuses one state dir that an untimed `run --once`
+  without an FR warmed first: a start of a daemon that ran before (its parse cache there).
 
 With `--timeline`, every opus process marks its milestones in a trace file (`OPUS_TRACE`,
 `opus.trace`) and the bench prints, per milestone, its median seconds after the SIGKILL
@@ -557,16 +559,21 @@ def raw_work(root: Path, repo: Path, n: int, test_s: float = 0.0) -> float:
 
 def once_phase(ws: Workspace, args: argparse.Namespace, figures: dict[str, Figure],
                test_s: float, timeline: dict[str, list[float]]) -> None:
-    """`opus run --once` on one planned FR (fresh repo and state each run) vs raw work;
-    the FR's test takes `test_s` seconds more than its 20 ms check."""
+    """`opus run --once` on one planned FR (fresh repo, and state unless `--warm-state`,
+    each run) vs raw work; the FR's test takes `test_s` seconds more than its 20 ms check."""
     planned = ws.root / "vault" / "10_features" / "03_planned"
     suffix = "" if test_s <= 0 else f"-{test_s:g}s"
+    state = f".opus-once{suffix}-warm" if args.warm_state else None
+    if state is not None:
+        time.sleep(2.5)  # older than the parse cache's racy margin, as a long-lived vault
+        make_repo(ws.root, f"repo-once{suffix}-warm")
+        ws.opus(ws.config(state, f"repo-once{suffix}-warm"), "run", "--once")
     coder = talk.coder({"calc.py": talk.CALC_WITH_SUB, "test_sub.py": test_file(test_s)},
                        run=talk.TEST_COMMAND)
     for n in range(args.repeat):
         repo_name = f"repo-once{suffix}-{n}"
         make_repo(ws.root, repo_name)
-        config = ws.config(f".opus-once{suffix}-{n}", repo_name)
+        config = ws.config(state or f".opus-once{suffix}-{n}", repo_name)
         fr_id = f"ONCE-{n}"
         save(planned / f"{fr_id}.md", fr_note(fr_id))
         trace = ws.root / f"once{suffix}-{n}.trace"
@@ -645,6 +652,9 @@ def main() -> None:
                         help="vault.settle_s for every opus process (default: opus's own "
                              "default); 0 measures intake without waiting for a note to "
                              "settle")
+    parser.add_argument("--warm-state", action="store_true",
+                        help="`run --once` reuses one state dir, warmed by an untimed "
+                             "`run --once` first (a restart: the parse cache is there)")
     parser.add_argument("--quick", action="store_true",
                         help="1,000 and 10,000 notes, 3 runs, 9 s idle (a few minutes)")
     args = parser.parse_args()

@@ -33,21 +33,19 @@ NOTE = st.builds(
     st.sampled_from(("body", "another body")),
 )
 PATHS = st.tuples(st.sampled_from(FOLDERS), st.sampled_from(NAMES))
-OPS = st.lists(
-    st.one_of(
-        st.tuples(st.just("write"), PATHS, NOTE),
-        st.tuples(st.just("delete"), PATHS, st.just("")),
-        st.tuples(st.just("move"), PATHS, st.tuples(st.sampled_from(FOLDERS),
-                                                    st.sampled_from(NAMES))),
-        st.tuples(st.just("garbage"), PATHS, st.just("")),
-        # A folder renamed or moved (in the vault, or out of its features folder): the
-        # watcher reports the folder's old and new path, not its notes.
-        st.tuples(st.just("move folder"), st.sampled_from(("01_ideas", "03_planned",
-                                                            "03_planned/team", "archive")),
-                  st.sampled_from(("archive", "06_done/team", "01_ideas/old", OUTSIDE))),
-    ),
-    min_size=1, max_size=25,
+OP = st.one_of(
+    st.tuples(st.just("write"), PATHS, NOTE),
+    st.tuples(st.just("delete"), PATHS, st.just("")),
+    st.tuples(st.just("move"), PATHS, st.tuples(st.sampled_from(FOLDERS),
+                                                st.sampled_from(NAMES))),
+    st.tuples(st.just("garbage"), PATHS, st.just("")),
+    # A folder renamed or moved (in the vault, or out of its features folder): the
+    # watcher reports the folder's old and new path, not its notes.
+    st.tuples(st.just("move folder"), st.sampled_from(("01_ideas", "03_planned",
+                                                        "03_planned/team", "archive")),
+              st.sampled_from(("archive", "06_done/team", "01_ideas/old", OUTSIDE))),
 )
+OPS = st.lists(OP, min_size=1, max_size=25)
 
 
 def _apply(features: Path, op: tuple[str, object, object]) -> set[Path]:
@@ -111,13 +109,19 @@ def test_any_sequence_of_edits_gives_what_a_full_scan_gives(
             # What `refresh` says changed is exactly what did: intake acts on that alone.
             assert reported == {p for p in before.keys() | after.keys()
                                 if before.get(p) != after.get(p)}, op
-            assert {p: index.note(p) for p in after} == after
-            assert {p: _brief(index.entry(p)) for p in after} == {
-                p: _brief(note) for p, note in after.items()}
-            assert len(index) == len(after) and all(index.is_fr(p) for p in after)
-            assert sorted(fr.id for fr in index.planned()) == sorted(fr.id for fr in full.planned)
-            assert dict(index.statuses) == full.statuses
+            assert_agrees(index, full)
             before = after
+
+
+def assert_agrees(index: VaultIndex, full: ScanResult) -> None:
+    """The index answers what intake asks of it as the full scan `full` does."""
+    after = _verdicts(full)
+    assert {p: index.note(p) for p in after} == after
+    assert {p: _brief(index.entry(p)) for p in after} == {
+        p: _brief(note) for p, note in after.items()}
+    assert len(index) == len(after) and all(index.is_fr(p) for p in after)
+    assert sorted(fr.id for fr in index.planned()) == sorted(fr.id for fr in full.planned)
+    assert dict(index.statuses) == full.statuses
 
 
 def _scan(root: Path, repo: Path) -> ScanResult:

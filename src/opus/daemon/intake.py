@@ -33,6 +33,7 @@ from opus.scheduling import Blocked, schedule
 from opus.vault import InvalidNote, write_fields
 from opus.vault.index import FRState, VaultIndex
 from opus.vault.mirror import NOTE_OUTCOME, error_line, note_fields
+from opus.vault.parse_cache import CACHE_NAME
 from opus.vault.problems import vault_relative
 from opus.vault.write import in_another_status_folder
 
@@ -43,6 +44,9 @@ CHANGE_MARGIN_S = 5.0
 """A tick mirrors the jobs changed since the previous tick began, less this margin (a
 write stamped just before it committed, another host's clock slightly behind); the full
 tick every `FULL_SCAN_S` mirrors every job whatever the clocks say."""
+STOP_SAVE_SHARE = 30
+"""At a stop, the parse cache is rewritten when more than 1/30 of the notes changed
+since it was written (`persist`)."""
 FULL_SCAN_S = 300.0
 """With a live watcher, the whole vault is walked only at start and this often (a safety
 net for changes the watcher missed, e.g. an overflowed event queue); otherwise every
@@ -99,6 +103,8 @@ class Intake:
         """Seconds until a settling note is due (the loop sleeps no longer); None if none."""
         self.blocked: tuple[Blocked, ...] = ()
         """Planned FRs the last tick left waiting on their dependencies (for `opus status`)."""
+        self._walked = False
+        """The last tick walked the whole vault: `persist` writes the parse cache."""
 
     def __repr__(self) -> str:
         return f"Intake(frs={len(self.index)}, synced={len(self._synced)})"
@@ -116,7 +122,20 @@ class Intake:
             features_dir=settings.vault.features_dir,
             id_pattern=settings.vault.id_pattern,
             finish_moves=True,
+            cache_file=settings.state_dir / CACHE_NAME,
         )
+
+    def persist(self, *, stopping: bool = False) -> None:
+        """Store the index's verdicts for the next start (`opus.vault.parse_cache`), when
+        they changed: after a whole-vault walk (at start, every `FULL_SCAN_S`) — called
+        by the loop after it claimed, off the pickup's path — and at a stop, when more
+        notes changed since than the write costs to spare (a note costs ~1/30 to write of
+        what it costs to parse: `run --once` does not rewrite the file for its one note)."""
+        if stopping:
+            self.index.save_cache(least=max(1, self.index.note_count // STOP_SAVE_SHARE))
+        elif self._walked:
+            self._walked = False
+            self.index.save_cache()
 
     def _refresh(self) -> tuple[set[Path], bool]:
         """The paths whose verdict changed, and whether the whole vault was walked.
@@ -134,8 +153,15 @@ class Intake:
         mono = time.monotonic()
         due = self._full_at is None or mono - self._full_at >= self.full_scan_s
         if due or not self.watching():
-            changed = self.index.refresh_all()
+            index, start = self.index, time.perf_counter()
+            misses, cached = index.misses, index.cached
+            changed = index.refresh_all()
+            if self._full_at is None:
+                log.info("vault: %d notes walked in %.2f s (%d parsed, %d from the parse "
+                         "cache)", index.note_count, time.perf_counter() - start,
+                         index.misses - misses, index.cached - cached)
             self._full_at = mono if due else self._full_at
+            self._walked = due
             return changed, True
         return self.index.refresh(pending), False
 

@@ -293,6 +293,7 @@ class Daemon:
             self.ctx.store.release(job.id, self.worker_id)
         if self.intake is not None:
             self.intake.tick()  # the notes show the states jobs ended in, not the last tick's
+            self.intake.persist(stopping=True)
         self.sd.extend_timeout(SEND_TIMEOUT_S)  # a send under way may take that long
         self.runtime.notifier.stop()
         self._flush_notifications()
@@ -353,6 +354,8 @@ class Daemon:
         if self.role != "intake":
             self._supervise()
             self._claim()
+        if self.intake is not None:
+            self.intake.persist()  # after the claim: not on a job's path
         self._idle_fork_server()
         if self.gate.due(self.ctx.clock.monotonic()):
             self.sd.watchdog()

@@ -21,12 +21,17 @@ dependencies and a 64-bit digest of its content hash, not the parsed record. The
 records are kept for the FRs in flight and the invalid notes; a settled FR's is read
 again from its file when asked for (`note`, `by_id`, `result`). Intake's mirror needs
 no more than `entry` gives: the full record in flight, an `FRState` otherwise.
+
+With a `cache_file`, those briefs outlive the process (`parse_cache`): the first walk
+takes a note whose stat key is the one stored from the file instead of parsing it, and
+`save_cache` writes them back.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,8 +53,11 @@ from opus.vault.fields import DEFAULT_ID_PATTERN
 from opus.vault.interrupted import finish_interrupted_moves
 from opus.vault.maps import Holders, View
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict
+from opus.vault.parse_cache import RACY_S, Hints, ParseCache, settled_before
+from opus.vault.parse_cache import Entry as CacheEntry
 from opus.vault.scan import (
     FEATURES_DIR,
+    UNREADABLE,
     Version,
     features_folder,
     is_note_path,
@@ -57,28 +65,12 @@ from opus.vault.scan import (
     relative_note_paths,
     usable,
 )
+from opus.vault.settled import Settled
 from opus.vault.table import NoteTable
 
 JOB_STATUSES = frozenset({FRStatus.PLANNED, FRStatus.IN_PROGRESS})
 """The statuses whose full record (body included) the index keeps: a note in them makes
 or updates a job. Another status becomes one only by an edit, which is read again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """A valid FR out of flight as the index keeps it (see the module)."""
-
-    id: str
-    status: FRStatus
-    job: int | None
-    depends_on: tuple[str, ...]
-    digest: int
-    """The first 64 bits of the FR's content hash. With the status and job (which the
-    hash leaves out) it tells two versions of the note's FR record apart."""
-
-    @classmethod
-    def of(cls, fr: FeatureRequest) -> Settled:
-        return cls(fr.id, fr.status, fr.job, fr.depends_on, int(fr.content_hash[:16], 16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +102,7 @@ class VaultIndex:
         features_dir: Path | str = FEATURES_DIR,
         id_pattern: str = DEFAULT_ID_PATTERN,
         finish_moves: bool = False,
+        cache_file: Path | None = None,
     ) -> None:
         self.root = root
         self.finish_moves = finish_moves
@@ -139,6 +132,17 @@ class VaultIndex:
         """Notes whose vault-wide rules were applied again, over the index's life."""
         self.misses = 0
         """Files parsed, over the index's life (an unchanged file is only stat'ed)."""
+        self.cached = 0
+        """Notes taken from the parse cache's file instead of parsed."""
+        self._cache = None if cache_file is None else ParseCache(cache_file, scope={
+            "root": str(root), "features": str(self._features), "id_pattern": id_pattern})
+        self.racy_s = RACY_S
+        """A note changed less than this before it was read is not stored (`parse_cache`)."""
+        self._hints: Hints | None = None
+        """The cache file's verdicts, during the first walk only."""
+        self._loaded = False
+        self._unsaved = 0
+        """Notes recorded or forgotten since the cache file last held what the index knows."""
 
     def __repr__(self) -> str:
         return f"VaultIndex({self.root}, notes={len(self._table)}, frs={self._frs})"
@@ -160,6 +164,8 @@ class VaultIndex:
         `finish_moves`, half-done moves are repaired); the paths whose verdict changed."""
         features = features_folder(self.root, self.features_dir)
         self._repos.clear()  # a repo may have appeared or gone: ask git again
+        if self._cache is not None and not self._loaded and not self._table:
+            self._hints, self._loaded = self._cache.load(), True
         walked = bytearray(self._table.capacity)
         linked: list[str] = []
         read: dict[str, _Base] = {}
@@ -179,7 +185,9 @@ class VaultIndex:
                     read.pop(rel, None)
                     if rel in self._table:
                         gone.add(rel)
-        return self._apply(read, gone)
+        changed = self._apply(read, gone)
+        self._end_hints()
+        return changed
 
     def refresh(self, changed: Iterable[Path]) -> set[Path]:
         """Re-read the `changed` paths (created, edited, moved away or deleted); the paths
@@ -236,21 +244,32 @@ class VaultIndex:
             if parsed is not None:  # unchanged, but git has a say in it
                 read[self._table.rel(slot) or rel] = self._usable(parsed)
             return True
+        brief = None if self._hints is None or slot is not None else self._hints.take(rel, st)
+        if brief is not None:
+            self.cached += 1
+            read[self._store(rel, st, lasting=True)] = brief
+            return True
         self.misses += 1
+        read_ns = time.time_ns()  # after the stat: a change from now on changes its key
         verdict = read_file(Path(full), self.id_pattern)
         if verdict is None:
             return False
-        slot = self._table.put(rel, st)
+        rel = self._store(rel, st, lasting=settled_before(st, read_ns, self.racy_s))
+        if isinstance(verdict, ParsedNote) and verdict.fr.status is FRStatus.PLANNED:
+            self._parsed[rel] = verdict
+        read[rel] = self._own(verdict)
+        return True
+
+    def _store(self, rel: str, st: os.stat_result, *, lasting: bool) -> str:
+        """Record the version read at `rel`; the path text stored (shared by every map)."""
+        slot = self._table.put(rel, st, lasting=lasting)
         while len(self._base) < self._table.capacity:
             self._base.append(None)
             self._final.append(None)
-        rel = self._table.rel(slot) or rel  # the stored text, shared by every map
-        if isinstance(verdict, ParsedNote) and verdict.fr.status is FRStatus.PLANNED:
-            self._parsed[rel] = verdict
-        else:
-            self._parsed.pop(rel, None)
-        read[rel] = self._own(verdict)
-        return True
+        self._unsaved += 1
+        rel = self._table.rel(slot) or rel
+        self._parsed.pop(rel, None)
+        return rel
 
     def _own(self, verdict: Verdict) -> _Base:
         if isinstance(verdict, OtherNote):
@@ -279,6 +298,38 @@ class VaultIndex:
         note = usable(verdict, vault_root=self.root, default_repo=self.default_repo,
                       is_repo=self._is_repo)
         return with_dependencies(note, self._known())
+
+    # ------------------------------------------------------------------ the parse cache
+
+    def _end_hints(self) -> None:
+        """After the first walk: drop the file's verdicts, and count how far the file is
+        from what the index knows (the notes not taken from it, the entries not used)."""
+        hints, self._hints = self._hints, None
+        if hints is not None:
+            self._unsaved = len(self._table) + len(hints) - 2 * hints.used
+
+    def save_cache(self, *, least: int = 1) -> int | None:
+        """Write what the index knows of each note to the cache file, when at least
+        `least` notes were read or gone since the file last held it; how many notes were
+        stored (None: not written)."""
+        if self._cache is None or self._unsaved < least:
+            return None
+        count = self._cache.save(self._briefs())
+        if count is not None:
+            self._unsaved = 0
+        return count
+
+    def _briefs(self) -> Iterator[CacheEntry]:
+        """The notes whose verdict may be stored: a brief one (not an FR, or a settled FR)
+        read long enough after the note's last change (`parse_cache`)."""
+        for rel in self._table:
+            slot = self._slot(rel)
+            base = self._base[slot]
+            if not self._table.lasting(slot):
+                continue
+            if isinstance(base, Settled) or (
+                    isinstance(base, str) and not base.startswith(UNREADABLE)):
+                yield rel, self._table.key(slot), base
 
     # ------------------------------------------------------------------ views
 
@@ -397,6 +448,11 @@ class VaultIndex:
     def __len__(self) -> int:
         """How many FR notes (valid or not) the vault holds."""
         return self._frs
+
+    @property
+    def note_count(self) -> int:
+        """How many notes (FRs or not) the vault holds."""
+        return len(self._table)
 
     # ------------------------------------------------------------------ the rules
 
@@ -540,6 +596,7 @@ class VaultIndex:
         return {id_key, stem_key}
 
     def _drop(self, rel: str) -> None:
+        self._unsaved += 1
         slot = self._table.drop(rel)
         if slot is not None:
             self._base[slot] = self._final[slot] = None

@@ -17,6 +17,9 @@ from opus.vault.fields import DEFAULT_ID_PATTERN
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict, read_note, resolve_repo
 
 FEATURES_DIR = "10_features"
+UNREADABLE = "cannot be read"
+"""How the reason of a note that could not be read begins (it depends on permissions,
+not on the note's bytes: never stored across restarts)."""
 _Key = tuple[int, int, int]
 
 
@@ -109,7 +112,7 @@ def read_file(path: Path, id_pattern: str) -> Verdict | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return OtherNote(path, f"cannot be read ({exc.strerror})")
+        return OtherNote(path, f"{UNREADABLE} ({exc.strerror})")
     return read_note(path, data, id_pattern=id_pattern)
 
 

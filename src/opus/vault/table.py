@@ -1,9 +1,10 @@
 """The vault index's per-note bookkeeping, sized for vaults of 50,000 notes and more.
 
 Each note is known by its path relative to the features folder, as text (a `Path` costs
-several hundred bytes), and a slot number; its stat key `(mtime_ns, size, inode)`, mtime
-and first sight are kept in arrays by slot (40 bytes a note, not a `Version` object with
-its tuple, ints and floats). Callers keep their own columns in lists by the same slots.
+several hundred bytes), and a slot number; its stat key `(mtime_ns, size, inode)`, mtime,
+ctime and first sight, and whether its verdict may be stored across restarts, are kept in
+arrays by slot (49 bytes a note, not a `Version` object with its tuple, ints and floats).
+Callers keep their own columns in lists by the same slots.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class NoteTable:
         self._mtime = array("d")
         self._seen = array("d")
         """`time.monotonic()` when each slot's version was first read."""
+        self._ctime_ns = array("q")
+        self._lasting = bytearray()
+        """1 when the slot's verdict may go into the parse cache (`parse_cache`)."""
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -56,8 +60,9 @@ class NoteTable:
         return (self._mtime_ns[slot] == st.st_mtime_ns and self._size[slot] == st.st_size
                 and self._inode[slot] == st.st_ino)
 
-    def put(self, rel: str, st: os.stat_result) -> int:
-        """Record `st` as the version read at `rel` (first seen now); its slot."""
+    def put(self, rel: str, st: os.stat_result, *, lasting: bool) -> int:
+        """Record `st` as the version read at `rel` (first seen now), and whether its
+        verdict may be stored across restarts; its slot."""
         slot = self._slots.get(rel)
         if slot is None:
             slot = self._free.pop() if self._free else self._grow()
@@ -68,6 +73,8 @@ class NoteTable:
         self._inode[slot] = st.st_ino
         self._mtime[slot] = st.st_mtime
         self._seen[slot] = time.monotonic()
+        self._ctime_ns[slot] = st.st_ctime_ns
+        self._lasting[slot] = lasting
         return slot
 
     def drop(self, rel: str) -> int | None:
@@ -78,14 +85,23 @@ class NoteTable:
             self._free.append(slot)
         return slot
 
+    def lasting(self, slot: int) -> bool:
+        return bool(self._lasting[slot])
+
+    def key(self, slot: int) -> tuple[int, int, int, int]:
+        """The parse cache's key: `(mtime_ns, size, inode, ctime_ns)`."""
+        return (self._mtime_ns[slot], self._size[slot], self._inode[slot],
+                self._ctime_ns[slot])
+
     def version(self, slot: int) -> Version:
         key = (self._mtime_ns[slot], self._size[slot], self._inode[slot])
         return Version(key, self._mtime[slot], self._seen[slot])
 
     def _grow(self) -> int:
         self._rels.append(None)
-        for column in (self._mtime_ns, self._size, self._inode):
+        for column in (self._mtime_ns, self._size, self._inode, self._ctime_ns):
             column.append(0)
+        self._lasting.append(0)
         for floats in (self._mtime, self._seen):
             floats.append(0.0)
         return len(self._rels) - 1

@@ -67,7 +67,7 @@ def create_note(path: Path, text: str) -> bool:
     try:
         tmp.write_text(text, encoding="utf-8")
         os.link(tmp, path)  # fails if `path` exists: never over a note
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     except FileExistsError:
         return False
@@ -156,7 +156,7 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
             return False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return True
 
 
@@ -192,7 +192,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -233,8 +234,8 @@ def move_to_status_folder(
             f"not moved to {where}: a file of that name is already there; "
             "rename or remove one of them"
         )
-    _fsync_dir(folder)
-    _fsync_dir(path.parent)
+    fsync_dir(folder)
+    fsync_dir(path.parent)
     return target
 
 
