@@ -6,6 +6,11 @@ Foreign errors (sqlalchemy, git, httpx, anthropic) are wrapped where they enter
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opus.seams import AgentResult
+
 
 class OpusError(Exception):
     """Something went wrong in opus."""
@@ -63,6 +68,11 @@ class SandboxError(OpusError):
 
 class EngineError(OpusError):
     """The agent engine failed (API error, bad reply, exhausted retries)."""
+
+    partial: AgentResult | None = None
+    """What the stage spent before it failed (usage, cost, turns of the model calls that
+    succeeded), set by the engine when there was any: the pipeline records it so the
+    job's and the day's budgets count it, as it does an `AgentFailed`'s `partial`."""
 
 
 class ModelNotFound(EngineError):

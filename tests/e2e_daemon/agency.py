@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.standins.messages_api import Hang, MessagesAPI, reply, text, tool_use
+from tests.standins.messages_api import ApiError, Hang, MessagesAPI, reply, text, tool_use
 
 FR_PATTERN = re.compile(r"# Feature request (\S+):")
 HOLD_LIMIT_S = 20.0
 """No held request waits longer than this, whatever the test does."""
 
-Responder = Callable[[dict[str, Any]], dict[str, Any] | Hang]
+Responder = Callable[[dict[str, Any]], dict[str, Any] | ApiError | Hang]
 
 
 def role_of(body: dict[str, Any]) -> str:
@@ -77,7 +77,7 @@ class Agency:
         with self._lock:
             return self.conversations[(fr_id, role)]
 
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any] | Hang:
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any] | ApiError | Hang:
         key = (fr_of(body), role_of(body))
         first_turn = len(body["messages"]) == 1
         if first_turn:

@@ -11,11 +11,14 @@ import pytest
 from opus.config import AgentsConfig
 from opus.domain import Role
 from opus.engines.anthropic_engine import AnthropicEngine
+from opus.engines.pricing import cost_usd
 from opus.errors import EngineError, ModelNotFound
 from opus.seams import AgentTask
 from opus.testing.clock import FakeClock
 from tests.engines.conftest import SANDBOX_CFG, make_engine
+from tests.standins.billing import billed_usage
 from tests.standins.messages_api import (
+    ApiError,
     MessagesAPI,
     overloaded,
     rate_limited,
@@ -47,6 +50,55 @@ def test_errors_beyond_retries_raise_engine_error(api: MessagesAPI, make_task: T
     assert "HTTP 500" in message and "2 retries" in message
     assert "status.anthropic.com" in message
     assert len(api.requests) == 3
+
+
+def test_an_error_after_successful_calls_carries_what_they_spent(
+    api: MessagesAPI, make_task: TaskFactory
+) -> None:
+    api.add(
+        reply(tool_use("bash", {"command": "ls"}), usage={"output_tokens": 30}),
+        reply(tool_use("bash", {"command": "cat README.md"}), usage={"output_tokens": 40}),
+        server_error(), server_error(),
+    )  # fmt: skip
+    with pytest.raises(EngineError) as caught:
+        make_engine(api, max_retries=1).run(make_task(Role.CODER))
+    partial = caught.value.partial
+    assert partial is not None, "the two billed calls must not be lost"
+    assert partial.turns == 2
+    assert partial.usage == billed_usage(api.replies)
+    assert partial.usage.output_tokens == 70
+    assert partial.cost_usd == pytest.approx(cost_usd("claude-sonnet-4-6", partial.usage))
+    assert partial.cost_usd > 0
+    assert "HTTP 500 after 1 retries" in partial.report
+    assert len(api.requests) == 4
+
+
+def test_an_error_on_the_first_call_carries_nothing(
+    api: MessagesAPI, make_task: TaskFactory
+) -> None:
+    api.add(server_error())
+    with pytest.raises(EngineError) as caught:
+        make_engine(api).run(make_task(Role.CODER))
+    assert caught.value.partial is None
+
+
+def test_only_retried_answers_say_they_were_retried(make_task: TaskFactory) -> None:
+    """The SDK retries 408, 409, 429 and 5xx, unless `x-should-retry` says otherwise."""
+    cases = [
+        (ApiError(400, "invalid_request_error", "messages: bad"), False),
+        (ApiError(403, "permission_error", "not allowed"), False),
+        (ApiError(503, "api_error", "down", {"x-should-retry": "false"}), False),
+        (ApiError(400, "invalid_request_error", "bad", {"x-should-retry": "true"}), True),
+        (ApiError(409, "api_error", "lock timeout"), True),
+    ]
+    for error, retried in cases:
+        with MessagesAPI([error] * 3) as api:
+            with pytest.raises(EngineError) as caught:
+                make_engine(api, max_retries=2).run(make_task(Role.CODER))
+            message = str(caught.value)
+            assert len(api.requests) == (3 if retried else 1), message
+        assert f"HTTP {error.status}" in message
+        assert ("after 2 retries" in message) is retried, message
 
 
 def test_bad_key_says_to_check_it(api: MessagesAPI, make_task: TaskFactory) -> None:

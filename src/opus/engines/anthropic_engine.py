@@ -4,7 +4,8 @@ One `run` is one stage: the model replies, opus executes the tools it asked for 
 worktree and answers with their results, until the role's end condition (the planner
 and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
 budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
-(`agents.max_retries`); what is left after them becomes an `EngineError`. A 404 (a model
+(`agents.max_retries`); what is left after them becomes an `EngineError`, carrying what
+the stage's answered calls spent (`partial`) so the budgets count it. A 404 (a model
 the API does not know: retired or misspelt) becomes `ModelNotFound`, which fails the job
 at once naming the config key, since no retry brings a model back.
 
@@ -18,6 +19,7 @@ sent back as an empty assistant message (the API rejects those).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from typing import Any
 
@@ -344,12 +346,19 @@ class _Run:
         except anthropic.APITimeoutError as exc:
             if self.engine.clock.monotonic() >= self.deadline:
                 return None
-            raise _api_error(exc, self.engine.agents.max_retries) from exc
+            raise self._with_spent(_api_error(exc, self.engine.agents.max_retries)) from exc
         except anthropic.NotFoundError as exc:
             key = model_key(self.engine.agents, self.task.role)
-            raise _not_found(exc, key, self.task.model) from exc
+            raise self._with_spent(_not_found(exc, key, self.task.model)) from exc
         except anthropic.AnthropicError as exc:
-            raise _api_error(exc, self.engine.agents.max_retries) from exc
+            raise self._with_spent(_api_error(exc, self.engine.agents.max_retries)) from exc
+
+    def _with_spent(self, error: EngineError) -> EngineError:
+        """`error` carrying what the stage's earlier calls spent, so the pipeline counts
+        it against the budgets (the failed call itself is not billed)."""
+        if self.turns:
+            error.partial = dataclasses.replace(self._result("end_turn", {}), report=str(error))
+        return error
 
 
 def _not_found(exc: anthropic.NotFoundError, key: str, model: str) -> ModelNotFound:
@@ -393,8 +402,9 @@ def _api_error(exc: anthropic.AnthropicError, retries: int) -> EngineError:
                 "check your quota and rate limits and https://status.anthropic.com, "
                 "then `opus retry` the job"
             )
+        after = f" after {retries} retries" if retries and _retried(exc) else ""
         return EngineError(
-            f"the Anthropic API answered HTTP {status} after {retries} retries "
+            f"the Anthropic API answered HTTP {status}{after} "
             f"({one_line(exc.message, 300)}); {hint}"
         )
     if isinstance(exc, anthropic.APIConnectionError):
@@ -403,6 +413,15 @@ def _api_error(exc: anthropic.AnthropicError, retries: int) -> EngineError:
             "network and ANTHROPIC_BASE_URL"
         )
     return EngineError(f"the Anthropic client failed: {exc}; check ANTHROPIC_API_KEY")
+
+
+def _retried(exc: anthropic.APIStatusError) -> bool:
+    """Whether the SDK retried this answer (its `_should_retry`): an `x-should-retry`
+    header decides; without one, 408, 409, 429 and 5xx are retried, other 4xx are not."""
+    header = exc.response.headers.get("x-should-retry")
+    if header in ("true", "false"):
+        return header == "true"
+    return exc.status_code in (408, 409, 429) or exc.status_code >= 500
 
 
 def _user_text(text: str) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from opus.delivery.reactions import (
 from opus.domain import Job, JobState, Stage, StageRun
 from opus.engines.base import AgentFailed
 from opus.engines.pricing import format_usd
-from opus.errors import BudgetExceeded, DeliveryBlocked, GitError, NotReady, StageFailed
+from opus.errors import (
+    BudgetExceeded,
+    DeliveryBlocked,
+    EngineError,
+    GitError,
+    NotReady,
+    StageFailed,
+)
 from opus.git import git
 from opus.pipeline import asking as gate
 from opus.pipeline.base_sync import (
@@ -74,6 +81,12 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
         _record_spent(job, ctx, exc.partial)
         _notify_if_budget(job, ctx, exc.partial.stop_reason == "budget")
         return _fail(job, ctx, control, str(exc))
+    except EngineError as exc:
+        # The daemon decides about the error (retry or fail); what the stage spent before
+        # it is recorded here, in the job's own process, so it is counted exactly once.
+        if exc.partial is not None:
+            _record_spent(job, ctx, exc.partial)
+        raise
     except BudgetExceeded as exc:
         _notify_if_budget(job, ctx, True)
         return _fail(job, ctx, control, str(exc))
@@ -301,7 +314,8 @@ def _record(
 
 
 def _record_spent(job: Job, ctx: PipelineContext, partial: AgentResult) -> None:
-    """Account for what a failed agent stage spent (a failed run is not a checkpoint)."""
+    """Account for what a failed agent stage spent (a failed run is not a checkpoint):
+    an `AgentFailed`'s or an `EngineError`'s `partial`."""
     current = ctx.store.get(job.id)
     ctx.store.record_stage(
         StageRun(
