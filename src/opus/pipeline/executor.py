@@ -76,6 +76,8 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
         return _wait(ctx.store.get(job.id), ctx, control, exc.waiting)
     except Interrupted as exc:
         control.log(str(exc))
+        if exc.partial is not None:  # recorded here, in the job's process: counted once
+            _record_spent(job, ctx, exc.partial)
         return Outcome("stopped", control.stop_reason or str(exc))
     except AgentFailed as exc:
         _record_spent(job, ctx, exc.partial)
@@ -243,8 +245,9 @@ def _run_step(
     started = ctx.clock.now()
     outcome = run_stage(job, ctx, control, wt, step, budget_usd=_remaining_usd(job, ctx))
     if control.must_stop_now():
-        # Cancelled, stopping or stuck while the stage ran: nothing of it is kept.
-        raise Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
+        # Cancelled, stopping or stuck while the stage ran: nothing of it is kept but
+        # what its agent spent.
+        raise _interrupted(step, control, outcome)
     if step.stage is Stage.CODE:
         _check_resolved(job, ctx, wt, step, outcome)
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
@@ -261,6 +264,18 @@ def _run_step(
         # The stage kept its work (committed above) but cannot go on: budget, or stuck.
         raise outcome.stop
     return ctx.store.get(job.id)
+
+
+def _interrupted(step: Step, control: JobControl, outcome: StageOutcome) -> Interrupted:
+    """The stage's agent ended, but a stop came while the stage ran: its work is dropped,
+    what it spent rides on the error for `run_job` to record."""
+    error = Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
+    if outcome.cost_usd > 0 or outcome.usage.total > 0:
+        # The agent ended normally (submitted or ended its turn); "end_turn" stands for both.
+        error.partial = AgentResult(
+            "end_turn", {}, outcome.usage, outcome.cost_usd, report=str(error)
+        )
+    return error
 
 
 def _checkpoint_commit(
@@ -315,7 +330,7 @@ def _record(
 
 def _record_spent(job: Job, ctx: PipelineContext, partial: AgentResult) -> None:
     """Account for what a failed agent stage spent (a failed run is not a checkpoint):
-    an `AgentFailed`'s or an `EngineError`'s `partial`."""
+    an `AgentFailed`'s, an `EngineError`'s or an `Interrupted`'s `partial`."""
     current = ctx.store.get(job.id)
     ctx.store.record_stage(
         StageRun(

@@ -2,11 +2,13 @@
 
 Agents are run through the `Engine` seam; the tester through the `Sandbox`; delivery
 through `opus.delivery`. A stage asked to stop before it completes raises `Interrupted`
-and is not recorded: the job resumes at that stage from the previous checkpoint.
+and is not kept as a checkpoint: the job resumes at that stage from the previous one.
+What its agent had spent rides on the error (`partial`) so the budgets still count it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,11 @@ from opus.seams import AgentResult, AgentTask
 
 class Interrupted(OpusError):
     """The stage was stopped before it completed; it will run again from its checkpoint."""
+
+    partial: AgentResult | None = None
+    """What the stage's agent spent before it was stopped (its wall time ran out, or a stop
+    was asked for), when it spent anything: the executor records it, as it does an
+    `EngineError`'s, so the job's and the day's budgets count it once."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,18 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
     if call.control.must_stop_now() and result.stop_reason not in (
         "submitted", "end_turn", "asked"
     ):
-        raise Interrupted(f"{role.value} stopped: {call.control.stop_reason}")
+        raise _interrupted(f"{role.value} stopped: {call.control.stop_reason}", result)
     if result.stop_reason == "timeout":
-        raise Interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s")
+        raise _interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s", result)
     return result, prompt.sha256
+
+
+def _interrupted(message: str, result: AgentResult) -> Interrupted:
+    """`Interrupted` carrying what the agent's billed calls spent, if anything."""
+    error = Interrupted(message)
+    if result.cost_usd > 0 or result.usage.total > 0:
+        error.partial = dataclasses.replace(result, report=message)
+    return error
 
 
 def _outcome(result: AgentResult, sha: str, output: dict[str, Any], note: str) -> StageOutcome:
