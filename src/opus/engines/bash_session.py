@@ -41,6 +41,7 @@ from opus.sandbox.process import (
     START_ATTEMPTS,
     TIMEOUT_EXIT_CODE,
     CappedOutput,
+    covers_kept_vanishing,
 )
 from opus.seams import Sandbox, SandboxProcess
 
@@ -108,6 +109,8 @@ class BashSession:
             if not (fresh and result.shell_exited and live and live.cover_vanished(result.output)):
                 break
             time.sleep(RESTART_PAUSE_S * (attempt + 1))
+        else:
+            raise covers_kept_vanishing(result.output)
         if not appeared:
             return result
         note = restart_note(appeared, cwd)

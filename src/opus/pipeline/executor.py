@@ -47,7 +47,7 @@ from opus.pipeline.base_sync import (
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.handback import finish, hand_back, handed_back
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
-from opus.pipeline.stages import Interrupted, StageOutcome, run_stage
+from opus.pipeline.stages import Interrupted, StageOutcome, interrupted, run_stage
 from opus.pipeline.worktree import Worktree, branch_name
 from opus.seams import AgentResult
 from opus.trace import mark
@@ -269,13 +269,9 @@ def _run_step(
 def _interrupted(step: Step, control: JobControl, outcome: StageOutcome) -> Interrupted:
     """The stage's agent ended, but a stop came while the stage ran: its work is dropped,
     what it spent rides on the error for `run_job` to record."""
-    error = Interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}")
-    if outcome.cost_usd > 0 or outcome.usage.total > 0:
-        # The agent ended normally (submitted or ended its turn); "end_turn" stands for both.
-        error.partial = AgentResult(
-            "end_turn", {}, outcome.usage, outcome.cost_usd, report=str(error)
-        )
-    return error
+    # The agent ended normally (submitted or ended its turn); "end_turn" stands for both.
+    spent = AgentResult("end_turn", {}, outcome.usage, outcome.cost_usd)
+    return interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}", spent)
 
 
 def _checkpoint_commit(

@@ -102,13 +102,13 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
     if call.control.must_stop_now() and result.stop_reason not in (
         "submitted", "end_turn", "asked"
     ):
-        raise _interrupted(f"{role.value} stopped: {call.control.stop_reason}", result)
+        raise interrupted(f"{role.value} stopped: {call.control.stop_reason}", result)
     if result.stop_reason == "timeout":
-        raise _interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s", result)
+        raise interrupted(f"stuck: {role.value} ran past pipeline.stage_timeout_s", result)
     return result, prompt.sha256
 
 
-def _interrupted(message: str, result: AgentResult) -> Interrupted:
+def interrupted(message: str, result: AgentResult) -> Interrupted:
     """`Interrupted` carrying what the agent's billed calls spent, if anything."""
     error = Interrupted(message)
     if result.cost_usd > 0 or result.usage.total > 0:

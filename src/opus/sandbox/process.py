@@ -57,6 +57,16 @@ RESTART_PAUSE_S = 0.05
 """The pause before starting again after such a stop, times the attempts so far."""
 
 
+def covers_kept_vanishing(output: str) -> SandboxError:
+    """The error when every one of `START_ATTEMPTS` starts stopped in the sandbox's setup
+    because a host socket to cover vanished (`output`: the last start's)."""
+    return SandboxError(
+        f"the sandbox could not start in {START_ATTEMPTS} attempts: host unix sockets it "
+        f"was to cover kept vanishing while it was set up (last: {output.strip()[:300]}); "
+        "the command did not run"
+    )
+
+
 _live: set[int] = set()
 _live_lock = threading.Lock()
 _observers: list[Callable[[int], None]] = []
@@ -200,11 +210,7 @@ class ShellRunner:
                     break
                 time.sleep(RESTART_PAUSE_S * (attempt + 1))
             else:
-                raise SandboxError(
-                    f"the sandbox could not start in {START_ATTEMPTS} attempts: host unix "
-                    "sockets it was to cover kept vanishing while it was set up (last: "
-                    f"{result.output.strip()[:300]}); the command did not run"
-                )
+                raise covers_kept_vanishing(result.output)
             counters = group.counters() if group is not None else None
         finally:
             if group is not None:
