@@ -30,6 +30,7 @@ from opus import __version__
 from opus.daemon.breaker import OpenCircuit
 from opus.domain import DaemonRecord
 from opus.errors import OpusError
+from opus.pids import pid_alive
 from opus.scheduling import Blocked
 from opus.seams import Clock, JobStore
 
@@ -38,17 +39,6 @@ log = logging.getLogger(__name__)
 STALE_BEATS = 3
 """A record not renewed for this many beats (plus `SLACK_S`) belongs to a dead daemon."""
 SLACK_S = 5.0
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process `pid` exists on this host (one we may not signal counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 def is_alive(record: DaemonRecord, now: datetime, *, host: str | None = None) -> bool:

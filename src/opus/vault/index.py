@@ -51,6 +51,7 @@ from opus.vault.checks import (
 )
 from opus.vault.fields import DEFAULT_ID_PATTERN
 from opus.vault.interrupted import finish_interrupted_moves
+from opus.vault.leftovers import remove_leftovers
 from opus.vault.maps import Holders, View
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict
 from opus.vault.parse_cache import RACY_S, Hints, ParseCache, settled_before
@@ -106,7 +107,8 @@ class VaultIndex:
     ) -> None:
         self.root = root
         self.finish_moves = finish_moves
-        """Let `refresh_all` finish note moves a kill cut short (intake only: it writes notes)."""
+        """Let `refresh_all` finish note moves and remove the temp files of note writes a
+        kill cut short (intake only: it writes notes)."""
         self.default_repo = default_repo
         self.features_dir = features_dir
         self.id_pattern = id_pattern
@@ -168,8 +170,9 @@ class VaultIndex:
             self._hints, self._loaded = self._cache.load(), True
         walked = bytearray(self._table.capacity)
         linked: list[str] = []
+        leftovers: list[Path] | None = [] if self.finish_moves else None
         read: dict[str, _Base] = {}
-        for rel in relative_note_paths(features):
+        for rel in relative_note_paths(features, leftovers):
             self._read(rel, read, linked)
             slot = self._table.slot(rel)
             if slot is not None and slot < len(walked):
@@ -185,6 +188,8 @@ class VaultIndex:
                     read.pop(rel, None)
                     if rel in self._table:
                         gone.add(rel)
+        if leftovers:
+            remove_leftovers(leftovers)
         changed = self._apply(read, gone)
         self._end_hints()
         return changed

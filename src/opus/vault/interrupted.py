@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from opus.domain import FOLDER_FOR_STATUS
+from opus.vault.leftovers import stale_name
 from opus.vault.note import ParsedNote, Verdict
 
 log = logging.getLogger(__name__)
-
-_STALE_SUFFIX = ".opus-stale"
-
 
 def finish_interrupted_moves(
     paths: Iterable[Path], read: Callable[[Path], Verdict | None], features: Path
@@ -71,7 +69,7 @@ def _remove_second_name(stale: Path, keeper: Path) -> bool:
     The name is first renamed to a hidden one only opus uses, and compared there: a user
     who saved over `stale` meanwhile (a new file at that name) gets the save put back.
     """
-    hidden = stale.with_name(f".{stale.name}{_STALE_SUFFIX}")
+    hidden = stale_name(stale)
     try:
         os.rename(stale, hidden)
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from opus.errors import NoteError
 from opus.git import is_repo
 from opus.vault.checks import Note, ScanResult, check_vault
 from opus.vault.fields import DEFAULT_ID_PATTERN
+from opus.vault.leftovers import LEFTOVER_SUFFIXES
 from opus.vault.note import InvalidNote, OtherNote, ParsedNote, Verdict, read_note, resolve_repo
 
 FEATURES_DIR = "10_features"
@@ -127,14 +128,17 @@ def note_paths(features: Path) -> Iterator[Path]:
             yield folder / name
 
 
-def relative_note_paths(features: Path) -> Iterator[str]:
-    """`note_paths`, as text relative to `features` (no `Path` object per note)."""
-    for _folder, prefix, names in _note_folders(features):
+def relative_note_paths(features: Path, leftovers: list[Path] | None = None) -> Iterator[str]:
+    """`note_paths`, as text relative to `features` (no `Path` object per note). With a
+    `leftovers` list, the hidden files a killed note writer left are added to it."""
+    for _folder, prefix, names in _note_folders(features, leftovers):
         for name in names:
             yield prefix + name
 
 
-def _note_folders(features: Path) -> Iterator[tuple[Path, str, list[str]]]:
+def _note_folders(
+    features: Path, leftovers: list[Path] | None = None
+) -> Iterator[tuple[Path, str, list[str]]]:
     """Each folder below `features`, its path relative to it ("" or ending in a separator)
     and its notes' names, in `os.walk`'s order (a folder's files, then its subfolders,
     each sorted); the entries' types come from the directory listing: no stat per file."""
@@ -143,14 +147,22 @@ def _note_folders(features: Path) -> Iterator[tuple[Path, str, list[str]]]:
         folder, prefix = folders.pop()
         try:
             with os.scandir(folder) as listing:
-                entries = [entry for entry in listing if not entry.name.startswith(".")]
+                entries = list(listing)
         except OSError:
             continue
+        if leftovers is not None:
+            leftovers.extend(Path(entry.path) for entry in entries if _leftover(entry))
+        entries = [entry for entry in entries if not entry.name.startswith(".")]
         yield folder, prefix, sorted(entry.name for entry in entries
                                      if entry.name.endswith(".md") and _regular(entry))
         subfolders = sorted(entry.name for entry in entries if _folder(entry))
         folders.extend((folder / name, f"{prefix}{name}{os.sep}")
                        for name in reversed(subfolders))
+
+
+def _leftover(entry: os.DirEntry[str]) -> bool:
+    """A hidden file a killed note writer left (see `leftovers`)."""
+    return entry.name.startswith(".") and entry.name.endswith(LEFTOVER_SUFFIXES) and _regular(entry)
 
 
 def _regular(entry: os.DirEntry[str]) -> bool:

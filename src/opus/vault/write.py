@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import secrets
 import stat
 import tempfile
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from opus.domain import FOLDER_FOR_STATUS, FRStatus
 from opus.errors import NoteError
+from opus.vault.leftovers import TEMP_SUFFIX, temp_prefix
 from opus.vault.scan import FEATURES_DIR
 from opus.vault.text import OPUS_KEYS, edit_note, render_scalar
 
@@ -63,9 +65,11 @@ def edit_own_note(path: Path, fields: Mapping[str, object | None]) -> None:
 
 def create_note(path: Path, text: str) -> bool:
     """Write a new note at `path` atomically; False (nothing written) if one exists."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Not mkstemp: its 0600 would become the note's mode; this one follows the umask.
+    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(4)}{TEMP_SUFFIX}")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with tmp.open("x", encoding="utf-8") as handle:
+            handle.write(text)
         os.link(tmp, path)  # fails if `path` exists: never over a note
         fsync_dir(path.parent)
         return True
@@ -138,7 +142,7 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
     without the exchange fall back to compare-then-rename.
     """
     folder = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".opus-tmp", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=folder)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
