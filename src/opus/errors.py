@@ -85,6 +85,28 @@ class ModelNotFound(EngineError):
     retryable = False
 
 
+class RequestRejected(EngineError):
+    """The API refused the request itself (HTTP 400 `invalid_request_error`, 413
+    `request_too_large`): sent again, the same job builds the same request.
+
+    The job fails at once with the API's message and what to change, instead of going
+    back to the queue and counting against the engine's breaker.
+    """
+
+    retryable = False
+
+
+class EngineAccessDenied(EngineError):
+    """The API refused opus's credentials or account (401, 403, 402, a credit balance or
+    spend limit reached), or there are no credentials at all.
+
+    Not the job's fault, and every other job would meet the same wall: the job goes back
+    to the queue without counting toward failing it, and the engine's breaker opens at
+    once, so claiming stops until a trial after the cool-down (or a restart or reload)
+    finds the key working again.
+    """
+
+
 class BudgetExceeded(OpusError):
     """A cost ceiling was reached."""
 

@@ -213,6 +213,17 @@ def breaker_opened(key: str, failures: int, cooldown_s: float) -> Message:
     )
 
 
+def engine_refused(key: str, reason: str, cooldown_s: float) -> Message:
+    """The API refused opus's key or account: claiming stopped until it works again."""
+    return Message(
+        "breaker",
+        f"opus: paused {key}: the Anthropic API refused opus's key",
+        f"{reason}\nNo job is failed for it: queued and refused jobs wait, and opus tries "
+        f"again every {cooldown_s / 60:.0f} minutes by itself. `opus status` shows the "
+        "breaker; `opus doctor` checks the key is set.",
+    )
+
+
 # --------------------------------------------------------------------------- checks
 
 

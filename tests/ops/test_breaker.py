@@ -90,3 +90,16 @@ def test_keys_are_independent() -> None:
 def test_bad_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="breaker_failures"):
         CircuitBreaker(failures=0, cooldown_s=60, clock=FakeClock())
+
+
+def test_a_trip_opens_at_once_says_so_once_and_trials_after_the_cooldown() -> None:
+    clock = FakeClock()
+    breaker = make(clock)
+    assert breaker.trip(KEY, "key refused") is True, "the first refusal opens it"
+    assert breaker.is_open(KEY) and breaker.last_error(KEY) == "key refused"
+    assert_reopens_after_a_cooldown(breaker, clock)  # the trial is handed out
+    assert breaker.trip(KEY, "key refused again") is False, "no second notification"
+    assert breaker.state(KEY) == "open" and breaker.last_error(KEY) == "key refused again"
+    assert_reopens_after_a_cooldown(breaker, clock)
+    breaker.record_success(KEY)
+    assert breaker.state(KEY) == "closed" and breaker.last_error(KEY) is None

@@ -4,8 +4,10 @@ It is a real HTTP server on 127.0.0.1 (ephemeral port) that answers `POST /v1/me
 in the shapes the API uses, so the SDK's parsing, headers and retries all run for real.
 
 It rejects what the real API rejects, with the API's status, error type and wording
-(`messages_rules.py`): a bad key or missing `anthropic-version`; an unknown model, or one
-a test declared retired (`retired_models`), with the API's 404 `not_found_error` "model: <id>";
+(`messages_rules.py`): a bad key (401 `authentication_error`; a test revokes the key it
+accepts by changing `api_key`) or missing `anthropic-version`; a model the key may not use
+(`forbidden_models`: 403 `permission_error`); an unknown model, or one a test declared
+retired (`retired_models`), with the API's 404 `not_found_error` "model: <id>";
 `max_tokens` above the model's output limit; tool types the model does not support, or
 given the wrong name; more than 4 `cache_control` breakpoints; an empty message other than
 a final assistant one, whitespace-only text, a final assistant text ending in whitespace;
@@ -16,7 +18,8 @@ told otherwise it also requires `tools` in every request (opus always sends them
 It records every request and plays a script: each entry is a response dict, an
 `ApiError`, a `Hang` (no answer at all; it sees when the client goes away), or a callable
 `(request_json) -> response | ApiError | Hang` (so a test can assert on the tool_result it
-received). Usage is what the real API would report: input and
+received). Every answer carries a `request-id` header, and an error's body the same id
+as `request_id`, as the API's do. Usage is what the real API would report: input and
 prompt-cache tokens are computed from the request (`PromptCache`: nothing is cached below
 the model's minimum cacheable prefix, and a later request reads what an earlier one
 wrote), output tokens never exceed `max_tokens` (a `max_tokens` stop uses all of them).
@@ -63,12 +66,15 @@ API_KEY = "test-key"
 
 @dataclass(frozen=True)
 class ApiError:
-    """An error response in the API's JSON shape: {"type": "error", "error": {...}}."""
+    """An error response in the API's JSON shape:
+    {"type": "error", "error": {"type", "message"[, "details"]}, "request_id": "req_…"}."""
 
     status: int
     type: str
     message: str = "stand-in error"
     headers: dict[str, str] = field(default_factory=dict)
+    details: dict[str, str] | None = None
+    """`error.details`, which the API sends with some errors (a spend limit's 429)."""
 
 
 def rate_limited(retry_after_s: int = 1) -> ApiError:
@@ -88,15 +94,58 @@ def rate_limited(retry_after_s: int = 1) -> ApiError:
 
 
 def overloaded(retry_after_s: int | None = None) -> ApiError:
-    """529 `overloaded_error`, as the API sends when it is busy; with `retry-after` when
-    given (else the SDK backs off on its own)."""
-    headers = {} if retry_after_s is None else {"retry-after": str(retry_after_s)}
+    """529 `overloaded_error`, as the API sends when it is busy, with `x-should-retry:
+    true`; with `retry-after` when given (else the SDK backs off on its own)."""
+    headers = {"x-should-retry": "true"}
+    if retry_after_s is not None:
+        headers["retry-after"] = str(retry_after_s)
     return ApiError(529, "overloaded_error", "Overloaded", headers)
 
 
 def server_error() -> ApiError:
     """500 `api_error`."""
     return ApiError(500, "api_error", "Internal server error")
+
+
+def invalid_request(message: str) -> ApiError:
+    """400 `invalid_request_error` with the API's `message`."""
+    return ApiError(400, "invalid_request_error", message)
+
+
+def prompt_too_long(tokens: int, maximum: int = 200_000) -> ApiError:
+    """400 for a request whose input no longer fits in the model's context window, in the
+    API's words."""
+    return invalid_request(f"prompt is too long: {tokens} tokens > {maximum} maximum")
+
+
+def request_too_large() -> ApiError:
+    """413 `request_too_large`: a request over 32 MB, refused before it reaches the API
+    servers."""
+    return ApiError(
+        413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
+    )
+
+
+def credit_balance_too_low() -> ApiError:
+    """The 400 the API sends for every request of an account out of credits."""
+    return invalid_request(
+        "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+        "Billing to upgrade or purchase credits."
+    )
+
+
+def spend_limit_reached() -> ApiError:
+    """The 429 of an organization past its monthly spend limit: `error.details.error_code`
+    says so, and there is no `retry-after` (waiting minutes does not lift it)."""
+    return ApiError(
+        429, "rate_limit_error",
+        "You have reached your specified API usage limits. You will regain access on "
+        "2026-12-01 at 00:00 UTC.",
+        details={"error_code": "enforced_spend_limit_reached"},
+    )  # fmt: skip
+
+
+PERMISSION_DENIED = "Your API key does not have permission to use the specified resource."
 
 
 class Hang:
@@ -242,6 +291,12 @@ class MessagesAPI:
         self.require_tools = require_tools
         self.retired_models: set[str] = set(retired_models)
         """Model ids (aliases or dated) answered as the API answers a retired model: 404."""
+        self.forbidden_models: set[str] = set()
+        """Model ids the key may not use: 403 `permission_error`."""
+        self.api_key = API_KEY
+        """The one key accepted; any other is answered 401 (set it to revoke `API_KEY`)."""
+        self.refused = 0
+        """How many requests were answered 401 (bad key) or 400 (no `anthropic-version`)."""
         self.requests: list[dict[str, Any]] = []
         """Every request: {"headers": {...lower-case...}, "body": {...}, "at": monotonic}."""
         self.replies: list[dict[str, Any]] = []
@@ -292,9 +347,15 @@ class MessagesAPI:
     # ------------------------------------------------------------ request handling
 
     def handle(self, headers: dict[str, str], raw: bytes) -> Response | Hang:
-        """Check one request and play the next scripted reply: (status, json, headers)."""
+        """Check one request and play the next scripted reply: (status, json, headers).
+
+        Requests refused for their headers are only counted (`refused`), as the API
+        refuses them before reading the body.
+        """
         problem = self._check_headers(headers)
         if problem is not None:
+            with self._lock:
+                self.refused += 1
             return _error(problem)
         try:
             body = json.loads(raw)
@@ -302,7 +363,11 @@ class MessagesAPI:
             return _error(ApiError(400, "invalid_request_error", f"body is not JSON: {exc}"))
         with self._lock:
             self.requests.append({"headers": headers, "body": body, "at": time.monotonic()})
-            rejected = self._retired(body) or check_body(body, require_tools=self.require_tools)
+            rejected = (
+                self._retired(body)
+                or self._forbidden(body)
+                or check_body(body, require_tools=self.require_tools)
+            )
             if rejected is not None:
                 return _error(ApiError(rejected.status, rejected.type, rejected.message))
             if not self.script:
@@ -328,7 +393,7 @@ class MessagesAPI:
             return self._broken(f"impossible scripted reply: {exc}")
         with self._lock:
             self.replies.append(message)
-        return 200, message, {"request-id": f"req_{next(_ids):06d}"}
+        return 200, message, {}
 
     def _complete(self, step: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """The scripted message with the model and the usage the real API would report."""
@@ -362,15 +427,20 @@ class MessagesAPI:
             return unknown_model(model)
         return None
 
+    def _forbidden(self, body: Any) -> Problem | None:
+        model = body.get("model") if isinstance(body, dict) else None
+        if model in self.forbidden_models:
+            return Problem(403, "permission_error", PERMISSION_DENIED)
+        return None
+
     def _broken(self, message: str) -> Response:
         """A 500 the SDK will not retry: the test itself is wrong."""
         return _error(ApiError(500, "api_error", message, {"x-should-retry": "false"}))
 
-    @staticmethod
-    def _check_headers(headers: dict[str, str]) -> ApiError | None:
+    def _check_headers(self, headers: dict[str, str]) -> ApiError | None:
         # SDK versions differ in how they send the key: `x-api-key`, or a bearer token.
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
-        if API_KEY not in (headers.get("x-api-key"), bearer):
+        if self.api_key not in (headers.get("x-api-key"), bearer):
             return ApiError(401, "authentication_error", "invalid x-api-key")
         if not headers.get("anthropic-version"):
             return ApiError(400, "invalid_request_error", "anthropic-version header is required")
@@ -378,8 +448,10 @@ class MessagesAPI:
 
 
 def _error(err: ApiError) -> Response:
-    payload = {"type": "error", "error": {"type": err.type, "message": err.message}}
-    return err.status, payload, dict(err.headers)
+    error: dict[str, Any] = {"type": err.type, "message": err.message}
+    if err.details is not None:
+        error["details"] = err.details
+    return err.status, {"type": "error", "error": error}, dict(err.headers)
 
 
 def _handler_for(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:
@@ -397,8 +469,12 @@ def _handler_for(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     return
                 status, payload, headers = played
+            request_id = f"req_{next(_ids):06d}"
+            if payload.get("type") == "error":
+                payload = {**payload, "request_id": request_id}
             data = json.dumps(payload).encode()
             self.send_response(status)
+            self.send_header("request-id", request_id)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
             for name, value in headers.items():

@@ -3,6 +3,8 @@ over an injected clock.
 
 closed --N consecutive failures--> open --cool-down--> half-open (one trial)
 half-open --success--> closed;  half-open --failure--> open again (a new cool-down).
+closed --trip--> open at once: a failure that says every try fails until someone acts
+(the API refused opus's key), so no N - 1 jobs are spent learning it.
 
 `record_failure` returns True only on the closed → open edge, so the loop sends the
 "breaker opened" notification once per outage, not once per failed trial.
@@ -120,9 +122,25 @@ class CircuitBreaker:
             circuit.trial_at = None
         return was_closed and circuit.opened_at is not None
 
+    def trip(self, key: str, error: str) -> bool:
+        """Open `key` now, whatever its count (a new cool-down if it is open already);
+        True when this call opened it."""
+        circuit = self._circuits.setdefault(key, _Circuit())
+        was_closed = circuit.opened_at is None
+        circuit.failures += 1
+        circuit.last_error = error
+        circuit.opened_at = self._clock.monotonic()
+        circuit.trial_at = None
+        return was_closed
+
     def record_success(self, key: str) -> None:
         """A success closes the breaker and forgets the failures."""
         self._circuits.pop(key, None)
+
+    def last_error(self, key: str) -> str | None:
+        """The error last counted against `key` (None when closed or never said)."""
+        circuit = self._circuits.get(key)
+        return circuit.last_error if circuit is not None else None
 
     def opened_keys(self) -> list[str]:
         """Keys that are open or half-open, sorted."""

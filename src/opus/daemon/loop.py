@@ -170,6 +170,9 @@ class Daemon:
             delay = min(delay, self.ctx.settings.daemon.heartbeat_s)
         if self.intake is not None and self.intake.due_in_s is not None:
             delay = min(delay, self.intake.due_in_s + 0.05)  # a settling note is due
+        reopens = [c.reopens_in_s for c in self.breaker.open_circuits() if c.reopens_in_s > 0]
+        if reopens and self.role != "intake":
+            delay = min(delay, min(reopens) + 0.05)  # a breaker's trial is due
         return delay
 
     def _sleep(self, seconds: float) -> None:
@@ -266,6 +269,9 @@ class Daemon:
                     self.intake.conversation.ctx = self.ctx
                 daemon = self.ctx.settings.daemon
                 self.poll = PollDelay(daemon.poll_active_s, daemon.poll_idle_s)
+                # The operator may have fixed what the engine's breaker waits for (a model
+                # the key may use): the next claim tries at once, not after the cool-down.
+                self.breaker.record_success(engine_key(self.ctx.settings.agents.engine))
             log.info("configuration reloaded")
         except Exception as exc:  # a bad edit of opus.toml must not stop the service
             log.error("configuration not reloaded, keeping the old one: %s", exc)
@@ -420,7 +426,8 @@ class Daemon:
             return "the daily budget is spent (budget.daily_usd)"
         engine = engine_key(self.ctx.settings.agents.engine)
         if self.breaker.state(engine) == "open":
-            return f"the circuit breaker for {engine} is open after repeated failures"
+            why = self.breaker.last_error(engine) or "repeated failures"
+            return f"the circuit breaker for {engine} is open: {why}"
         database = self._database_key()
         if self.breaker.state(database) == "open":
             return f"the circuit breaker for {database} is open after repeated conflicts"

@@ -3,7 +3,9 @@
 The executor writes terminal outcomes itself (delivered, failed for the FR's own
 reasons). What comes here is the rest: a job stopped by shutdown or preemption goes
 back to the queue; a stuck one is retried once from its checkpoint; an infrastructure
-error counts against a circuit breaker and the job is handed back, up to a limit. A
+error counts against a circuit breaker and the job is handed back, up to a limit. A key
+or account the model API refuses is no job's fault: the job is handed back uncounted and
+the engine's breaker opens at once, with one notification saying what to fix. A
 registry conflict that outlived the registry's own retries hands the job back and counts
 against the database's breaker (designs/registry.md, "Conflicts are not outages").
 """
@@ -17,9 +19,9 @@ from opus.daemon.breaker import CircuitBreaker, database_key, engine_key, repo_k
 from opus.daemon.workers import Finished
 from opus.delivery.reactions import quiet_delivery
 from opus.domain import Job, JobState
-from opus.errors import EngineError, OpusError, StoreConflict, StoreError
+from opus.errors import EngineAccessDenied, EngineError, OpusError, StoreConflict, StoreError
 from opus.forges.http import RateLimited
-from opus.notify import breaker_opened, job_failed, pr_opened
+from opus.notify import breaker_opened, engine_refused, job_failed, pr_opened
 from opus.pipeline.context import PipelineContext
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class Settler:
             report = self.conflict(item.error)
             self.ctx.store.release(job.id, self.worker_id)
             self.ctx.store.add_event(job.id, "released", report)
+        elif isinstance(item.error, EngineAccessDenied):
+            self._access_denied(job, item.error)
         elif item.error is not None and not item.error.retryable:
             # No retry can heal it (a missing remote, a bad config): fail now, no breaker.
             self._fail(job, str(item.error))
@@ -90,6 +94,16 @@ class Settler:
         # inside its requests already (forges/http.py), so retrying is never quick.
         self.ctx.store.release(job.id, self.worker_id)
         self.ctx.store.add_event(job.id, "rate_limited", f"{error}; retrying when it lifts")
+
+    def _access_denied(self, job: Job, error: EngineAccessDenied) -> None:
+        # Every job would meet the same refusal: stop claiming now, not after N jobs, and
+        # do not count it toward failing this one (`infra_failures`).
+        key = engine_key(self.ctx.settings.agents.engine)
+        self.ctx.store.release(job.id, self.worker_id)
+        self.ctx.store.add_event(job.id, "access_denied", f"{error}")
+        if self.breaker.trip(key, str(error)):
+            log.error("circuit breaker %s opened: %s", key, _first_line(str(error)))
+            self.ctx.notifier.notify(*engine_refused(key, str(error), self.breaker.cooldown_s))
 
     def _stuck(self, job: Job, reason: str) -> None:
         retries = int(job.spec.get("stuck_retries", 0))

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from opus.daemon.forks import fork_context, stop_fork_server
 from opus.daemon.logs import JobLog
 from opus.domain import Job
-from opus.errors import EngineError, OpusError, StoreConflict
+from opus.errors import EngineAccessDenied, EngineError, OpusError, StoreConflict
 from opus.forges.http import RateLimited
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.executor import Outcome, run_job
@@ -87,11 +87,12 @@ def run_guarded(job: Job, ctx: PipelineContext, control: JobControl) -> Finished
 
 def finished_to_dict(item: Finished) -> dict[str, Any]:
     """What a job process sends back when `run_guarded` returns: plain data, with the
-    kind of error the settler tells apart (engine, rate limit, any other) and whether a
-    retry may heal it (a config error fails the job at once)."""
+    kind of error the settler tells apart (a refused key, engine, rate limit, any other)
+    and whether a retry may heal it (a config error fails the job at once)."""
     error = item.error
     kind = (
         "rate_limited" if isinstance(error, RateLimited)
+        else "engine_access" if isinstance(error, EngineAccessDenied)
         else "engine" if isinstance(error, EngineError)
         else "conflict" if isinstance(error, StoreConflict)
         else "other"
@@ -106,7 +107,9 @@ def finished_to_dict(item: Finished) -> dict[str, Any]:
     }
 
 
-_ERROR_KINDS: dict[str, type[OpusError]] = {"engine": EngineError, "conflict": StoreConflict}
+_ERROR_KINDS: dict[str, type[OpusError]] = {
+    "engine_access": EngineAccessDenied, "engine": EngineError, "conflict": StoreConflict,
+}
 
 
 def finished_from_dict(job: Job, data: dict[str, Any]) -> Finished:

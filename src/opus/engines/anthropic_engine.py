@@ -5,9 +5,9 @@ worktree and answers with their results, until the role's end condition (the pla
 and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
 budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
 (`agents.max_retries`); what is left after them becomes an `EngineError`, carrying what
-the stage's answered calls spent (`partial`) so the budgets count it. A 404 (a model
-the API does not know: retired or misspelt) becomes `ModelNotFound`, which fails the job
-at once naming the config key, since no retry brings a model back.
+the stage's answered calls spent (`partial`) so the budgets count it. Which error each
+answer becomes (a refused key stops claiming, a refused request fails the job, a
+retired model names its key) is `api_errors.py`'s table.
 
 Each `stop_reason` is handled as Anthropic's "Handling stop reasons" page describes:
 `refusal` and `model_context_window_exceeded` fail the stage; a tool call cut by
@@ -28,12 +28,13 @@ import anthropic
 from opus.clock import SystemClock
 from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role, Usage
+from opus.engines.api_errors import Call, no_credentials, translate
 from opus.engines.base import AgentFailed, one_line, stopped
 from opus.engines.loop_guard import LoopGuard
-from opus.engines.models import check_models, instead_of, max_output_tokens, model_key, tools_for
+from opus.engines.models import check_models, max_output_tokens, model_key, tools_for
 from opus.engines.pricing import cost_usd
 from opus.engines.tools import CACHE_CONTROL, Toolbox
-from opus.errors import EngineError, ModelNotFound
+from opus.errors import EngineError
 from opus.seams import AgentResult, AgentTask, Clock, StopReason
 from opus.trace import mark
 
@@ -100,6 +101,10 @@ class AnthropicEngine:
                         f"cannot create the Anthropic client: {exc}; set ANTHROPIC_API_KEY "
                         "(and ANTHROPIC_BASE_URL for a proxy)"
                     ) from exc
+                if not _has_credentials(self._client):
+                    # The SDK would raise a bare TypeError at the first call.
+                    self._client = None
+                    raise no_credentials()
             return self._client
 
 
@@ -346,12 +351,13 @@ class _Run:
         except anthropic.APITimeoutError as exc:
             if self.engine.clock.monotonic() >= self.deadline:
                 return None
-            raise self._with_spent(_api_error(exc, self.engine.agents.max_retries)) from exc
-        except anthropic.NotFoundError as exc:
-            key = model_key(self.engine.agents, self.task.role)
-            raise self._with_spent(_not_found(exc, key, self.task.model)) from exc
+            raise self._with_spent(translate(exc, self._described())) from exc
         except anthropic.AnthropicError as exc:
-            raise self._with_spent(_api_error(exc, self.engine.agents.max_retries)) from exc
+            raise self._with_spent(translate(exc, self._described())) from exc
+
+    def _described(self) -> Call:
+        agents, role = self.engine.agents, self.task.role
+        return Call(str(role), self.task.model, model_key(agents, role), agents.max_retries)
 
     def _with_spent(self, error: EngineError) -> EngineError:
         """`error` carrying what the stage's earlier calls spent, so the pipeline counts
@@ -361,67 +367,11 @@ class _Run:
         return error
 
 
-def _not_found(exc: anthropic.NotFoundError, key: str, model: str) -> ModelNotFound:
-    """The API does not know `model` (retired or misspelt): say so, name the key that set
-    it. A 404 that does not name the model is most likely a wrong ANTHROPIC_BASE_URL."""
-    kind, said = _error_body(exc)
-    fix = f"set `{key}` to {instead_of(model)}, then `opus retry` the job"
-    if kind == "not_found_error" and model in said:
-        return ModelNotFound(
-            f"the Anthropic API does not know the model {model} (HTTP 404 {kind}: "
-            f"{one_line(said, 300)}), set by config key `{key}`: the model is retired or "
-            f"its id is misspelt; {fix}"
-        )
-    return ModelNotFound(
-        f"the Anthropic API answered HTTP 404 ({one_line(said, 300)}) to a call of the "
-        f"model {model}, set by config key `{key}`: check that ANTHROPIC_BASE_URL is the "
-        f"API's root URL and that the model id is right; if the model is retired, {fix}"
-    )
-
-
-def _error_body(exc: anthropic.APIStatusError) -> tuple[str | None, str]:
-    """(error type, message) from the API's body `{"type": "error", "error": {...}}`; the
-    SDK's own message when the body is not of that shape (a proxy's page)."""
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        kind = error.get("type")
-        return (kind if isinstance(kind, str) else None), error["message"]
-    return None, exc.message
-
-
-def _api_error(exc: anthropic.AnthropicError, retries: int) -> EngineError:
-    """An `EngineError` that says what the API said and what to do about it."""
-    if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        if status in (401, 403):
-            hint = "check that ANTHROPIC_API_KEY is set and valid for this model"
-        elif status == 400:
-            hint = "the request was rejected; check agents.model and the prompt files"
-        else:
-            hint = (
-                "check your quota and rate limits and https://status.anthropic.com, "
-                "then `opus retry` the job"
-            )
-        after = f" after {retries} retries" if retries and _retried(exc) else ""
-        return EngineError(
-            f"the Anthropic API answered HTTP {status}{after} "
-            f"({one_line(exc.message, 300)}); {hint}"
-        )
-    if isinstance(exc, anthropic.APIConnectionError):
-        return EngineError(
-            f"cannot reach the Anthropic API after {retries} retries ({exc}); check the "
-            "network and ANTHROPIC_BASE_URL"
-        )
-    return EngineError(f"the Anthropic client failed: {exc}; check ANTHROPIC_API_KEY")
-
-
-def _retried(exc: anthropic.APIStatusError) -> bool:
-    """Whether the SDK retried this answer (its `_should_retry`): an `x-should-retry`
-    header decides; without one, 408, 409, 429 and 5xx are retried, other 4xx are not."""
-    header = exc.response.headers.get("x-should-retry")
-    if header in ("true", "false"):
-        return header == "true"
-    return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+def _has_credentials(client: anthropic.Anthropic) -> bool:
+    """Whether the SDK found something to authenticate with (a key, a token, or a
+    credentials provider from its own discovery)."""
+    found = (client.api_key, client.auth_token, getattr(client, "credentials", None))
+    return any(value is not None for value in found)
 
 
 def _user_text(text: str) -> dict[str, Any]:
