@@ -102,16 +102,28 @@ def _jobs_sql(states: Iterable[JobState] | None, placeholder: str) -> tuple[str,
     return f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", values
 
 
-def lane_sql(states: Iterable[JobState], mark: str, *, merge: bool) -> tuple[str, list[Any]]:
-    """`store.lane_query` as driver SQL (`mark`: the driver's placeholder; `merge` on
-    SQLite) and the states to bind before the limit and the offset."""
+def lane_sql(
+    states: Iterable[JobState], mark: str, *, limit: int, offset: int, limit_legs: bool
+) -> tuple[str, list[Any]]:
+    """`store.lane_query` as driver SQL (`mark`: the driver's placeholder; `limit_legs`
+    on PostgreSQL), and its parameters."""
     values: list[Any] = [JobState(state).value for state in states]
-    if merge and len(values) > 1:
-        lane = " UNION ALL ".join([f"SELECT * FROM jobs WHERE state = {mark}"] * len(values))
+    order = "ORDER BY updated_at DESC, id DESC"
+    if not values:
+        return "SELECT * FROM jobs WHERE 1 = 0", []
+    leg = f"SELECT id, updated_at FROM jobs WHERE state = {mark}"
+    if len(values) == 1:
+        keys, params = leg, [*values, limit, offset]
+    elif limit_legs:
+        keys = " UNION ALL ".join(
+            f"SELECT id, updated_at FROM ({leg} {order} LIMIT {mark}) AS leg_{number}"
+            for number in range(len(values)))
+        params = [*(v for value in values for v in (value, offset + limit)), limit, offset]
     else:
-        where, values = _in_states(values, mark)
-        lane = f"SELECT * FROM jobs WHERE {where}"
-    return f"{lane} ORDER BY updated_at DESC, id DESC LIMIT {mark} OFFSET {mark}", values
+        keys, params = " UNION ALL ".join([leg] * len(values)), [*values, limit, offset]
+    page = f"{keys} {order} LIMIT {mark} OFFSET {mark}"
+    return (f"SELECT jobs.* FROM jobs JOIN ({page}) AS page ON jobs.id = page.id"
+            " ORDER BY page.updated_at DESC, page.id DESC", params)
 
 
 def _count_sql(states: Iterable[JobState], mark: str) -> tuple[str, list[Any]]:
@@ -169,8 +181,7 @@ class SQLiteReader:
     def latest_jobs(
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
-        sql, params = lane_sql(states, "?", merge=True)
-        rows = self._rows(sql, [*params, limit, offset])
+        rows = self._rows(*lane_sql(states, "?", limit=limit, offset=offset, limit_legs=False))
         return [job_from_row(_aware(dict(row))) for row in rows]
 
     def count_jobs(self, states: Iterable[JobState]) -> int:
@@ -289,8 +300,9 @@ class PostgresReader:
     def latest_jobs(
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
-        sql, params = lane_sql(states, "%s", merge=False)
-        return [job_from_row(_aware(row)) for row in self._rows(sql, [*params, limit, offset])]
+        rows = self._rows(*lane_sql(states, "%s", limit=limit, offset=offset,
+                                      limit_legs=True))
+        return [job_from_row(_aware(row)) for row in rows]
 
     def count_jobs(self, states: Iterable[JobState]) -> int:
         rows = self._rows(*_count_sql(states, "%s"))

@@ -415,7 +415,7 @@ class Registry:
         self, states: Iterable[JobState], *, limit: int, offset: int = 0
     ) -> Sequence[Job]:
         """The jobs in `states` that changed last, latest first (a page of a lane)."""
-        query = lane_query(states, limit=limit, offset=offset, merge=not self._postgres)
+        query = lane_query(states, limit=limit, offset=offset, limit_legs=self._postgres)
         with self._tx() as conn:
             return [records.job_from_row(row._mapping) for row in conn.execute(query)]
 
@@ -592,25 +592,39 @@ class Registry:
 
 
 def lane_query(
-    states: Iterable[JobState], *, limit: int, offset: int, merge: bool
-) -> Select[Any] | CompoundSelect[Any]:
+    states: Iterable[JobState], *, limit: int, offset: int, limit_legs: bool
+) -> Select[Any]:
     """A page of the jobs in `states`, latest change first (`latest_jobs`; `reader.py`
-    runs the same as `lane_sql`). One state is one backward walk of its `ix_jobs_lane`
-    range. Several (Failed: failed, cancelled) with `merge` (SQLite) are one leg per
-    state merged as they come (`MERGE (UNION ALL)`: no sort, `offset + limit` entries
-    read); SQLite's plan for `state IN (…)` sorts, and from either of two indexes.
-    PostgreSQL (15) would append and sort every leg's rows, so it gets `state IN (…)`,
-    which it reads backwards along `ix_jobs_updated_at` (designs/registry.md).
+    runs the same as `lane_sql`), in two steps (designs/registry.md).
+
+    The page's keys (id, updated_at) come from `ix_jobs_lane` alone, which holds each
+    state's keys in page order: one backward walk of a state's range that stops after
+    `offset + limit` entries, so skipped entries are index entries, never rows. Several
+    states (Failed: failed, cancelled) are one such walk per state, merged as they come.
+    SQLite merges plain legs (and would sort limited ones); PostgreSQL merges only legs
+    that are each ordered and limited (`limit_legs`), and sorts every key of plain ones.
+    Then the page's `limit` rows are read by their ids.
     """
     values = [JobState(state).value for state in states]
-    if not merge or len(values) < 2:
-        return (select(JOBS).where(JOBS.c.state.in_(values))
-                .order_by(JOBS.c.updated_at.desc(), JOBS.c.id.desc())
-                .limit(limit).offset(offset))
-    lane = union_all(*(select(JOBS).where(JOBS.c.state == value) for value in values))
-    columns = lane.selected_columns
-    return (lane.order_by(columns.updated_at.desc(), columns.id.desc())
-            .limit(limit).offset(offset))
+    order = (JOBS.c.updated_at.desc(), JOBS.c.id.desc())
+    keys: Select[Any] | CompoundSelect[Any]
+    if len(values) < 2:
+        keys = (select(JOBS.c.id, JOBS.c.updated_at).where(JOBS.c.state.in_(values))
+                .order_by(*order))
+    else:
+        legs: list[Select[Any]] = [
+            select(JOBS.c.id, JOBS.c.updated_at).where(JOBS.c.state == value)
+            for value in values]
+        if limit_legs:
+            ordered = [leg.order_by(*order).limit(offset + limit).subquery(f"leg_{number}")
+                       for number, leg in enumerate(legs)]
+            legs = [select(leg.c.id, leg.c.updated_at) for leg in ordered]
+        keys = union_all(*legs)
+        keys = keys.order_by(keys.selected_columns.updated_at.desc(),
+                             keys.selected_columns.id.desc())
+    page = keys.limit(limit).offset(offset).subquery("page")
+    return (select(JOBS).join(page, JOBS.c.id == page.c.id)
+            .order_by(page.c.updated_at.desc(), page.c.id.desc()))
 
 
 def _latest_query(fr_id: str) -> Select[Any]:
