@@ -193,8 +193,10 @@ def _sqlite_tree(found: list[tuple[Any, ...]]) -> list[str]:
 
 
 def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
+    """Min and median ms over `repeat` calls (3 for a call past a second: `opus status`
+    over 100,000 jobs)."""
+    times: list[float] = []
+    while len(times) < repeat and not (len(times) >= 3 and sum(times) > 3000):
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1000)
