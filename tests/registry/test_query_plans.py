@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, insert, text
 from opus.board.lanes import ENDED_LANES
 from opus.domain import JobState, Priority
 from opus.registry import Registry, open_store
-from opus.registry.reader import lane_sql
+from opus.registry.reader import CHANGE_SQL, lane_sql
 from opus.registry.store import lane_query
-from opus.registry.tables import JOBS, STAGE_RUNS
+from opus.registry.tables import EVENTS, JOBS, STAGE_RUNS
 from opus.testing.clock import FakeClock
 
 PRIORITIES = list(Priority)
@@ -176,3 +176,26 @@ def test_a_page_of_a_lane_reads_its_keys_from_an_index_in_order_and_never_sorts_
                 # The one sort is of the page's own `limit` rows, by the outer query.
                 assert [line for line in plan if "TEMP B-TREE" in line] == [
                     "USE TEMP B-TREE FOR ORDER BY"] == plan[-1:], (lane, offset, who, plan)
+
+
+def test_the_web_boards_change_mark_reads_one_end_of_an_index_per_table(
+    filled: Registry,
+) -> None:
+    """Read every 0.3 s while a browser watches: it must not count the registry's jobs."""
+    with filled._tx() as conn:  # a log as long as the jobs' history
+        conn.execute(insert(EVENTS), [{"job_id": n % 4000 + 1, "at": FakeClock().now(),
+                                       "kind": "stage", "message": "plan ok"}
+                                      for n in range(4000)])
+        conn.execute(text("ANALYZE"))
+    plan = filled.query_plan(CHANGE_SQL)
+    print(*plan, sep="\n")
+    big = ("jobs", "stage_runs", "events")
+    reads = [line.strip() for line in plan
+             if any(f" {table}" in line for table in big) and ("SCAN" in line.upper()
+                                                                or "SEARCH" in line)]
+    assert reads, plan
+    if repr(filled).startswith("Registry(postgresql"):
+        # Each a Limit 1 over an index read backwards: max(), never an aggregate of all.
+        assert all("Backward" in line for line in reads), plan
+    else:
+        assert not [line for line in reads if line.startswith("SCAN")], plan

@@ -39,12 +39,18 @@ EVENTS_SQL = (
     " AS latest ORDER BY id"
 )
 CHANGE_SQL = (
-    "SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT MAX(updated_at) FROM jobs) AS updated,"
+    "SELECT (SELECT MAX(id) FROM jobs) AS jobs, (SELECT MAX(updated_at) FROM jobs) AS updated,"
     " (SELECT MAX(id) FROM stage_runs) AS runs, (SELECT MAX(id) FROM events) AS events,"
     " (SELECT COUNT(*) FROM flags) AS flags, (SELECT MAX(value) FROM flags) AS flag,"
     " (SELECT COUNT(*) FROM daemons) AS daemons, (SELECT MAX(beat_at) FROM daemons) AS beat"
 )
-"""One row that differs whenever a job, checkpoint, event, flag or daemon record changed."""
+"""One row that differs whenever a job, checkpoint, event, flag or daemon record changed.
+
+Each part of `jobs`, `stage_runs` and `events` is one end of an index (a new job, the
+latest change, the newest checkpoint and event): the web board reads it every 0.3 s,
+which a count of every job made grow with the registry's history. Jobs are never
+deleted, so a new job is a new highest id.
+"""
 
 
 def open_reader(url: str, *, keep_open: bool = False) -> JobReader:
