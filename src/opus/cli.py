@@ -348,14 +348,13 @@ def _metrics(args: argparse.Namespace) -> int:
 
 def _service(args: argparse.Namespace) -> int:
     from opus.service import install_unit
+    from opus.service_paths import writable_paths
 
     settings = _settings(args)
-    writable = [settings.vault_path, settings.state_dir]
-    if settings.default_repo is not None:
-        writable.append(settings.default_repo)
+    writable = writable_paths(settings)
     env_file = settings.base_dir / "opus.env"
     for dashboard in (False, True) if args.dashboard else (False,):
-        path, instructions = install_unit(
+        _, instructions = install_unit(
             args.user,
             home=Path.home(),
             working_dir=settings.base_dir,
@@ -363,7 +362,7 @@ def _service(args: argparse.Namespace) -> int:
             environment_file=env_file,
             dashboard=dashboard,
         )
-        print(f"wrote {path}\n\n{instructions}\n")
+        print(f"{instructions}\n")
     return 0
 
 

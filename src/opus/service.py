@@ -150,7 +150,9 @@ def unit_path(user: bool, *, home: Path, name: str = UNIT_NAME) -> Path:
     return (home / USER_UNIT_DIR if user else SYSTEM_UNIT_DIR) / name
 
 
-def instructions(user: bool, path: Path, missing: list[Path] | None = None) -> str:
+def instructions(
+    user: bool, path: Path, missing: list[Path] | None = None, env_file: Path | None = None
+) -> str:
     """How to enable, start and watch the installed unit."""
     ctl = "systemctl --user" if user else "sudo systemctl"
     journal = "journalctl --user" if user else "journalctl"
@@ -168,8 +170,10 @@ def instructions(user: bool, path: Path, missing: list[Path] | None = None) -> s
     lines += [
         f"Follow its log:  {journal} -u opus -f",
         f"Status:          {ctl} status opus   (and `opus status`)",
-        "Secrets (ANTHROPIC_API_KEY=..., GITHUB_TOKEN=...) go in the EnvironmentFile "
-        "named in the unit, mode 600.",
+        "Secrets (ANTHROPIC_API_KEY=..., GITHUB_TOKEN=...) go in "
+        f"{env_file or 'the EnvironmentFile named in the unit'}, mode 600.",
+        "Only the unit's ReadWritePaths= are writable: add any other repo an FR names with "
+        "`repo:` (and its push remote when that is a directory on this host).",
     ]
     if missing:
         # systemd cannot set up ReadWritePaths= that do not exist (status 226/NAMESPACE).
@@ -222,4 +226,4 @@ def install_unit(
             f"cannot write the unit {path}: {exc.strerror}; pick a unit directory that exists"
         ) from exc
     missing = [directory for directory in read_write_paths if not directory.exists()]
-    return path, instructions(user, path, missing)
+    return path, instructions(user, path, missing, environment_file)
