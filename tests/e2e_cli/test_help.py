@@ -64,6 +64,19 @@ def test_readme_command_table_has_every_command() -> None:
     assert documented == set(COMMANDS)
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_table_names_every_option(command: str) -> None:
+    cells = [line.split(" | ")[0] for line in README.read_text().splitlines()
+             if line.startswith("| `opus ")]
+    usage = " ".join(cell for cell in cells if f"`opus {command}" in cell)
+    actions = _subcommands(build_parser())[command]._actions
+    # Each option is shown as `[--flag…`, by either of its spellings (`-f`, `--follow`).
+    missing = [action.option_strings for action in actions
+               if action.option_strings and "-h" not in action.option_strings
+               and not any(f"[{flag}" in usage for flag in action.option_strings)]
+    assert not missing, f"README's row for `opus {command}` lacks {missing}: {usage}"
+
+
 def test_readme_opens_with_the_two_setup_commands() -> None:
     commands = re.findall(r"^python3 -m pip install .*$", README.read_text(), re.M)
     assert commands[:2] == [
