@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from opus.daemon.logs import JobLog, configure_logging, follow, log_path, read_log
+from opus.daemon.logs import (
+    HTTP_CLIENT_LOGGERS,
+    JobLog,
+    configure_logging,
+    follow,
+    log_path,
+    read_log,
+)
 from opus.errors import ConfigError, NotFound
 from opus.testing.clock import FakeClock
+from tests.standins.messages_api import API_KEY, MessagesAPI, reply, text
 
 
 def test_write_and_read_timestamped_lines(tmp_path: Path) -> None:
@@ -145,3 +153,29 @@ def test_terminal_form_has_timestamps_and_replaces_its_handler(tmp_path: Path) -
 def test_unknown_level_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="LOUD"):
         configure_logging("LOUD", environ={}, stream=io.StringIO())
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_each_model_request_is_logged_only_at_debug(
+    tmp_path: Path, level: str, shown: bool
+) -> None:
+    import anthropic
+
+    before = {name: logging.getLogger(name).level for name in HTTP_CLIENT_LOGGERS}
+    with (tmp_path / "stderr").open("w+") as stream, MessagesAPI(
+        [reply(text("hi"))], require_tools=False
+    ) as api:
+        handler = configure_logging(level, environ={}, stream=stream)
+        try:
+            client = anthropic.Anthropic(base_url=api.base_url, api_key=API_KEY, max_retries=0)
+            client.messages.create(model="claude-sonnet-4-6", max_tokens=16,
+                                   messages=[{"role": "user", "content": "hello"}])
+            logging.getLogger("opus.test").warning("after the call")
+            stream.seek(0)
+            said = stream.read()
+        finally:
+            logging.getLogger().removeHandler(handler)
+            for name, old in before.items():
+                logging.getLogger(name).setLevel(old)
+    assert "WARNING opus.test: after the call" in said
+    assert ("HTTP Request: POST " + api.base_url in said) is shown, said

@@ -23,6 +23,8 @@ from opus.errors import ConfigError, NotFound
 from opus.seams import Clock
 
 LOG_DIR = "logs"
+HTTP_CLIENT_LOGGERS = ("httpx", "httpx2")
+"""The loggers of the HTTP client under the `anthropic` SDK (httpx2 in newer releases)."""
 
 
 def log_path(state_dir: Path, job_id: int) -> Path:
@@ -183,6 +185,11 @@ def configure_logging(
     root.setLevel(resolved)
     # watchfiles logs every change it sees at INFO; the loop says what matters.
     logging.getLogger("watchfiles").setLevel(max(resolved, logging.WARNING))
+    # The `anthropic` SDK's HTTP client logs every request at INFO ("HTTP Request: POST
+    # …", dozens per stage); the job log has each turn. `-v` (DEBUG) shows them again.
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(resolved if resolved <= logging.DEBUG else
+                                         max(resolved, logging.WARNING))
     return handler
 
 
