@@ -209,3 +209,15 @@ def test_pr_notes_live_in_the_configured_features_folder(tmp_path: Path) -> None
     pr = made.open_pr(branch=BRANCH, base="main", title="FR-61: x", body="B")
     assert Path(pr.url).parent == tmp_path / "vault" / "Work" / "Requests" / "05_review"
     assert made.find_pr(BRANCH) == pr
+
+
+def test_notes_it_writes_have_the_mode_of_a_file_the_user_makes(
+    forge: LocalForge, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        pr = _open(forge)
+        forge.comment(pr, "Round 2 pushed.")
+    finally:
+        os.umask(old)
+    assert oct(Path(pr.url).stat().st_mode & 0o777) == oct(0o644)  # not a temp file's 0600

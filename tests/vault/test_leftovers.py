@@ -35,7 +35,12 @@ KILLED_WRITER = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)
-    if what == "edit":
+    if what == "pr":
+        from opus.forges.local import LocalForge
+
+        LocalForge(Path(vault)).open_pr(branch="opus/fr-7-x", base="main", title="FR-7: X",
+                                        body="Body.")
+    elif what == "edit":
         write_fields(Path(note), {"job": 3}, move=False,
                      vault_root=Path(vault))
     else:
@@ -180,3 +185,17 @@ def test_an_aside_name_that_is_a_note_s_only_copy_is_put_back(tmp_path: Path) ->
     assert (folder / "FR-8.md").read_text() == NOTE.replace("FR-7", "FR-8")
     assert (folder / ".FR-9.md.opus-stale").read_text() == "the user's save"
     assert (folder / "FR-9.md").read_text() == "a newer save"
+
+
+def test_a_pr_note_killed_before_its_link_leaves_a_temp_file_intake_removes(
+    tmp_path: Path,
+) -> None:
+    bench = make_bench(tmp_path)
+    review = bench.vault / "10_features" / "05_review"
+
+    pid = _run_killed("pr", "os.link", "-", str(bench.vault))
+
+    [left] = _hidden(review)
+    assert left.startswith(f".PR-FR-7-fr-7-x.md.{pid}@") and left.endswith(".opus-tmp")
+    bench.intake.tick()
+    assert _hidden(review) == []

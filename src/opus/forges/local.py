@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ import yaml
 from opus.config import PRConfig
 from opus.errors import ForgeError, NoteError
 from opus.seams import CIReport, PRFeedback, PullRequest, RequiredChecks, ReviewComment
+from opus.vault.leftovers import create_temp
 from opus.vault.text import load_frontmatter, split_note
 from opus.vault.yamlio import dump_mapping
 
@@ -365,9 +365,5 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _write_temp(path: Path, text: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return Path(name)
+    """A temp file named like the vault's own (intake removes one a killed writer left)."""
+    return create_temp(path, text.encode("utf-8"))

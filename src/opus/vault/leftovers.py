@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import socket
 import time
 from collections.abc import Iterable
@@ -37,12 +38,33 @@ TEMP_SUFFIX = ".opus-tmp"
 STALE_SUFFIX = ".opus-stale"
 LEFTOVER_SUFFIXES = (TEMP_SUFFIX, STALE_SUFFIX)
 ABANDONED_AFTER_S = 3600.0
-_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)\.[a-z0-9_]+\.opus-tmp$")
+_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]*)\.[0-9a-f]+\.opus-tmp$")
 
 
 def temp_prefix(note: Path) -> str:
     """The start of a temp file's name for a write of `note`: hidden, naming its writer."""
     return f".{note.name}.{os.getpid()}@{_host()}."
+
+
+def create_temp(note: Path, data: bytes) -> Path:
+    """A new hidden temp file beside `note` holding `data` (fsynced; its mode follows the
+    umask, as a file a user makes would), named by `temp_prefix`."""
+    while True:
+        tmp = note.with_name(f"{temp_prefix(note)}{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue  # 32 random bits taken by this very process: draw again
+        break
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def stale_name(note: Path) -> Path:

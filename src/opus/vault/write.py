@@ -5,16 +5,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from opus.domain import FOLDER_FOR_STATUS, FRStatus
 from opus.errors import NoteError
-from opus.vault.leftovers import TEMP_SUFFIX, temp_prefix
+from opus.vault.leftovers import create_temp
 from opus.vault.scan import FEATURES_DIR
 from opus.vault.text import OPUS_KEYS, edit_note, render_scalar
 
@@ -65,11 +63,11 @@ def edit_own_note(path: Path, fields: Mapping[str, object | None]) -> None:
 
 def create_note(path: Path, text: str) -> bool:
     """Write a new note at `path` atomically; False (nothing written) if one exists."""
-    # Not mkstemp: its 0600 would become the note's mode; this one follows the umask.
-    tmp = path.with_name(f"{temp_prefix(path)}{secrets.token_hex(4)}{TEMP_SUFFIX}")
     try:
-        with tmp.open("x", encoding="utf-8") as handle:
-            handle.write(text)
+        tmp = create_temp(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise NoteError(f"cannot write {path} ({exc.strerror}); check permissions") from exc
+    try:
         os.link(tmp, path)  # fails if `path` exists: never over a note
         fsync_dir(path.parent)
         return True
@@ -142,14 +140,9 @@ def replace_if_unchanged(path: Path, expected: bytes, new: bytes) -> bool:
     without the exchange fall back to compare-then-rename.
     """
     folder = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=folder)
-    tmp = Path(tmp_name)
+    tmp = create_temp(path, new)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(new)
-            handle.flush()
-            os.fsync(handle.fileno())
-            ours = os.fstat(handle.fileno()).st_ino
+        ours = tmp.stat().st_ino
         os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         if not _exchange(tmp, path):
             if _read(path) != expected:
