@@ -17,7 +17,10 @@ do), and prints:
 The statements are caught at the reader's one query method (`_rows`), so the same
 script measures any version of opus: run it with `PYTHONPATH=<other checkout>/src` for
 the figures before a change. The registry's tables and indexes are made by that
-version's `open_store`, as that version would find them.
+version's `open_store`, as that version would find them; with `--keep DIR` the
+registries stay (`DIR/opus-N.db`, PostgreSQL schema `lane_bench_N`: drop it after) and
+the next run, of either version, reads the same rows instead of filling its own (the
+version that opens them adds any index it lacks, as on an upgrade).
 
 The registry, per size N: 40 open jobs (20 queued, 2 running, 3 waiting for a person,
 15 in review) and N - 40 ended ones — 75 % done, 15 % failed, 10 % cancelled — created
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -181,19 +185,30 @@ class Recorder:
         return self.statements
 
 
-def plan(url: str, sql: str, params: list[Any]) -> list[str]:
+def plan(url: str, sql: str, params: list[Any]) -> tuple[list[str], int]:
+    """The statement's plan, and the work it did, which the load of a shared machine does
+    not move: SQLite's virtual machine steps, PostgreSQL's buffers (8 kB pages) touched."""
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
+        steps = [0]
+
+        def step() -> int:
+            steps[0] += 100
+            return 0
+
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
             found = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-        return _sqlite_tree(found)
+            conn.set_progress_handler(step, 100)
+            conn.execute(sql, params).fetchall()
+        return _sqlite_tree(found), steps[0]
     import psycopg
 
     conninfo = "postgresql:" + url.split(":", 1)[1]
     with psycopg.connect(conninfo) as conn:
-        found = conn.execute(
-            f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", params).fetchall()
-    return [str(row[0]) for row in found]
+        lines = [str(row[0]) for row in conn.execute(
+            f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", params)]
+    top = next((line for line in lines if "Buffers:" in line), "")
+    return lines, sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top))
 
 
 def _sqlite_tree(found: list[tuple[Any, ...]]) -> list[str]:
@@ -274,13 +289,16 @@ def measure(backend: str, total: int, args: argparse.Namespace) -> None:
             if not name.startswith(("every", "=")):
                 call()  # warm: the first read of a kept connection connects
             low, median = timed(call, args.repeat)
-            print(f"{name:<40} wall ms min {low:8.2f} median {median:8.2f}")
-            if name.startswith("="):
+            line = f"{name:<40} wall ms min {low:8.2f} median {median:8.2f}"
+            if name.startswith(("every", "=")):
+                print(line)
                 continue
-            for sql, params in recorder.catch(call):
-                if args.plans:
-                    print(f"    {sql}  {params}")
-                    print(*(f"      {line}" for line in plan(url, sql, params)), sep="\n")
+            plans = [(sql, params, *plan(url, sql, params)) for sql, params in recorder.catch(call)]
+            unit = "VM steps" if backend == "sqlite" else "buffers"
+            print(f"{line}  {unit} {sum(work for *_, work in plans):>9,}")
+            for sql, params, lines, _ in plans if args.plans else ():
+                print(f"    {sql}  {params}")
+                print(*(f"      {line}" for line in lines), sep="\n")
         reader.close()
 
 
