@@ -37,6 +37,7 @@ def chaos_ws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[W
         yield Workspace(tmp_path, database_url=url), int(count)
 
 
+@pytest.mark.timeout(60 * 2 + 60)  # the kills, the undisturbed run, start and audit
 def test_a_few_kills_leave_every_fr_done_once(
     chaos_ws: tuple[Workspace, int], agency: Agency, daemons: Daemons
 ) -> None:
@@ -48,6 +49,7 @@ def test_a_few_kills_leave_every_fr_done_once(
 
 
 @pytest.mark.skipif(not os.environ.get("OPUS_CHAOS"), reason="the long run: set OPUS_CHAOS=1")
+@pytest.mark.timeout(80 * 2 + 60)
 def test_random_kills_leave_every_fr_done_once(
     chaos_ws: tuple[Workspace, int], agency: Agency, daemons: Daemons
 ) -> None:
