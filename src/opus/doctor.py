@@ -294,8 +294,18 @@ def _claude_code_engine(d: Doctor) -> Check:
     if problem:
         return Check("engine", "fail", problem)
     found = shutil.which(agents.claude_bin) or agents.claude_bin
-    return Check("engine", "warn", f"claude-code at {found}; its tools run OUTSIDE opus's "
-                 "sandbox, guarded only by claude's own permission rules")
+    if d.settings.sandbox.kind == "none":
+        return Check("engine", "warn", f"claude-code at {found}; sandbox.kind = none, so claude "
+                     "and its tools run WITHOUT isolation, as you, with your ~/.claude")
+    from opus.engines.claude_access import credential_names
+
+    names = credential_names(d.env)
+    if not names:
+        return Check("engine", "fail", "claude-code runs claude in the sandbox, which hides "
+                     "~/.claude (your `claude login`): set ANTHROPIC_API_KEY, or "
+                     "CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`, in opus's environment")
+    return Check("engine", "ok", f"claude-code at {found}, in the sandbox with the network "
+                 f"and {' + '.join(names)}, which the commands it runs can use too")
 
 
 def _command_engine(d: Doctor) -> Check:

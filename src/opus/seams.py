@@ -51,6 +51,18 @@ class CommandResult:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What one program in the sandbox gets beyond what commands get: the network and
+    variables the scrub would remove (an agent CLI's own API transport and credential).
+
+    Everything that program starts inherits both; the mounts, limits and timeout stay.
+    """
+
+    network: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 class Sandbox(Protocol):
     def run(
         self,
@@ -73,6 +85,11 @@ class Sandbox(Protocol):
         group; the caller owns it and must `stop()` it. Used for the agents' persistent
         bash session.
         """
+        ...
+
+    def granting(self, grant: Grant) -> Sandbox:
+        """This sandbox for a program that needs `grant`: same mounts, hidden places,
+        limits and process control, plus the network and variables `grant` names."""
         ...
 
 

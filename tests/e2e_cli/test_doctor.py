@@ -177,6 +177,23 @@ def test_a_claude_binary_that_is_missing_fails(project: Path, code: Path, tmp_pa
     assert "agents.claude_bin 'no-such-claude' is not on PATH" in detail
 
 
+def test_the_claude_engine_in_the_sandbox_needs_its_credential_in_the_environment(
+    project: Path, code: Path, tmp_path: Path
+) -> None:
+    claude = tmp_path / "claude"
+    claude.write_text("#!/bin/sh\n")
+    claude.chmod(0o755)
+    env = {"OPUS_AGENTS__ENGINE": "claude-code", "OPUS_AGENTS__CLAUDE_BIN": str(claude),
+           "OPUS_SANDBOX__KIND": "bwrap", "ANTHROPIC_API_KEY": ""}
+    detail = _fails(*_doctor(project, tmp_path, **env), "engine")
+    assert "hides ~/.claude" in detail and "CLAUDE_CODE_OAUTH_TOKEN" in detail
+    _, levels = _doctor(project, tmp_path, **{**env, "ANTHROPIC_API_KEY": "sk-test"})
+    assert levels["engine"] == ("ok", f"claude-code at {claude}, in the sandbox with the network "
+                                "and ANTHROPIC_API_KEY, which the commands it runs can use too")
+    _, levels = _doctor(project, tmp_path, **{**env, "OPUS_SANDBOX__KIND": "none"})
+    assert levels["engine"][0] == "WARN" and "WITHOUT isolation" in levels["engine"][1]
+
+
 def test_a_planned_frs_test_command_that_cannot_run_fails_naming_the_fr(
     project: Path, code: Path, tmp_path: Path
 ) -> None:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from opus.config import AgentsConfig
+from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role
-from opus.engines.base import AgentFailed
+from opus.engines.base import SCRATCH_DIR, AgentFailed
 from opus.engines.claude_code import MAX_ARG_CHARS, ClaudeCodeEngine
-from opus.engines.command_engine import SCRATCH_DIR, CommandEngine
+from opus.engines.command_engine import CommandEngine
 from opus.errors import EngineError
+from opus.sandbox import sandbox_for
 from opus.seams import AgentTask
 from tests.engines.conftest import SANDBOX_CFG
+from tests.standins.messages_api import MessagesAPI
 
 TaskFactory = Callable[..., AgentTask]
 PLAN = {"summary": "Add sub().", "steps": [{"title": "Write sub", "postcondition": "pytest ok"}]}
@@ -76,27 +82,32 @@ def test_command_timeout(make_task: TaskFactory) -> None:
 # ------------------------------------------------------------------------ claude-code
 
 FAKE_CLAUDE = r"""#!/bin/sh
-# A stand-in for the Claude Code CLI: records its argv and stdin, answers like `claude -p`.
-printf '%s\n' "$@" > "$FAKE_CLAUDE_DIR/argv"
-pwd > "$FAKE_CLAUDE_DIR/cwd"
-if [ "$2" = "--output-format" ]; then cat > "$FAKE_CLAUDE_DIR/stdin"; fi
+# A stand-in for the Claude Code CLI: records its argv, cwd, stdin and environment in the
+# worktree (its cwd), runs what a prompt-injected agent would through its "Bash tool" (a
+# child shell, which inherits its environment), and answers like `claude -p`.
+here=$(cd "$(dirname "$0")/.." && pwd)
+log=.fake-claude
+mkdir -p "$log"
+printf '%s\n' "$@" > "$log/argv"
+pwd > "$log/cwd"
+env > "$log/env"
+if [ "$2" = "--output-format" ]; then cat > "$log/stdin"; fi
+if [ -f "$here/attack.sh" ]; then sh "$here/attack.sh" > "$log/attack" 2>&1; fi
+if [ -f "$here/hang" ]; then sleep 60; fi
 echo "some progress on stderr" >&2
-cat "$FAKE_CLAUDE_DIR/reply.json"
+cat "$here/reply.json"
 """
 
 
-@pytest.fixture
-def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """Install a fake `claude` on PATH; the returned function sets its JSON reply."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "claude"
-    script.write_text(FAKE_CLAUDE)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_CLAUDE_DIR", str(tmp_path))
+@dataclass(frozen=True)
+class FakeClaude:
+    """The fake CLI's directory (outside the worktree and outside /tmp, so the sandbox
+    shows it read-only) and the worktree it logs into."""
 
-    def reply(result: str, **fields: object) -> Path:
+    root: Path
+    worktree: Path
+
+    def reply(self, result: str, **fields: object) -> None:
         data = {
             "type": "result", "subtype": "success", "is_error": False, "duration_ms": 1200,
             "duration_api_ms": 1100, "num_turns": 4, "result": result, "session_id": "abc",
@@ -105,55 +116,75 @@ def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
                       "cache_read_input_tokens": 3000, "output_tokens": 450},
             **fields,
         }  # fmt: skip
-        (tmp_path / "reply.json").write_text(json.dumps(data) + "\n")
-        return tmp_path
+        (self.root / "reply.json").write_text(json.dumps(data) + "\n")
 
-    return reply
+    def log(self, name: str) -> str:
+        return (self.worktree / ".fake-claude" / name).read_text()
+
+    def argv(self) -> list[str]:
+        return self.log("argv").splitlines()
+
+    def env(self) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in self.log("env").splitlines() if "=" in line)
 
 
-def test_claude_code_planner(
-    make_task: TaskFactory, repo: Path, fake_claude: Callable[..., Path]
-) -> None:
-    logs = fake_claude(f"I read the code.\n\n```json\n{json.dumps(PLAN, indent=2)}\n```\n")
-    result = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG).run(
-        make_task(Role.PLANNER, max_turns=9)
-    )
+@pytest.fixture
+def fake_claude(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClaude]:
+    """Install a fake `claude` on PATH, in a directory under /var/tmp."""
+    root = Path(tempfile.mkdtemp(prefix="opus-fake-claude-", dir="/var/tmp"))
+    script = root / "bin" / "claude"
+    script.parent.mkdir()
+    script.write_text(FAKE_CLAUDE)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    yield FakeClaude(root, repo)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def claude_engine(**environ: str) -> ClaudeCodeEngine:
+    return ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG, environ=environ)
+
+
+def test_claude_code_planner(make_task: TaskFactory, repo: Path, fake_claude: FakeClaude) -> None:
+    fake_claude.reply(f"I read the code.\n\n```json\n{json.dumps(PLAN, indent=2)}\n```\n")
+    result = claude_engine().run(make_task(Role.PLANNER, max_turns=9))
     assert result.stop_reason == "submitted"
     assert result.output == PLAN
     assert result.cost_usd == pytest.approx(0.0421)
     assert result.usage.total == 120 + 900 + 3000 + 450
     assert result.turns == 4
-    argv = (logs / "argv").read_text().splitlines()
+    argv = fake_claude.argv()
     assert argv[0] == "-p" and "FR-7" in argv[1]
     assert argv[argv.index("--max-turns") + 1] == "9"
     assert argv[argv.index("--model") + 1] == "claude-sonnet-4-6"
     assert "Edit" in argv[argv.index("--disallowedTools") + 1]
-    assert (logs / "cwd").read_text().strip() == str(repo)
+    assert "You are the planner." in argv[argv.index("--append-system-prompt") + 1]
+    assert fake_claude.log("cwd").strip() == str(repo)
+    assert not (repo / SCRATCH_DIR).exists(), "claude's scratch folder is removed"
 
 
 def test_claude_code_coder_long_prompt_goes_through_stdin(
-    make_task: TaskFactory, fake_claude: Callable[..., Path]
+    make_task: TaskFactory, fake_claude: FakeClaude
 ) -> None:
-    logs = fake_claude("Implemented sub().")
+    fake_claude.reply("Implemented sub().")
     message = "FR-7 " + "x" * MAX_ARG_CHARS
-    engine = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG)
-    result = engine.run(make_task(Role.CODER, user_message=message))
+    result = claude_engine().run(make_task(Role.CODER, user_message=message))
     assert result.stop_reason == "end_turn"
     assert result.output == {"summary": "Implemented sub()."}
-    assert (logs / "stdin").read_text() == message
-    argv = (logs / "argv").read_text().splitlines()
+    assert fake_claude.log("stdin") == message
+    argv = fake_claude.argv()
     assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
 
 
-def test_claude_code_outcomes(make_task: TaskFactory, fake_claude: Callable[..., Path]) -> None:
-    engine = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG)
-    fake_claude("no json block here")
+def test_claude_code_outcomes(make_task: TaskFactory, fake_claude: FakeClaude) -> None:
+    engine = claude_engine()
+    fake_claude.reply("no json block here")
     with pytest.raises(AgentFailed, match="json"):
         engine.run(make_task(Role.REVIEWER))
-    fake_claude("Credit balance is too low", is_error=True, subtype="error_during_execution")
+    fake_claude.reply("Credit balance is too low", is_error=True, subtype="error_during_execution")
     with pytest.raises(AgentFailed, match="Credit balance"):
         engine.run(make_task(Role.CODER))
-    fake_claude("", subtype="error_max_turns")
+    fake_claude.reply("", subtype="error_max_turns")
     assert engine.run(make_task(Role.CODER)).stop_reason == "max_turns"
 
 
@@ -163,11 +194,81 @@ def test_claude_code_missing_binary(make_task: TaskFactory) -> None:
         engine.run(make_task(Role.CODER))
 
 
-def test_claude_code_without_json_result(
-    make_task: TaskFactory, fake_claude: Callable[..., Path]
-) -> None:
-    logs = fake_claude("")
-    (logs / "reply.json").write_text("Error: not logged in\n")
-    engine = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG)
+def test_claude_code_without_json_result(make_task: TaskFactory, fake_claude: FakeClaude) -> None:
+    (fake_claude.root / "reply.json").write_text("Error: not logged in\n")
     with pytest.raises(EngineError, match="without a JSON result"):
-        engine.run(make_task(Role.CODER))
+        claude_engine().run(make_task(Role.CODER))
+
+
+ATTACK = """
+echo pwned > {outside}/escaped && echo "wrote outside the worktree"
+echo pwned > "$HOME/planted" && echo "wrote in HOME"
+cat "$HOME/.ssh/id_ed25519"
+cat "$HOME/.claude/.credentials.json"
+echo "token=$GITHUB_TOKEN"
+echo work > written-by-agent && echo "wrote in the worktree"
+python3 -c 'import os, urllib.request as u
+try:
+    u.urlopen(os.environ["ANTHROPIC_BASE_URL"], timeout=5)
+except Exception as exc:
+    print("api:", exc)
+'
+"""
+
+
+@pytest.mark.skipif(SANDBOX_CFG.kind == "none", reason="bubblewrap is not installed")
+def test_claude_code_runs_in_the_sandbox(
+    make_task: TaskFactory, repo: Path, fake_claude: FakeClaude, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a prompt-injected claude tries (writes outside the worktree, reads secrets in
+    $HOME and the environment) fails; the worktree, its credential and the API work."""
+    home = fake_claude.root / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY----- sekrit\n")
+    (home / ".claude").mkdir()
+    (home / ".claude" / ".credentials.json").write_text('{"accessToken": "sk-ant-oat-sekrit"}\n')
+    (fake_claude.root / "attack.sh").write_text(ATTACK.format(outside=fake_claude.root))
+    fake_claude.reply("Implemented sub().")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_sekrit")
+    with MessagesAPI() as api:
+        engine = claude_engine(ANTHROPIC_API_KEY="sk-ant-api-key", ANTHROPIC_BASE_URL=api.base_url)
+        sandbox = sandbox_for(SANDBOX_CFG)  # made now: it takes HOME and the env as they are
+        result = engine.run(make_task(Role.CODER, sandbox=sandbox))
+    assert result.output == {"summary": "Implemented sub()."}
+    attack = fake_claude.log("attack")
+    assert "wrote in the worktree" in attack and (repo / "written-by-agent").is_file()
+    assert not (fake_claude.root / "escaped").exists() and "wrote outside" not in attack
+    assert not (home / "planted").exists() and "wrote in HOME" not in attack
+    assert "sekrit" not in attack and "token=\n" in attack
+    assert "api: HTTP Error" in attack, "the network reaches the API, which answers"
+    env = fake_claude.env()
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-api-key"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert env["CLAUDE_CONFIG_DIR"] == str(repo / SCRATCH_DIR / "claude")
+    assert "GITHUB_TOKEN" not in env
+    assert not (repo / SCRATCH_DIR).exists(), "claude's config dir went with the run"
+
+
+def test_claude_code_timeout_stops_it(make_task: TaskFactory, fake_claude: FakeClaude) -> None:
+    fake_claude.reply("never sent")
+    (fake_claude.root / "hang").touch()
+    started = time.monotonic()
+    result = claude_engine().run(make_task(Role.CODER, timeout_s=1.5))
+    assert result.stop_reason == "timeout"
+    assert time.monotonic() - started < 10
+
+
+def test_claude_code_without_a_sandbox_runs_as_the_user(
+    make_task: TaskFactory, repo: Path, fake_claude: FakeClaude, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sandbox.kind = "none"`: claude runs directly, with opus's environment and the
+    user's own claude config, as it did before it ran in the sandbox."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-users-key")
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    fake_claude.reply("Implemented sub().")
+    engine = ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SandboxConfig(kind="none"))
+    assert engine.run(make_task(Role.CODER)).output == {"summary": "Implemented sub()."}
+    env = fake_claude.env()
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-users-key" and "CLAUDE_CONFIG_DIR" not in env
+    assert fake_claude.log("cwd").strip() == str(repo)

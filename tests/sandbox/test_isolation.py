@@ -17,6 +17,7 @@ from opus.config import SandboxConfig
 from opus.pipeline.worktree import Worktree
 from opus.sandbox import sandbox_for
 from opus.sandbox.bwrap import HIDDEN_IN_HOME
+from opus.seams import Grant
 from tests.conftest import make_repo, run_git
 from tests.sandbox.conftest import UNIX_CONNECT, bwrap_sandbox, needs_bwrap, serving, unix_service
 
@@ -158,6 +159,19 @@ def test_network_when_enabled(worktree: Path, listener: int) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "connected" in result.output
+
+
+def test_a_grant_adds_the_network_and_variables_for_that_program_only(
+    worktree: Path, listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-parent-secret")
+    plain = bwrap_sandbox()
+    granted = plain.granting(Grant(network=True, env={"ANTHROPIC_API_KEY": "sk-ant-granted"}))
+    command = f'echo "key=$ANTHROPIC_API_KEY"; {CONNECT.format(port=listener)}'
+    result = granted.run(command, worktree=worktree, timeout_s=20)
+    assert "key=sk-ant-granted" in result.output and "connected" in result.output, result.output
+    result = plain.run(command, worktree=worktree, timeout_s=20)  # the sandbox it came from
+    assert "key=\n" in result.output and "connected" not in result.output, result.output
 
 
 def test_only_allowed_environment_is_passed(

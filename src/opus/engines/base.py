@@ -11,6 +11,9 @@ from opus.seams import AgentResult, AgentTask, StopReason
 # A one-line activity message longer than this is cut; it goes into logs and liveness.
 ACTIVITY_CHARS = 160
 SUMMARY_CHARS = 4000
+SCRATCH_DIR = ".opus-agent"
+"""A headless engine's files in the worktree (the one place the sandbox lets it write),
+removed when its run ends so they are never committed."""
 
 
 class AgentFailed(StageFailed):

@@ -1,30 +1,30 @@
 """Engine `claude-code`: the headless Claude Code CLI plays the role.
 
-`claude -p <prompt> --output-format json` runs with the worktree as working directory.
-It runs outside opus's sandbox, because it needs the network and its own credentials;
-its permission settings are the guard instead: the coder may edit files and run
+`claude -p <prompt> --output-format json` runs with the worktree as working directory,
+inside the job's sandbox (`claude_launch.py`): granted the network and its credential,
+with a config dir of its own, the worktree its only writable place, and the stage's
+timeout. Its permission settings guard within that: the coder may edit files and run
 commands (`acceptEdits` plus an allow-list), the planner and the reviewer only read
 (`Edit`/`Write` disallowed). The planner and the reviewer end their reply with a fenced
-```json block shaped like `submit_plan` / `submit_review`.
+```json block shaped like `submit_plan` / `submit_review`. With `sandbox.kind = "none"`
+claude runs directly, as the user's own claude, under the loud no-isolation warning.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role, Usage
 from opus.engines.base import AgentFailed, stopped, tail
+from opus.engines.claude_launch import Finished, run_direct, run_sandboxed
 from opus.engines.submit import InvalidSubmission, describe_output, parse_submission
 from opus.errors import EngineError
+from opus.sandbox.environment import parent_environ
 from opus.seams import AgentResult, AgentTask
 
 # Beyond this a prompt goes through stdin: one argv string may not exceed 128 KiB on Linux.
@@ -34,20 +34,22 @@ WRITE_TOOLS = "Read,Glob,Grep,LS,Edit,MultiEdit,Write,Bash"
 FENCED_JSON = re.compile(r"```json\s*\n(.*?)\n\s*```", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class _Finished:
-    exit_code: int
-    stdout: str
-    stderr: str
-    timed_out: bool
-
-
 class ClaudeCodeEngine:
-    """Implements `opus.seams.Engine` by running `agents.claude_bin` headless."""
+    """Implements `opus.seams.Engine` by running `agents.claude_bin` headless.
 
-    def __init__(self, agents: AgentsConfig, sandbox_cfg: SandboxConfig) -> None:
+    `environ` (default: this process's) is where claude's credential comes from.
+    """
+
+    def __init__(
+        self,
+        agents: AgentsConfig,
+        sandbox_cfg: SandboxConfig,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.claude_bin = agents.claude_bin
         self.sandbox_cfg = sandbox_cfg
+        self.environ = parent_environ() if environ is None else dict(environ)
 
     def run(self, task: AgentTask) -> AgentResult:
         """Run claude once for `task` and turn its JSON result into an `AgentResult`."""
@@ -59,13 +61,25 @@ class ClaudeCodeEngine:
             )
         argv, stdin = self._argv(binary, task)
         task.on_activity(f"{task.role}: running {self.claude_bin} -p (claude-code)")
-        finished = _run(argv, cwd=task.worktree, stdin=stdin, timeout_s=task.timeout_s)
+        finished = self._launch(argv, stdin, task)
         if finished.timed_out:
             detail = f"claude ran past the stage's {task.timeout_s:.0f}s limit."
             return stopped(task, "timeout", detail)
         data = _parse(finished)
         task.on_activity(f"{task.role}: claude finished ({data.get('subtype', '?')})")
         return _result(task, data)
+
+    def _launch(self, argv: list[str], stdin: str | None, task: AgentTask) -> Finished:
+        if self.sandbox_cfg.kind == "none":
+            return run_direct(argv, cwd=task.worktree, stdin=stdin, timeout_s=task.timeout_s)
+        return run_sandboxed(
+            argv,
+            stdin=stdin,
+            sandbox=task.sandbox,
+            worktree=task.worktree,
+            environ=self.environ,
+            timeout_s=task.timeout_s,
+        )
 
     def _argv(self, binary: str, task: AgentTask) -> tuple[list[str], str | None]:
         system = task.system_prompt
@@ -92,30 +106,7 @@ class ClaudeCodeEngine:
         return argv, stdin
 
 
-def _run(argv: list[str], *, cwd: Path, stdin: str | None, timeout_s: float) -> _Finished:
-    """Run `argv` in its own process group; the whole group is killed on timeout."""
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise EngineError(f"cannot start {argv[0]}: {exc}; check agents.claude_bin") from exc
-    try:
-        stdout, stderr = proc.communicate(stdin, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        return _Finished(proc.returncode, stdout, stderr, timed_out=True)
-    return _Finished(proc.returncode, stdout, stderr, timed_out=False)
-
-
-def _parse(finished: _Finished) -> dict[str, Any]:
+def _parse(finished: Finished) -> dict[str, Any]:
     """The CLI's JSON result object (the last JSON line of stdout)."""
     for line in reversed(finished.stdout.strip().splitlines()):
         try:
@@ -126,8 +117,10 @@ def _parse(finished: _Finished) -> dict[str, Any]:
             return data
     raise EngineError(
         f"claude exited {finished.exit_code} without a JSON result; its output ends with: "
-        f"{tail(finished.stderr or finished.stdout, 1000)}; check that it is logged in "
-        "(run `claude` once by hand) and that agents.claude_bin is the Claude Code CLI"
+        f"{tail(finished.stderr or finished.stdout, 1000)}; check that its credential is "
+        "set (ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`: "
+        "in the sandbox it cannot read ~/.claude) and that agents.claude_bin is the "
+        "Claude Code CLI"
     )
 
 

@@ -18,12 +18,10 @@ from pathlib import Path
 
 from opus.config import AgentsConfig, SandboxConfig
 from opus.domain import Role
-from opus.engines.base import AgentFailed, stopped, tail
+from opus.engines.base import SCRATCH_DIR, AgentFailed, stopped, tail
 from opus.engines.submit import InvalidSubmission, describe_output, parse_submission
 from opus.errors import ConfigError
 from opus.seams import AgentResult, AgentTask
-
-SCRATCH_DIR = ".opus-agent"
 
 
 class CommandEngine:

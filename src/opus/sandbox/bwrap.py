@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from opus.sandbox.cgroups import CgroupHost
 from opus.sandbox.environment import SANDBOX_TMPDIR
@@ -20,6 +21,7 @@ from opus.sandbox.limits import Limits, rlimit_argv
 from opus.sandbox.owner import guarded_shell_argv, owner_fd
 from opus.sandbox.process import CommandLine, ShellRunner, shell
 from opus.sandbox.sockets import SocketCover
+from opus.seams import Grant
 
 # Relative to $HOME: credentials of ssh, cloud CLIs, forges, package registries and
 # agent tools. Directories get an empty tmpfs over them, files get /dev/null.
@@ -220,6 +222,13 @@ class BwrapSandbox(ShellRunner):
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
+
+    def granting(self, grant: Grant) -> Self:
+        """A copy whose commands also get `grant.env`, and the host's network when
+        `grant.network` (the shared network namespace: see designs/sandbox.md)."""
+        widened = super().granting(grant)
+        widened.network = self.network or grant.network
+        return widened
 
     def argv(
         self,

@@ -14,6 +14,7 @@ usually says what ran, the tail says how it ended.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import selectors
 import signal
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 from opus.errors import SandboxError
 from opus.sandbox.cgroups import CgroupHost, CommandCgroup
@@ -38,7 +40,7 @@ from opus.sandbox.limits import (
 )
 from opus.sandbox.nproc import Counting, counting, own_namespace_argv, user_processes
 from opus.sandbox.sockets import SocketCover
-from opus.seams import CommandResult
+from opus.seams import CommandResult, Grant
 
 TERM_GRACE_S = 2.0
 """How long a group gets between SIGTERM and SIGKILL."""
@@ -141,6 +143,14 @@ class ShellRunner:
         self.prlimit = find_prlimit() if limits is not None else None
         self.cgroup_host = cgroup_host
         self._disks: dict[Path, DiskWatch] = {}
+
+    def granting(self, grant: Grant) -> Self:
+        """A copy of this runner whose commands also get `grant.env`, past the scrub (the
+        caller named these variables for one program); see `opus.seams.Sandbox.granting`.
+        Without isolation there is no network to open."""
+        widened = copy.copy(self)
+        widened.env = {**self.env, **grant.env}
+        return widened
 
     def argv(
         self, command: str, *, worktree: Path, writable: bool, owner_fd: int | None = None,
