@@ -144,6 +144,11 @@ class AgentTask:
     """What the job may still spend in this stage."""
     on_activity: Callable[[str], None] = lambda _msg: None
     """Called on every model reply and tool call (liveness for the supervisor, logs)."""
+    on_spend: Callable[[Usage, float], None] = lambda _usage, _cost_usd: None
+    """Called after each billed model call, before anything else happens, with what the
+    stage has spent so far (usage, USD): the pipeline records it in the registry at once
+    (designs/pipeline.md, "Spend, call by call"). It may raise to end the stage (the job's
+    lease is lost): the engine lets that through."""
     should_stop: Callable[[], bool] = lambda: False
     """Polled between turns: True asks the engine to stop now (stuck, shutdown)."""
     can_ask: bool = False
@@ -378,7 +383,16 @@ class JobStore(Protocol):
 
     def count_jobs(self, states: Iterable[JobState]) -> int: ...
 
-    def record_stage(self, run: StageRun) -> None: ...
+    def record_stage(self, run: StageRun, *, metered: int | None = None) -> None:
+        """Store a checkpoint (or failed run) and add its cost to the job; `metered`: the
+        run `meter_stage` kept the stage's spend in, which becomes `run`."""
+        ...
+
+    def meter_stage(self, run: StageRun, *, holder: str, metered: int | None) -> int | None:
+        """Record a running stage's spend so far (`run`) in the run `metered` (None: a new
+        failed run) and add what is new to the job's cost, only while `holder` holds the
+        job; the run's id, or None when it does not (nothing written)."""
+        ...
 
     def stage_runs(self, job_id: int) -> Sequence[StageRun]: ...
 

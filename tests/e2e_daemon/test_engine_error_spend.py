@@ -8,20 +8,13 @@ billed calls once, and the retry only adds its own.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import pytest
-
-from opus.config import AgentsConfig
-from opus.domain import JobState, Stage
-from opus.engines.pricing import cost_usd
+from opus.domain import JobState
 from tests.e2e_daemon.agency import Agency, scripted_reply
 from tests.e2e_daemon.harness import Daemons, Workspace
-from tests.standins.billing import billed_usage
+from tests.e2e_daemon.spend import cut_coder_counted_once
 from tests.standins.messages_api import ApiError, MessagesAPI, reply, server_error, tool_use
-
-MODEL = AgentsConfig().model
 
 
 def test_spend_before_an_api_error_counts_once_across_the_job_process(
@@ -45,16 +38,5 @@ def test_spend_before_an_api_error_counts_once_across_the_job_process(
 
     assert agency.count("FR-1", "coder") == 2
     assert len(billed) == 2
-    spent = billed_usage([r for r in api.replies if r["id"] in billed])
-    runs = ws.store.stage_runs(job.id)
-    [failed] = [run for run in runs if not run.ok]
-    assert (failed.stage, failed.usage) == (Stage.CODE, spent)
-    assert failed.cost_usd == pytest.approx(cost_usd(MODEL, spent)) and failed.cost_usd > 0
     # Every billed reply (the failed conversation's and the retry's) counted once.
-    total = cost_usd(MODEL, billed_usage(api.replies))
-    assert job.cost_usd == pytest.approx(total)
-    assert sum(run.cost_usd for run in runs) == pytest.approx(total)
-    code, shown = ws.cli("status", "--json")
-    assert code == 0, shown
-    budget = json.loads(shown)["budget"]
-    assert budget["spent_today_usd"] == pytest.approx(total, abs=1e-4)
+    cut_coder_counted_once(ws, api, job, billed)

@@ -5,9 +5,10 @@ worktree and answers with their results, until the role's end condition (the pla
 and reviewer submit, the coder ends its turn) or a cap (turns, tokens, wall time,
 budget) or the loop guard stops it. Retries on 429/5xx/overloaded are the SDK's own
 (`agents.max_retries`); what is left after them becomes an `EngineError`, carrying what
-the stage's answered calls spent (`partial`) so the budgets count it. Which error each
-answer becomes (a refused key stops claiming, a refused request fails the job, a
-retired model names its key) is `api_errors.py`'s table.
+the stage's answered calls spent (`partial`) so the budgets count it. Each answered
+call's usage goes to `task.on_spend` as soon as it is known: a killed stage keeps it.
+Which error each answer becomes (a refused key stops claiming, a refused request fails
+the job, a retired model names its key) is `api_errors.py`'s table.
 
 Each `stop_reason` is handled as Anthropic's "Handling stop reasons" page describes:
 `refusal` and `model_context_window_exceeded` fail the stage; a tool call cut by
@@ -159,6 +160,8 @@ class _Run:
     def _handle(self, reply: anthropic.types.Message) -> AgentResult | None:
         self.turns += 1
         self.usage += _usage_of(reply)
+        # Billed: recorded before anything else happens (a tool, a stop, the next call).
+        self.task.on_spend(self.usage, self._cost())
         blocks = _assistant_blocks(reply)
         texts = [b["text"] for b in blocks if b["type"] == "text"]
         if texts:

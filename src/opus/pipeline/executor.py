@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -46,6 +45,7 @@ from opus.pipeline.base_sync import (
 )
 from opus.pipeline.context import JobControl, PipelineContext
 from opus.pipeline.handback import finish, hand_back, handed_back
+from opus.pipeline.metering import StageMeter
 from opus.pipeline.progress import Exhausted, Finished, Step, next_step
 from opus.pipeline.stages import Interrupted, StageOutcome, interrupted, run_stage
 from opus.pipeline.worktree import Worktree, branch_name
@@ -71,24 +71,16 @@ def run_job(job: Job, ctx: PipelineContext, control: JobControl) -> Outcome:
         if asked is not None:  # before any worktree or token: waiting costs nothing
             return _wait(job, ctx, control, asked)
         worktree = _prepare(job, ctx, control)
-        return _advance(ctx.store.get(job.id), ctx, control, worktree)
+        # The worker that claimed the job: stage spend is metered only while it holds it.
+        return _advance(ctx.store.get(job.id), ctx, control, worktree, job.worker)
     except gate.WaitForInput as exc:
         return _wait(ctx.store.get(job.id), ctx, control, exc.waiting)
     except Interrupted as exc:
         control.log(str(exc))
-        if exc.partial is not None:  # recorded here, in the job's process: counted once
-            _record_spent(job, ctx, exc.partial)
         return Outcome("stopped", control.stop_reason or str(exc))
     except AgentFailed as exc:
-        _record_spent(job, ctx, exc.partial)
         _notify_if_budget(job, ctx, exc.partial.stop_reason == "budget")
         return _fail(job, ctx, control, str(exc))
-    except EngineError as exc:
-        # The daemon decides about the error (retry or fail); what the stage spent before
-        # it is recorded here, in the job's own process, so it is counted exactly once.
-        if exc.partial is not None:
-            _record_spent(job, ctx, exc.partial)
-        raise
     except BudgetExceeded as exc:
         _notify_if_budget(job, ctx, True)
         return _fail(job, ctx, control, str(exc))
@@ -193,7 +185,9 @@ def _last_commit(runs: Sequence[StageRun]) -> str | None:
     return commits[-1] if commits else None
 
 
-def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) -> Outcome:
+def _advance(
+    job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree, holder: str | None
+) -> Outcome:
     while True:
         runs = ctx.store.stage_runs(job.id)
         progress = next_step(
@@ -223,7 +217,7 @@ def _advance(job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree) 
         if control.should_stop():
             return Outcome("stopped", control.stop_reason or "")
         _check_budget(job, ctx)
-        job = _run_step(job, ctx, control, wt, progress)
+        job = _run_step(job, ctx, control, wt, progress, holder=holder)
 
 
 def _reaction_round(job: Job, runs: Sequence[StageRun]) -> Reaction | None:
@@ -237,26 +231,49 @@ def _reaction_round(job: Job, runs: Sequence[StageRun]) -> Reaction | None:
 
 
 def _run_step(
-    job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree, step: Step
+    job: Job,
+    ctx: PipelineContext,
+    control: JobControl,
+    wt: Worktree,
+    step: Step,
+    *,
+    holder: str | None,
 ) -> Job:
     job = ctx.store.update(job.id, stage=step.stage, iteration=step.iteration)
     control.begin_stage(step.stage.value)
     control.log(f"stage {step.stage.value} (round {step.iteration}) started")
-    started = ctx.clock.now()
-    outcome = run_stage(job, ctx, control, wt, step, budget_usd=_remaining_usd(job, ctx))
+    meter = StageMeter(ctx.store, ctx.clock, job.id, step.stage, step.iteration,
+                       holder=holder, started=ctx.clock.now())
+    try:
+        return _complete_step(job, ctx, control, wt, step, meter=meter)
+    except (AgentFailed, EngineError, Interrupted) as exc:
+        # What the stage spent rides on the error: recorded here, in the job's own process
+        # and in the run that metered it, so it is counted exactly once. (An error without
+        # it, or a kill, leaves the metered run as it is: it holds every billed call.)
+        if exc.partial is not None:
+            _record_spent(job, ctx, step, meter, exc.partial)
+        raise
+
+
+def _complete_step(
+    job: Job, ctx: PipelineContext, control: JobControl, wt: Worktree, step: Step, *,
+    meter: StageMeter,
+) -> Job:  # fmt: skip
+    outcome = run_stage(job, ctx, control, wt, step, budget_usd=_remaining_usd(job, ctx),
+                        on_spend=meter)  # fmt: skip
     if control.must_stop_now():
         # Cancelled, stopping or stuck while the stage ran: nothing of it is kept but
         # what its agent spent.
         raise _interrupted(step, control, outcome)
     if step.stage is Stage.CODE:
-        _check_resolved(job, ctx, wt, step, outcome)
+        _check_resolved(job, ctx, wt, step, outcome, meter=meter)
     commit = _checkpoint_commit(job, ctx, wt, step, outcome)
     if outcome.asked:
         # The agent asked a person: what it spent (and a coder's work) is kept; the same
         # stage runs again, with the answers, once they come.
-        _record(job, ctx, step, outcome, started=started, commit=commit, ok=False)
+        _record(job, ctx, step, outcome, meter, commit=commit, ok=False)
         raise gate.WaitForInput(gate.agent_questions(job, ctx, step, outcome.asked))
-    _record(job, ctx, step, outcome, started=started, commit=commit)
+    _record(job, ctx, step, outcome, meter, commit=commit)
     control.log(f"stage {step.stage.value} (round {step.iteration}) completed: {outcome.note}")
     if step.stage is Stage.CODE and pending_feedback(job.spec) is not None:
         job = ctx.store.update(job.id, spec=consumed(job.spec))
@@ -268,7 +285,7 @@ def _run_step(
 
 def _interrupted(step: Step, control: JobControl, outcome: StageOutcome) -> Interrupted:
     """The stage's agent ended, but a stop came while the stage ran: its work is dropped,
-    what it spent rides on the error for `run_job` to record."""
+    what it spent rides on the error for `_run_step` to record."""
     # The agent ended normally (submitted or ended its turn); "end_turn" stands for both.
     spent = AgentResult("end_turn", {}, outcome.usage, outcome.cost_usd)
     return interrupted(f"stage {step.stage.value} stopped: {control.stop_reason}", spent)
@@ -302,12 +319,12 @@ def _record(
     ctx: PipelineContext,
     step: Step,
     outcome: StageOutcome,
+    meter: StageMeter,
     *,
-    started: datetime,
     commit: str,
     ok: bool = True,
 ) -> None:
-    ctx.store.record_stage(
+    meter.record(
         StageRun(
             job_id=job.id,
             stage=step.stage,
@@ -318,25 +335,28 @@ def _record(
             cost_usd=outcome.cost_usd,
             prompt_sha256=outcome.prompt_sha256,
             commit=commit,
-            started_at=started,
+            started_at=meter.started,
             finished_at=ctx.clock.now(),
         )
     )
 
 
-def _record_spent(job: Job, ctx: PipelineContext, partial: AgentResult) -> None:
+def _record_spent(
+    job: Job, ctx: PipelineContext, step: Step, meter: StageMeter, partial: AgentResult
+) -> None:
     """Account for what a failed agent stage spent (a failed run is not a checkpoint):
-    an `AgentFailed`'s, an `EngineError`'s or an `Interrupted`'s `partial`."""
-    current = ctx.store.get(job.id)
-    ctx.store.record_stage(
+    an `AgentFailed`'s, an `EngineError`'s or an `Interrupted`'s `partial`, the stage's
+    totals, in the run that metered them."""
+    meter.record(
         StageRun(
             job_id=job.id,
-            stage=current.stage or Stage.PLAN,
-            iteration=current.iteration,
+            stage=step.stage,
+            iteration=step.iteration,
             ok=False,
             output={"report": partial.report, "stop_reason": partial.stop_reason},
             usage=partial.usage,
             cost_usd=partial.cost_usd,
+            started_at=meter.started,
             finished_at=ctx.clock.now(),
         )
     )
@@ -394,13 +414,14 @@ def _wait(job: Job, ctx: PipelineContext, control: JobControl, waiting: Waiting)
 
 
 def _check_resolved(
-    job: Job, ctx: PipelineContext, wt: Worktree, step: Step, outcome: StageOutcome
-) -> None:
+    job: Job, ctx: PipelineContext, wt: Worktree, step: Step, outcome: StageOutcome, *,
+    meter: StageMeter,
+) -> None:  # fmt: skip
     """A coder that left conflict markers: its spend is kept, the merge aborted."""
     try:
         check_resolved(job, wt)
     except ConflictUnresolved:
-        ctx.store.record_stage(StageRun(
+        meter.record(StageRun(
             job_id=job.id, stage=step.stage, iteration=step.iteration, ok=False,
             output={"report": "conflict markers left", **outcome.output},
             usage=outcome.usage, cost_usd=outcome.cost_usd, finished_at=ctx.clock.now(),

@@ -53,6 +53,7 @@ class _Call:
     wt: Worktree
     step: Step
     budget_usd: float
+    on_spend: Callable[[Usage, float], None]
 
     def runs(self) -> list[StageRun]:
         return [run for run in self.ctx.store.stage_runs(self.job.id) if run.ok]
@@ -70,9 +71,11 @@ def run_stage(
     step: Step,
     *,
     budget_usd: float,
+    on_spend: Callable[[Usage, float], None] = lambda _usage, _cost_usd: None,
 ) -> StageOutcome:
-    """Run `step.stage` and return its checkpoint data."""
-    call = _Call(job, ctx, control, wt, step, budget_usd)
+    """Run `step.stage` and return its checkpoint data; an agent's engine reports what
+    the stage has spent after each billed call to `on_spend` (`metering.StageMeter`)."""
+    call = _Call(job, ctx, control, wt, step, budget_usd, on_spend)
     return _RUNNERS[step.stage](call)
 
 
@@ -94,6 +97,7 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
         timeout_s=pipeline.stage_timeout_s,
         budget_usd=call.budget_usd,
         on_activity=call.control.touch,
+        on_spend=call.on_spend,
         should_stop=call.control.must_stop_now,
         can_ask=role is Role.PLANNER
         or (role is Role.CODER and call.ctx.settings.agents.coder_can_ask),

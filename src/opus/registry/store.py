@@ -50,7 +50,7 @@ from opus.domain import (
     can_transition,
 )
 from opus.errors import NotFound, StoreError
-from opus.registry import records
+from opus.registry import records, spend
 from opus.registry.conflicts import retry_conflicts
 from opus.registry.engine import describe, is_memory, make_engine, normalise_url, translated
 from opus.registry.tables import (
@@ -429,24 +429,29 @@ class Registry:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def record_stage(self, run: StageRun) -> None:
+    def record_stage(self, run: StageRun, *, metered: int | None = None) -> None:
         """Store a checkpoint and add its cost to the job.
 
-        An ok run of a (job, stage, iteration) that already has one is ignored: a
-        completed stage is recorded once, even if a worker that lost its lease finishes
-        it too.
+        `metered`: the run `meter_stage` kept this stage's spend in while it ran; it
+        becomes `run`, and the job's cost grows by what `run` adds to it. An ok run of a
+        (job, stage, iteration) that already has one is ignored (a metered run stays as
+        it was, a failed run holding what it spent): a completed stage is recorded once,
+        even if a worker that lost its lease finishes it too.
         """
         try:
-            self._record_stage(run)
+            self._record_stage(run, metered)
         except StoreError as err:
             if not (run.ok and isinstance(err.__cause__, exc.IntegrityError)):
                 raise
 
     @retry_conflicts
-    def _record_stage(self, run: StageRun) -> None:
+    def _record_stage(self, run: StageRun, metered: int | None) -> None:
         with self._tx() as conn:
             self._get(conn, run.job_id)
             if run.ok and self._has_ok_run(conn, run):
+                return
+            if metered is not None:
+                spend.close(conn, run, metered)
                 return
             conn.execute(insert(STAGE_RUNS).values(**records.stage_run_columns(run)))
             conn.execute(
@@ -454,6 +459,17 @@ class Registry:
                 .where(JOBS.c.id == run.job_id)
                 .values(cost_usd=JOBS.c.cost_usd + run.cost_usd)
             )
+
+    @retry_conflicts
+    def meter_stage(self, run: StageRun, *, holder: str, metered: int | None) -> int | None:
+        """Record what a running stage has spent so far (`run`: its stage, round, usage
+        and cost to date; not ok) in the failed run `metered` (None: a new one), adding
+        what is new to the job's cost, in one transaction and only while `holder` holds
+        the job. Returns the run's id for the next call, or None when `holder` no longer
+        holds the job (nothing is written). See `opus.registry.spend`.
+        """
+        with self._tx() as conn:
+            return spend.meter(conn, run, holder=holder, metered=metered)
 
     @staticmethod
     def _has_ok_run(conn: Connection, run: StageRun) -> bool:
