@@ -113,6 +113,16 @@ class StatusReport:
 # --------------------------------------------------------------------------- building
 
 
+PREPARING = "preparing: worktree, setup, baseline tests"
+"""What a running job does before its first stage; `opus logs FR` shows each step."""
+
+
+def activity(state: str, stage: str | None) -> str | None:
+    """What a running job with no stage yet is doing (setup can take minutes), for the
+    tables; the JSON's `waiting` stays None: nothing holds the job."""
+    return PREPARING if state == JobState.RUNNING.value and stage is None else None
+
+
 def shown_stage(job: Job) -> str | None:
     """The job's stage, or `ready` for a PR approved and green (as the FR note says)."""
     if job.state is JobState.AWAITING_REVIEW and is_ready(job.spec):
@@ -362,7 +372,7 @@ def _cells(row: StatusRow, view: View) -> tuple[str, ...]:
         # An open PR handed back to a person says why first ("CI still failing …").
         tail = f"{error} {view.path(row.pr)}" if error else view.path(row.pr)
     else:
-        tail = error
+        tail = error or activity(row.state, row.stage) or ""
     return (
         "-" if row.job is None else str(row.job), row.fr, row.state, row.stage or "-",
         "-" if row.job is None else str(row.iteration), duration(row.elapsed_s),

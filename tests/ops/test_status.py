@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from opus.board.lanes import Lane, board_snapshot
 from opus.config import BudgetConfig, DaemonConfig, Settings, VaultConfig
 from opus.control import set_paused
 from opus.daemon.breaker import OpenCircuit
@@ -292,3 +293,26 @@ def test_a_live_daemon_whose_loop_stopped_turning_is_shown_as_possibly_stuck(
     store.beat_daemon(fresh)
     assert render_status(status_report(store, settings, clock.now())).splitlines()[1].startswith(
         "claiming")
+
+
+def test_a_running_job_before_its_first_stage_says_it_is_preparing(
+    store: Registry, settings: Settings, clock: FakeClock
+) -> None:
+    # Worktree, setup (a venv and `pip install -e .`) and the baseline tests can take
+    # minutes before the plan stage starts; STAGE is "-" then, so the row says why.
+    job = store.enqueue(make_fr("FR-1"), REPO)
+    store.beat_daemon(_daemon(clock))
+    store.transition(job.id, JobState.RUNNING)
+
+    report = status_report(store, settings, clock.now())
+    [row] = [line for line in render_status(report).splitlines() if " FR-1 " in line]
+    assert row.split()[3:4] == ["-"] and row.endswith("preparing: worktree, setup, baseline tests")
+    assert report.as_dict()["jobs"][0]["waiting"] is None
+    [card] = board_snapshot(store, settings, clock.now()).lane(Lane.RUNNING).cards
+    assert card.reason == "preparing: worktree, setup, baseline tests"
+
+    store.update(job.id, stage=Stage.PLAN)
+    report = status_report(store, settings, clock.now())
+    assert "preparing" not in render_status(report)
+    [card] = board_snapshot(store, settings, clock.now()).lane(Lane.RUNNING).cards
+    assert card.reason is None

@@ -27,7 +27,14 @@ from opus.conversation.waiting import waiting_of
 from opus.delivery.reactions import is_ready, standing
 from opus.domain import Job, JobState, Priority
 from opus.seams import JobReader
-from opus.status import BreakerView, DaemonView, StatusReport, StatusRow, status_report
+from opus.status import (
+    BreakerView,
+    DaemonView,
+    StatusReport,
+    StatusRow,
+    activity,
+    status_report,
+)
 
 
 class Lane(StrEnum):
@@ -283,7 +290,7 @@ def _card(row: StatusRow, job: Job | None, now: datetime) -> Card:
     error = (row.error or "").strip().splitlines()
     return Card(
         **{**_shallow(row), "error": error[0] if error else None},
-        lane=lane, reason=reason or row.waiting,
+        lane=lane, reason=reason or row.waiting or activity(row.state, row.stage),
         priority=job.priority.value if job is not None else None, since_s=since,
         repo=str(job.repo) if job is not None else None,
         updated_at=job.updated_at if job is not None else None,
