@@ -216,3 +216,21 @@ def test_a_second_round_replaces_the_answered_note_keeping_the_answers(world: Wo
     _answer(note, "10")
     world.tick()
     assert [d.answers for d in conversation_of(world.job())] == [("Redis", "429"), ("10",)]
+
+
+@pytest.mark.parametrize(("asked_by", "kind", "said"), [
+    ("planner", "questions", "waiting for a person: 2 question(s) from the planner"),
+    ("fr", "questions", "waiting for a person: 2 question(s) from the FR"),
+    ("opus", "plan", "waiting for a person: plan revision 1 to approve"),
+])
+def test_the_waiting_event_names_who_asked_in_words(
+    world: World, asked_by: str, kind: str, said: str
+) -> None:
+    waiting = Waiting(kind="plan" if kind == "plan" else "questions", asked_by=asked_by,
+                      stage="plan", iteration=0, round=1, since=world.clock.now().isoformat(),
+                      questions=QUESTIONS if kind == "questions" else ())
+    start_waiting(world.ctx.store, world.job(), waiting)
+    events = [e.message for e in world.ctx.store.events(world.job().id)
+              if e.kind == "waiting_input"]
+    assert events == [said]
+    assert waiting.asker == {"planner": "the planner", "fr": "the FR", "opus": "opus"}[asked_by]

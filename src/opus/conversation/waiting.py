@@ -38,6 +38,9 @@ Decision = Literal["approve", "changes", "reject"]
 DECISIONS: tuple[Decision, ...] = ("approve", "changes", "reject")
 
 
+_ASKERS = {"fr": "the FR", "opus": "opus"}
+
+
 @dataclass(frozen=True)
 class Waiting:
     """Why a job waits (`spec.waiting`)."""
@@ -73,6 +76,12 @@ class Waiting:
             note=data.get("note"), reminded=bool(data.get("reminded")),
             problem=data.get("problem"),
         )
+
+    @property
+    def asker(self) -> str:
+        """Who asked, as a sentence says it: the planner, the coder, the FR (its open
+        questions), opus (a plan to approve)."""
+        return _ASKERS.get(self.asked_by, f"the {self.asked_by}")
 
     def since_at(self) -> datetime | None:
         try:
@@ -131,7 +140,7 @@ def start_waiting(store: JobStore, job: Job, waiting: Waiting) -> Job:
     """running → waiting_input (the worker gives up its lease and slot)."""
     spec = {**job.spec, WAITING: waiting.as_dict()}
     moved = store.transition(job.id, JobState.WAITING_INPUT, spec=spec)
-    what = (f"{len(waiting.questions)} question(s) from the {waiting.asked_by}"
+    what = (f"{len(waiting.questions)} question(s) from {waiting.asker}"
             if waiting.kind == "questions" else f"plan revision {waiting.round} to approve")
     store.add_event(job.id, "waiting_input", f"waiting for a person: {what}")
     return moved

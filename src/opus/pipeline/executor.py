@@ -409,7 +409,7 @@ def _wait(job: Job, ctx: PipelineContext, control: JobControl, waiting: Waiting)
     """Hand the job to a person: no lease, no slot, no process until they answer."""
     start_waiting(ctx.store, job, waiting)
     what = "a plan decision" if waiting.kind == "plan" else f"{len(waiting.questions)} answer(s)"
-    control.log(f"waiting for {what} (asked by the {waiting.asked_by} at {waiting.stage})")
+    control.log(f"waiting for {what} (asked by {waiting.asker} at stage {waiting.stage})")
     return Outcome("waiting", what)
 
 
