@@ -284,8 +284,10 @@ def _anthropic_engine(d: Doctor) -> Check:
     if d.env.get("ANTHROPIC_API_KEY") or d.env.get("ANTHROPIC_AUTH_TOKEN"):
         base = d.env.get("ANTHROPIC_BASE_URL", "the public API")
         return Check("engine", "ok", f"anthropic, key present, endpoint {base}")
-    return Check("engine", "fail", "ANTHROPIC_API_KEY is not set (put it in the service's "
-                 "EnvironmentFile or your shell)")
+    return Check("engine", "fail", "ANTHROPIC_API_KEY is not set: export it in your shell, "
+                 "or put it in opus.env for the service; without a key, `opus demo` "
+                 "rehearses and agents.engine = \"command\" runs your own agent "
+                 "(README, \"Deliver an FR offline\")")
 
 
 def _claude_code_engine(d: Doctor) -> Check:

@@ -70,6 +70,9 @@ def test_fresh_project_without_a_key_fails_naming_anthropic_api_key(
     levels = _levels(result.out)
     assert list(levels) == CHECKS
     assert levels["engine"][0] == "FAIL" and "ANTHROPIC_API_KEY" in levels["engine"][1]
+    # The way to try opus without a key is named where the key is missed.
+    assert "`opus demo`" in levels["engine"][1]
+    assert 'agents.engine = "command"' in levels["engine"][1]
     assert levels["repo"][0] == "WARN" and "git.default_repo" in levels["repo"][1]
     assert levels["config"] == ("ok", f"loaded from {project / 'opus.toml'}")
     assert levels["vault"][0] == "ok" and "(1 notes)" in levels["vault"][1]
