@@ -61,6 +61,9 @@ class Grant:
 
     network: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    writable_inside: tuple[Path, ...] = ()
+    """Directories inside the worktree that stay writable when it is mounted read-only
+    (the program's own state); with no isolation everything is writable anyway."""
 
 
 class Sandbox(Protocol):

@@ -7,10 +7,13 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,31 +84,53 @@ def test_command_timeout(make_task: TaskFactory) -> None:
 
 # ------------------------------------------------------------------------ claude-code
 
-FAKE_CLAUDE = r"""#!/bin/sh
-# A stand-in for the Claude Code CLI: records its argv, cwd, stdin and environment in the
-# worktree (its cwd), runs what a prompt-injected agent would through its "Bash tool" (a
-# child shell, which inherits its environment), and answers like `claude -p`.
-here=$(cd "$(dirname "$0")/.." && pwd)
-log=.fake-claude
-mkdir -p "$log"
-printf '%s\n' "$@" > "$log/argv"
-pwd > "$log/cwd"
-env > "$log/env"
-if [ "$2" = "--output-format" ]; then cat > "$log/stdin"; fi
-if [ -f "$here/attack.sh" ]; then sh "$here/attack.sh" > "$log/attack" 2>&1; fi
-if [ -f "$here/hang" ]; then sleep 60; fi
-echo "some progress on stderr" >&2
-cat "$here/reply.json"
+FAKE_CLAUDE = r"""#!/usr/bin/env python3
+# A stand-in for the Claude Code CLI: runs what a prompt-injected agent would through its
+# "Bash tool" (a child shell, which inherits its environment), reports its argv, cwd,
+# stdin, environment and what the shell saw to the test over loopback (the worktree may
+# be read-only), and answers like `claude -p`.
+import json, os, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+report = {"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}
+if sys.argv[2:3] == ["--output-format"]:
+    report["stdin"] = sys.stdin.read()
+if (root / "attack.sh").exists():
+    shell = subprocess.run(["sh", str(root / "attack.sh")], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+    report["attack"] = shell.stdout
+request = urllib.request.Request((root / "report_url").read_text(), json.dumps(report).encode())
+urllib.request.urlopen(request, timeout=10).close()
+if (root / "hang").exists():
+    time.sleep(60)
+print("some progress on stderr", file=sys.stderr)
+sys.stdout.write((root / "reply.json").read_text())
 """
+
+
+class _Reports(BaseHTTPRequestHandler):
+    """Keeps the body of each POST in the server's `reports`."""
+
+    timeout = 10
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.server.reports.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 @dataclass(frozen=True)
 class FakeClaude:
     """The fake CLI's directory (outside the worktree and outside /tmp, so the sandbox
-    shows it read-only) and the worktree it logs into."""
+    shows it read-only) and what each of its runs reported."""
 
     root: Path
-    worktree: Path
+    reports: list[dict[str, Any]]
 
     def reply(self, result: str, **fields: object) -> None:
         data = {
@@ -118,35 +143,54 @@ class FakeClaude:
         }  # fmt: skip
         (self.root / "reply.json").write_text(json.dumps(data) + "\n")
 
-    def log(self, name: str) -> str:
-        return (self.worktree / ".fake-claude" / name).read_text()
+    def log(self, name: str) -> Any:
+        assert self.reports, "the fake claude never reported"
+        return self.reports[-1][name]
 
     def argv(self) -> list[str]:
-        return self.log("argv").splitlines()
+        return list(self.log("argv"))
 
     def env(self) -> dict[str, str]:
-        return dict(line.split("=", 1) for line in self.log("env").splitlines() if "=" in line)
+        return dict(self.log("env"))
 
 
 @pytest.fixture
-def fake_claude(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClaude]:
-    """Install a fake `claude` on PATH, in a directory under /var/tmp."""
+def fake_claude(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClaude]:
+    """Install a fake `claude` on PATH, in a directory under /var/tmp, and the loopback
+    server it reports to."""
     root = Path(tempfile.mkdtemp(prefix="opus-fake-claude-", dir="/var/tmp"))
     script = root / "bin" / "claude"
     script.parent.mkdir()
     script.write_text(FAKE_CLAUDE)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
-    yield FakeClaude(root, repo)
-    shutil.rmtree(root, ignore_errors=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Reports)
+    server.reports = []  # type: ignore[attr-defined]
+    (root / "report_url").write_text(f"http://127.0.0.1:{server.server_address[1]}/")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield FakeClaude(root, server.reports)  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def claude_engine(**environ: str) -> ClaudeCodeEngine:
     return ClaudeCodeEngine(AgentsConfig(engine="claude-code"), SANDBOX_CFG, environ=environ)
 
 
+PLANNER_WRITES = """
+echo x > planted && echo "wrote worktree"
+echo x > "$CLAUDE_CONFIG_DIR/state.json" && echo "wrote config"
+"""
+
+
 def test_claude_code_planner(make_task: TaskFactory, repo: Path, fake_claude: FakeClaude) -> None:
     fake_claude.reply(f"I read the code.\n\n```json\n{json.dumps(PLAN, indent=2)}\n```\n")
+    (fake_claude.root / "attack.sh").write_text(PLANNER_WRITES)
     result = claude_engine().run(make_task(Role.PLANNER, max_turns=9))
     assert result.stop_reason == "submitted"
     assert result.output == PLAN
@@ -159,7 +203,11 @@ def test_claude_code_planner(make_task: TaskFactory, repo: Path, fake_claude: Fa
     assert argv[argv.index("--model") + 1] == "claude-sonnet-4-6"
     assert "Edit" in argv[argv.index("--disallowedTools") + 1]
     assert "You are the planner." in argv[argv.index("--append-system-prompt") + 1]
-    assert fake_claude.log("cwd").strip() == str(repo)
+    assert fake_claude.log("cwd") == str(repo)
+    if SANDBOX_CFG.kind == "bwrap":  # the worktree is read-only, but for claude's own state
+        assert "wrote config" in fake_claude.log("attack"), fake_claude.log("attack")
+        assert "wrote worktree" not in fake_claude.log("attack")
+        assert not (repo / "planted").exists()
     assert not (repo / SCRATCH_DIR).exists(), "claude's scratch folder is removed"
 
 
@@ -240,7 +288,7 @@ def test_claude_code_runs_in_the_sandbox(
     assert "wrote in the worktree" in attack and (repo / "written-by-agent").is_file()
     assert not (fake_claude.root / "escaped").exists() and "wrote outside" not in attack
     assert not (home / "planted").exists() and "wrote in HOME" not in attack
-    assert "sekrit" not in attack and "token=\n" in attack
+    assert "sekrit" not in attack and "token=\n" in attack, attack
     assert "api: HTTP Error" in attack, "the network reaches the API, which answers"
     env = fake_claude.env()
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-api-key"
@@ -271,4 +319,4 @@ def test_claude_code_without_a_sandbox_runs_as_the_user(
     assert engine.run(make_task(Role.CODER)).output == {"summary": "Implemented sub()."}
     env = fake_claude.env()
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-users-key" and "CLAUDE_CONFIG_DIR" not in env
-    assert fake_claude.log("cwd").strip() == str(repo)
+    assert fake_claude.log("cwd") == str(repo)

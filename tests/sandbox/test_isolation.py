@@ -174,6 +174,24 @@ def test_a_grant_adds_the_network_and_variables_for_that_program_only(
     assert "key=\n" in result.output and "connected" not in result.output, result.output
 
 
+def test_a_grant_keeps_its_own_folder_writable_in_a_read_only_worktree(
+    worktree: Path, outside: Path
+) -> None:
+    state = worktree / ".state"
+    state.mkdir()
+    grant = Grant(writable_inside=(state, outside))  # `outside` is no part of the worktree
+    result = bwrap_sandbox().granting(grant).run(
+        f"echo a > .state/a && echo wrote-state; echo b > b && echo wrote-worktree; "
+        f"echo c > {outside}/c && echo wrote-outside; true",
+        worktree=worktree,
+        timeout_s=20,
+        writable=False,
+    )
+    assert "wrote-state" in result.output and (state / "a").is_file(), result.output
+    assert "wrote-worktree" not in result.output and not (worktree / "b").exists()
+    assert "wrote-outside" not in result.output and not (outside / "c").exists()
+
+
 def test_only_allowed_environment_is_passed(
     worktree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,10 +40,16 @@ def credential_names(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def claude_grant(environ: Mapping[str, str], config_dir: Path) -> Grant:
-    """The network, the credential variables set in `environ`, `CLAUDE_CONFIG_DIR` and
-    the settings above: what the sandbox grants the claude process."""
+def config_dir(scratch: Path) -> Path:
+    """Claude's config dir (`CLAUDE_CONFIG_DIR`) in the run's scratch folder."""
+    return scratch / "claude"
+
+
+def claude_grant(environ: Mapping[str, str], scratch: Path) -> Grant:
+    """What the sandbox grants the claude process: the network, the credential
+    variables set in `environ`, the settings above, its config dir, and the `scratch`
+    folder writable even when the worktree is read-only (planner, reviewer)."""
     env = {name: environ[name] for name in CREDENTIAL_VARIABLES if environ.get(name)}
     env.update(CLAUDE_SETTINGS)
-    env["CLAUDE_CONFIG_DIR"] = str(config_dir)
-    return Grant(network=True, env=env)
+    env["CLAUDE_CONFIG_DIR"] = str(config_dir(scratch))
+    return Grant(network=True, env=env, writable_inside=(scratch,))

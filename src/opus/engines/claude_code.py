@@ -2,8 +2,9 @@
 
 `claude -p <prompt> --output-format stream-json --verbose` runs with the worktree as
 working directory, inside the job's sandbox (`claude_launch.py`): granted the network and
-its credential, with a config dir of its own, the worktree its only writable place, and
-the stage's timeout. Its last line is the JSON result (`result`, `total_cost_usd`,
+its credential, with a config dir of its own, the worktree its only writable place
+(read-only for the planner and the reviewer, as their bash is in engine `anthropic`),
+and the stage's timeout. Its last line is the JSON result (`result`, `total_cost_usd`,
 `usage`, `num_turns`, `subtype`); the lines before it are the conversation, each
 assistant message with the usage of the model call that wrote it. When no result comes
 (the stage's wall time ran out and claude was killed, or it died), what those messages
@@ -88,6 +89,7 @@ class ClaudeCodeEngine:
             worktree=task.worktree,
             environ=self.environ,
             timeout_s=task.timeout_s,
+            writable=task.role is Role.CODER,
         )
 
     def _argv(self, binary: str, task: AgentTask) -> tuple[list[str], str | None]:

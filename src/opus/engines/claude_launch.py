@@ -2,11 +2,12 @@
 
 In the sandbox (`sandbox.kind = "bwrap"`) claude runs through `Sandbox.run`, granted the
 network and its credential (`claude_access.py`): the worktree is the only writable
-place, the state dir and the user's credentials (`~/.claude` among them) are hidden,
-the limits hold and the stage's timeout kills its whole process group. `Sandbox.run`
-takes one shell command and merges stdout with stderr, so the long arguments, the
-prompt that goes through stdin, and claude's stdout and stderr are files in the
-worktree's scratch folder, removed after the run.
+place (for the planner and the reviewer only its scratch folder), the state dir and the
+user's credentials (`~/.claude` among them) are hidden, the limits hold and the stage's
+timeout kills its whole process group. `Sandbox.run` takes one shell command and merges
+stdout with stderr, so the long arguments, the prompt that goes through stdin, and
+claude's stdout and stderr are files in the worktree's scratch folder, removed after
+the run.
 
 With `sandbox.kind = "none"` claude runs as it always did: directly, with opus's own
 environment and the user's claude config, in its own process group.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opus.engines.base import SCRATCH_DIR
-from opus.engines.claude_access import claude_grant
+from opus.engines.claude_access import claude_grant, config_dir
 from opus.errors import EngineError
 from opus.seams import Sandbox
 
@@ -49,15 +50,16 @@ def run_sandboxed(
     worktree: Path,
     environ: Mapping[str, str],
     timeout_s: float,
+    writable: bool,
 ) -> Finished:
-    """Run `argv` in `sandbox`, granted what claude needs, with `worktree` as cwd."""
+    """Run `argv` in `sandbox`, granted what claude needs, with `worktree` as cwd
+    (read-only but for the scratch folder unless `writable`)."""
     scratch = worktree / SCRATCH_DIR
-    config_dir = scratch / "claude"
-    config_dir.mkdir(parents=True, exist_ok=True)
+    config_dir(scratch).mkdir(parents=True, exist_ok=True)
     try:
         command = shell_command(argv, stdin=stdin, scratch=scratch)
-        granted = sandbox.granting(claude_grant(environ, config_dir))
-        result = granted.run(command, worktree=worktree, timeout_s=timeout_s, writable=True)
+        granted = sandbox.granting(claude_grant(environ, scratch))
+        result = granted.run(command, worktree=worktree, timeout_s=timeout_s, writable=writable)
         stderr = _read(scratch / "stderr.log") + result.output  # the sandbox's own words
         return Finished(result.exit_code, _read(scratch / "stdout.json"), stderr, result.timed_out)
     finally:

@@ -120,11 +120,13 @@ def mount_plan(
     state_dir: Path | None,
     sockets: Sequence[Path] = (),
     tmp_mb: int | None = None,
+    writable_inside: Sequence[Path] = (),
 ) -> list[str]:
     """The bwrap filesystem options for a command in `worktree` (pure but for `exists`).
 
     `sockets` are host unix sockets to cover with /dev/null; `tmp_mb` caps the private
-    /tmp, which lives in memory.
+    /tmp, which lives in memory; `writable_inside` are existing directories inside a
+    read-only worktree bound back writable (one outside the worktree is ignored).
     """
     tmp_size = [] if tmp_mb is None else ["--size", str(tmp_mb * 1024 * 1024)]
     base = [
@@ -147,6 +149,9 @@ def mount_plan(
             mounts.append(Mount("--ro-bind", ("/dev/null", str(path))))
     wt = str(worktree)
     mounts.append(Mount("--bind" if writable else "--ro-bind", (wt, wt)))
+    if not writable:
+        inside = [path for path in writable_inside if path.is_relative_to(worktree)]
+        mounts.extend(Mount("--bind", (str(path), str(path))) for path in inside)
     # The repo's git dir stays read-only so nothing can plant hooks or config.
     mounts.extend(Mount("--ro-bind", (str(d), str(d))) for d in git_dirs(worktree))
     ordered = sorted(mounts, key=lambda mount: mount.depth)  # stable: ties keep order
@@ -166,6 +171,7 @@ def bwrap_argv(
     prlimit: str | None = None,
     sockets: Sequence[Path] = (),
     owner_fd: int | None = None,
+    writable_inside: Sequence[Path] = (),
 ) -> list[str]:
     """The whole bwrap command line that runs `command` in a shell in `worktree`.
 
@@ -185,8 +191,9 @@ def bwrap_argv(
     ]  # fmt: skip
     tmp_mb = limits.max_memory_mb if limits is not None else None
     plan = mount_plan(
-        worktree, writable=writable, home=home, state_dir=state_dir, sockets=sockets, tmp_mb=tmp_mb
-    )
+        worktree, writable=writable, home=home, state_dir=state_dir, sockets=sockets,
+        tmp_mb=tmp_mb, writable_inside=writable_inside,
+    )  # fmt: skip
     rlimits = rlimit_argv(prlimit, limits) if limits is not None and prlimit else []
     inner = [shell(), "-c", command] if owner_fd is None else guarded_shell_argv(command, owner_fd)
     return [bwrap, *plan, *isolation, "--", *rlimits, *inner]
@@ -219,15 +226,18 @@ class BwrapSandbox(ShellRunner):
         self.state_dir = state_dir.resolve() if state_dir is not None else None
         home = self.env.get("HOME")
         self.home = Path(home) if home else None
+        self.writable_inside: tuple[Path, ...] = ()
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(bwrap={self.bwrap!r}, network={self.network})"
 
     def granting(self, grant: Grant) -> Self:
-        """A copy whose commands also get `grant.env`, and the host's network when
-        `grant.network` (the shared network namespace: see designs/sandbox.md)."""
+        """A copy whose commands also get `grant.env`, the host's network when
+        `grant.network` (the shared network namespace: see designs/sandbox.md), and
+        `grant.writable_inside` writable in a read-only worktree."""
         widened = super().granting(grant)
         widened.network = self.network or grant.network
+        widened.writable_inside = self.writable_inside + tuple(grant.writable_inside)
         return widened
 
     def argv(
@@ -259,6 +269,7 @@ class BwrapSandbox(ShellRunner):
             prlimit=self.prlimit,
             sockets=cover.paths,
             owner_fd=owner_fd,
+            writable_inside=self.writable_inside,
         )
 
     def command_argv(
