@@ -174,13 +174,14 @@ def _status(args: argparse.Namespace) -> int:
     from opus.clock import SystemClock
     from opus.lightconfig import LightSettings, light_settings
     from opus.registry.reader import open_reader
-    from opus.status import View, render_status, status_report
+    from opus.status import RECENT_ENDED, View, render_status, status_report
 
     # Read-only: the settings without pydantic when they are plain (designs/lean.md).
     settings = light_settings(args.config) or LightSettings.of(_settings(args))
     _check_project(settings)
     reader = open_reader(settings.database_url)
-    report = status_report(reader, settings, SystemClock().now())
+    report = status_report(reader, settings, SystemClock().now(),
+                           ended_shown=None if args.all else RECENT_ENDED)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -421,6 +422,9 @@ def _args_status(p: argparse.ArgumentParser) -> None:
     _args_json(p)
     p.add_argument("--wide", action="store_true",
                    help="full paths and lines (default: vault-relative, 100 columns)")
+    p.add_argument("--all", action="store_true",
+                   help="every ended job too (default: the latest 20 done, failed or "
+                   "cancelled, and every job that has not ended)")
 
 
 def _args_top(p: argparse.ArgumentParser) -> None:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 WIDTH = 100
 CLAIMING_ROLES = ("all", "worker")
+RECENT_ENDED = 20
+"""How many ended jobs (done, failed, cancelled) `opus status` lists, the latest; every
+job that has not ended is always listed, and `--all` lists the rest."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class StatusReport:
     now: datetime | None = None
     quiet_turn_s: float | None = None
     """A live daemon whose loop has not turned for longer is shown as possibly stuck."""
+    older_ended: int = 0
+    """Ended jobs not listed (older than the latest `RECENT_ENDED`)."""
 
     @property
     def running(self) -> list[DaemonView]:
@@ -106,6 +111,7 @@ class StatusReport:
             "budget": {"spent_today_usd": round(self.spent_today_usd, 4),
                        "daily_usd": float(self.daily_usd)},
             "jobs": [row.as_dict() for row in self.jobs],
+            "older_ended_jobs": self.older_ended,
             "problems": [asdict(problem) for problem in self.problems],
         }
 
@@ -137,8 +143,10 @@ def status_report(
     *,
     host: str | None = None,
     jobs: Sequence[Job] | None = None,
+    ended_shown: int | None = RECENT_ENDED,
 ) -> StatusReport:
-    """Everything `opus status` shows, as of `now` (`jobs`: already read, else read here)."""
+    """Everything `opus status` shows, as of `now`. `jobs`: already read; else every job
+    that has not ended and the latest `ended_shown` ended ones (None: all) are read here."""
     if not isinstance(settings, LightSettings):
         settings = LightSettings.of(settings)
     host = host or socket.gethostname()
@@ -160,11 +168,25 @@ def status_report(
         quiet_turn_s=2 * settings.poll_idle_s + 60,
     )
     blocker = _common_blocker(report, settings.engine)
-    jobs = store.jobs() if jobs is None else jobs
+    older = 0
+    if jobs is None:
+        jobs, older = _jobs_to_list(store, ended_shown)
     rows = [_row(job, now, blocker, report.breakers) for job in _newest_first(jobs)]
     waiting = [w for r in records if r.id in live for w in r.info.get("waiting", [])]
     rows += _waiting_rows(waiting, {row.fr for row in rows if row.state == "queued"})
-    return replace(report, jobs=rows)
+    return replace(report, jobs=rows, older_ended=older)
+
+
+def _jobs_to_list(store: JobReader, ended_shown: int | None) -> tuple[list[Job], int]:
+    """Every job that has not ended and the latest `ended_shown` ended ones (None: every
+    job), and how many ended jobs that leaves out. A year of work is tens of thousands of
+    ended jobs: reading them all took seconds."""
+    if ended_shown is None:
+        return list(store.jobs()), 0
+    ended = [state for state in JobState if state.ended]
+    jobs = [*store.jobs([state for state in JobState if not state.ended]),
+            *store.latest_jobs(ended, limit=ended_shown)]
+    return jobs, max(0, store.count_jobs(ended) - ended_shown)
 
 
 def day_start(now: datetime) -> datetime:
@@ -282,6 +304,9 @@ def render_status(report: StatusReport, view: View | None = None) -> str:
     """The header (daemons, claiming, spend, breakers), the jobs, the unusable notes."""
     view = view or View()
     lines = [*_header(report, view), "", *_table(report.jobs, view)]
+    if report.older_ended:
+        lines.append(f"... and {report.older_ended:,} older ended jobs (done, failed, "
+                     "cancelled): `opus status --all` lists them")
     if report.problems:
         lines += ["", f"notes opus cannot use ({len(report.problems)}):"]
         lines += [f"  {problem.path}: {problem.reason}" for problem in report.problems]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from opus.daemon.logs import log_path
+from opus.domain import JobState
 from opus.registry import open_store
 from opus.vault.problems import NoteProblem, write_problems
 from tests.e2e_cli.helpers import FAST_POLL, clean_env, run_opus, wait_for
@@ -139,3 +140,25 @@ def test_status_fits_100_columns_and_wide_shows_full_paths(
     assert "notes opus cannot use (1):" in narrow.out
     wide = run_opus("status", "--wide", cwd=project, env=env)
     assert reason in wide.out and max(len(line) for line in wide.out.splitlines()) > 100
+
+
+def test_status_lists_the_latest_ended_jobs_and_all_lists_every_one(
+    project: Path, env: dict[str, str]
+) -> None:
+    store = open_store(f"sqlite:///{project / '.opus' / 'opus.db'}")
+    for n in range(1, 26):
+        job = store.enqueue(make_fr(f"FR-{n}"), project)
+        store.transition(job.id, JobState.RUNNING)
+        store.transition(job.id, JobState.FAILED, error="tests failed")
+    store.enqueue(make_fr("FR-99"), project)
+    store.close()
+
+    table = run_opus("status", cwd=project, env=env)
+    assert table.code == 0, table.err
+    assert "FR-99" in table.out and "FR-25 " in table.out and "FR-5 " not in table.out
+    assert table.out.rstrip().endswith(
+        "... and 5 older ended jobs (done, failed, cancelled): `opus status --all` lists them")
+    data = json.loads(run_opus("status", "--json", cwd=project, env=env).out)
+    assert len(data["jobs"]) == 21 and data["older_ended_jobs"] == 5
+    every = json.loads(run_opus("status", "--json", "--all", cwd=project, env=env).out)
+    assert len(every["jobs"]) == 26 and every["older_ended_jobs"] == 0

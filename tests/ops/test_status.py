@@ -316,3 +316,38 @@ def test_a_running_job_before_its_first_stage_says_it_is_preparing(
     assert "preparing" not in render_status(report)
     [card] = board_snapshot(store, settings, clock.now()).lane(Lane.RUNNING).cards
     assert card.reason is None
+
+
+def test_every_open_job_and_the_latest_ended_ones_are_listed_and_all_lists_the_rest(
+    store: Registry, settings: Settings, clock: FakeClock
+) -> None:
+    ended: list[int] = []
+    for n in range(1, 31):  # a history: 30 ended jobs, the newest last
+        job = store.enqueue(make_fr(f"FR-{n}"), REPO)
+        store.transition(job.id, JobState.RUNNING)
+        if n % 3:
+            store.transition(job.id, JobState.AWAITING_REVIEW, pr_url=f"https://pr/{n}")
+            store.transition(job.id, JobState.DONE)
+        else:
+            store.transition(job.id, JobState.FAILED, error="tests failed")
+        ended.append(job.id)
+        clock.advance(60)
+    old_open = store.enqueue(make_fr("FR-99"), REPO)  # queued for ages: never left out
+    open_ids = {old_open.id}
+    review = store.enqueue(make_fr("FR-100"), REPO)
+    store.transition(review.id, JobState.RUNNING)
+    store.transition(review.id, JobState.AWAITING_REVIEW, pr_url="https://pr/100")
+    open_ids.add(review.id)
+
+    report = status_report(store, settings, clock.now())
+
+    listed = [row.job for row in report.jobs]
+    assert set(listed) == open_ids | set(ended[-20:])
+    assert listed == sorted(listed, reverse=True)
+    assert report.older_ended == 10 and report.as_dict()["older_ended_jobs"] == 10
+    assert render_status(report).splitlines()[-1] == (
+        "... and 10 older ended jobs (done, failed, cancelled): `opus status --all` lists them")
+
+    everything = status_report(store, settings, clock.now(), ended_shown=None)
+    assert {row.job for row in everything.jobs} == open_ids | set(ended)
+    assert everything.older_ended == 0 and "older ended" not in render_status(everything)

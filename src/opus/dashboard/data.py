@@ -138,7 +138,7 @@ def metrics_dict(ctx: DashboardContext) -> dict[str, Any]:
 
 def daemons_dict(ctx: DashboardContext) -> dict[str, Any]:
     """The daemons as `opus status --json` lists them, with pause and spend."""
-    report = status_report(ctx.source, ctx.settings, ctx.now())
+    report = status_report(ctx.source, ctx.settings, ctx.now(), jobs=())
     data = report.as_dict()
     return {key: data[key] for key in ("daemon_running", "daemons", "paused", "breakers",
                                        "budget")}
