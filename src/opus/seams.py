@@ -152,6 +152,9 @@ class AgentTask:
     stage has spent so far (usage, USD): the pipeline records it in the registry at once
     (designs/pipeline.md, "Spend, call by call"). It may raise to end the stage (the job's
     lease is lost): the engine lets that through."""
+    on_answer: Callable[[], None] = lambda: None
+    """Called when the model's API answered a call: the engine works (it closes the
+    engine's breaker on a trial job without waiting for the job to end)."""
     should_stop: Callable[[], bool] = lambda: False
     """Polled between turns: True asks the engine to stop now (stuck, shutdown)."""
     can_ask: bool = False

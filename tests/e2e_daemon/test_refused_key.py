@@ -8,7 +8,9 @@ Messages API stand-in, which answers a key it does not accept as the API does (4
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime
 
 from opus.domain import JobState
 from tests.e2e_daemon.agency import Agency
@@ -47,7 +49,8 @@ def test_a_revoked_key_pauses_claiming_until_it_works_again(
     elapsed = time.monotonic() - started
     assert api.refused <= elapsed / COOLDOWN_S + 2, f"{api.refused} calls in {elapsed:.1f}s"
     _code, status = ws.cli("status")
-    assert "engine:anthropic open" in status and "refused opus's key" in status, status
+    # Open, or half-open while a trial runs: either way with the API's refusal.
+    assert "breaker   engine:anthropic" in status and "refused opus's key" in status, status
 
     api.api_key = API_KEY  # the key works again (its access restored)
     done = ws.wait_state("FR-1", JobState.AWAITING_REVIEW)
@@ -56,6 +59,49 @@ def test_a_revoked_key_pauses_claiming_until_it_works_again(
     assert kinds.count("access_denied") >= 2, kinds
     assert "infra_failures" not in done.spec
     assert len(_breaker_messages(sink)) == 1, sink.received
+
+
+def test_the_trial_jobs_first_answer_reopens_claiming_for_the_rest(
+    ws: Workspace, daemons: Daemons, api: MessagesAPI, agency: Agency
+) -> None:
+    """Not one job per cool-down until the trial job ends: its first answered model call
+    closes the engine's breaker, and a job queued meanwhile starts at once."""
+    cooldown_s = 20.0
+    api.api_key = "sk-ant-rotated"
+    ws.write_config(daemon={"breaker_cooldown_s": cooldown_s, "max_concurrent": 2})
+    ws.write_fr("FR-1")
+    daemons.start(ws)
+    wait_until(lambda: _queued_after_refusal(ws, api), "FR-1 refused and back in the queue")
+
+    gate = threading.Event()  # FR-1, the trial, stays in its coder stage meanwhile
+    agency.hold("FR-1", "coder", gate)
+    api.api_key = API_KEY
+    try:
+        wait_until(lambda: agency.count("FR-1", "coder") or None, "the trial job at work",
+                   timeout_s=cooldown_s + 30)
+        ws.write_fr("FR-2")
+        wait_until(lambda: agency.count("FR-2", "planner") or None, "FR-2 claimed",
+                   timeout_s=cooldown_s)
+        assert ("FR-1", "coder") in agency.waiting, "FR-1 has not ended"
+    finally:
+        gate.set()
+    # Without the trial's answer, the breaker would let FR-2 through only a cool-down after
+    # it let FR-1 through.
+    trial, second = _claimed_at(ws, "FR-1")[-1], _claimed_at(ws, "FR-2")[0]
+    assert (second - trial).total_seconds() < cooldown_s, (trial, second)
+    ws.wait_state("FR-1", JobState.AWAITING_REVIEW)
+    ws.wait_state("FR-2", JobState.AWAITING_REVIEW)
+
+
+def _claimed_at(ws: Workspace, fr_id: str) -> list[datetime]:
+    job = ws.job(fr_id)
+    assert job is not None
+    return [event.at for event in ws.store.events(job.id) if event.kind == "claimed"]
+
+
+def _queued_after_refusal(ws: Workspace, api: MessagesAPI) -> bool | None:
+    job = ws.job("FR-1")
+    return (api.refused >= 1 and job is not None and job.state is JobState.QUEUED) or None
 
 
 def test_run_once_with_a_bad_key_leaves_the_job_queued_for_the_next_run(

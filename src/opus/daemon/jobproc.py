@@ -5,8 +5,9 @@ process started once that has imported this module and the engine, and forks a j
 process per request in a few milliseconds instead of an interpreter start and a second
 of imports. `serve(header, inbox, events)` is the job process's whole life:
 `header` names the job and carries the settings; it reports on `events` (a one-way
-pipe) `{"stage": …}`, `{"touch": 1}` (at most once a second), `{"group": pgid}` for every
-command it starts, and `{"done": …}` at the end; it reads control messages from `inbox`:
+pipe) `{"stage": …}`, `{"touch": 1}` (at most once a second), `{"answered": 1}` once, at
+the model API's first answer, `{"group": pgid}` for every command it starts, and
+`{"done": …}` at the end; it reads control messages from `inbox`:
 `{"stop": reason}` stops the job at its next checkpoint.
 
 Stopping now is a signal. On SIGTERM it stops every command of its stage (the process
@@ -77,6 +78,12 @@ class ReportingControl(JobControl):
         mark(f"stage {stage}")
         if self.events is not None:
             self.events.send(stage=stage)
+
+    def answered(self) -> None:
+        first = self.answered_at is None
+        super().answered()
+        if first and self.events is not None:
+            self.events.send(answered=1)
 
     def touch(self, what: str) -> None:
         super().touch(what)

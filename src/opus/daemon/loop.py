@@ -115,6 +115,9 @@ class Daemon:
         self.presence = Presence(ctx.store, ctx.clock, daemon_id=self.worker_id, role=role,
                                  every_s=settings.daemon.heartbeat_s)
         self._claimed: set[int] = set()
+        self._engine_trials: set[int] = set()
+        """Jobs claimed while the engine's breaker was half-open: the first of them whose
+        model call is answered closes it."""
         # Jobs whose process ended them itself, seen first at (monotonic): left to finish.
         self._wrapping_up: dict[int, float] = {}
         self._healthy = False
@@ -460,8 +463,10 @@ class Daemon:
     def _claim(self) -> None:
         if self._paused() or self._over_daily_budget():
             return
-        if self.breaker.is_open(engine_key(self.ctx.settings.agents.engine)):
+        engine = engine_key(self.ctx.settings.agents.engine)
+        if self.breaker.is_open(engine):
             return
+        trial = self.breaker.state(engine) != "closed"
         if self.breaker.is_open(self._database_key()):
             return  # its conflicts would only meet the next job too
         open_repos = [key.removeprefix("repo:") for key in self.breaker.opened_keys()
@@ -480,6 +485,8 @@ class Daemon:
                     self.ctx.store.release(job.id, self.worker_id)
                 raise
             self._claimed.add(job.id)
+            if trial:
+                self._engine_trials.add(job.id)
             mark(f"claimed job {job.id}")
             self.pool.start(job)
             mark(f"job {job.id} forked")
@@ -519,6 +526,21 @@ class Daemon:
                 self._report_stuck(job, control, reason)
             snapshots.append(snapshot)
         self._preempt(snapshots)
+        self._engine_answered()
+
+    def _engine_answered(self) -> None:
+        """A trial job whose model call was answered shows the engine works again (the
+        key is accepted, the API serves): claim the rest now, not when that job ends."""
+        answered = [job for job, control in self.pool.controls()
+                    if job.id in self._engine_trials and control.answered_at is not None]
+        if not answered:
+            return
+        self._engine_trials.clear()
+        key = engine_key(self.ctx.settings.agents.engine)
+        if self.breaker.state(key) != "closed":
+            self.breaker.record_success(key)
+            log.warning("circuit breaker %s closed again: the model API answered %s",
+                        key, answered[0].fr_id)
 
     def _preempt(self, running: list[RunningSnapshot]) -> None:
         waiting = self.ctx.store.queue_summary().most_urgent_queued
@@ -555,6 +577,7 @@ class Daemon:
         settle = Settler(self.ctx, self.breaker, self.worker_id)
         for item in finished:
             self._wrapping_up.pop(item.job.id, None)
+            self._engine_trials.discard(item.job.id)
             settle(item)
 
     def _report_stuck(self, job: Job, control: JobControl, reason: str) -> None:

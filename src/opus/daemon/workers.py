@@ -224,6 +224,8 @@ class _ProcessWorker:
             self.control.begin_stage(str(event["stage"]))
         elif "touch" in event:
             self.control.last_activity = time.monotonic()
+        elif "answered" in event:
+            self.control.answered()
         elif "done" in event:
             self.result = event["done"]
 

@@ -343,7 +343,7 @@ class _Run:
         try:
             client = self.engine.client
             mark("model request")
-            return client.messages.create(
+            reply = client.messages.create(
                 model=self.task.model,
                 max_tokens=self.call_max_tokens,
                 system=self.system,  # type: ignore[arg-type]
@@ -357,6 +357,8 @@ class _Run:
             raise self._with_spent(translate(exc, self._described())) from exc
         except anthropic.AnthropicError as exc:
             raise self._with_spent(translate(exc, self._described())) from exc
+        self.task.on_answer()
+        return reply
 
     def _described(self) -> Call:
         agents, role = self.engine.agents, self.task.role

@@ -48,6 +48,8 @@ class JobControl:
     last_activity: float = field(default_factory=time.monotonic)
     stage_started: float = field(default_factory=time.monotonic)
     stage: str | None = None
+    answered_at: float | None = None
+    """When the model's API first answered this job (None: not yet, this run)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def request_stop(self, reason: str) -> None:
@@ -73,6 +75,11 @@ class JobControl:
         """Record activity (an agent reply, a tool call) and log it."""
         self.last_activity = time.monotonic()
         self.log(what)
+
+    def answered(self) -> None:
+        """Record that the model's API answered a call of this job."""
+        if self.answered_at is None:
+            self.answered_at = time.monotonic()
 
     def begin_stage(self, stage: str) -> None:
         self.stage = stage

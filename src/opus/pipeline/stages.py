@@ -98,6 +98,7 @@ def _agent(call: _Call, role: Role, message: str) -> tuple[AgentResult, str]:
         budget_usd=call.budget_usd,
         on_activity=call.control.touch,
         on_spend=call.on_spend,
+        on_answer=call.control.answered,
         should_stop=call.control.must_stop_now,
         can_ask=role is Role.PLANNER
         or (role is Role.CODER and call.ctx.settings.agents.coder_can_ask),
