@@ -72,8 +72,8 @@ def no_credentials() -> EngineAccessDenied:
     """No key, token or credentials for the SDK to send: no call can succeed."""
     return EngineAccessDenied(
         "no Anthropic API key: ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) is not set in "
-        "the daemon's environment; put it in the service's EnvironmentFile (or your "
-        f"shell) and restart opus; {RESUMES}"
+        "the daemon's environment; put it in opus.env, the service's EnvironmentFile (or "
+        f"export it in your shell), and restart opus; {RESUMES}"
     )
 
 
@@ -106,8 +106,8 @@ def _denied(status: int, quoted: str, call: Call) -> EngineAccessDenied:
         return EngineAccessDenied(
             f"the Anthropic API refused opus's key ({quoted}): ANTHROPIC_API_KEY is "
             "invalid, revoked or expired (or ANTHROPIC_BASE_URL points at a service that "
-            "wants another key). Set a working key in the service's EnvironmentFile and "
-            f"restart opus; {RESUMES}"
+            "wants another key). Set a working key in opus.env, the service's "
+            f"EnvironmentFile (or your shell), and restart opus; {RESUMES}"
         )
     if status == 403:
         return EngineAccessDenied(
