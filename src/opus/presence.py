@@ -72,6 +72,7 @@ def daemon_info(
                 "title": item.fr.title,
                 "waiting_on": list(item.waiting_on),
                 "reason": item.reason,
+                "held": dict(item.held),
             }
             for item in blocked
         ],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import ChainMap
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opus.domain import FeatureRequest, FRStatus
 
@@ -26,6 +26,9 @@ class Blocked:
     """The dependency ids that are not `done` yet (or, in a cycle, the cycle's ids)."""
     reason: str
     """For a person: e.g. "waits for FR-045 (in-progress), FR-050 (no such note)"."""
+    held: Mapping[str, str] = field(default_factory=dict)
+    """The dependencies that get no nearer to `done` until a person acts, with their
+    status: draft, failed, cancelled, invalid, or no such note."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,13 @@ def _blocker(
     if not waiting:
         return None
     described = ", ".join(f"{dep} ({_status_text(known.get(dep))})" for dep in waiting)
-    return Blocked(fr, waiting, f"waits for {described}")
+    held = {dep: _status_text(known.get(dep)) for dep in waiting
+            if known.get(dep) not in _ON_THE_WAY}
+    return Blocked(fr, waiting, f"waits for {described}", held)
+
+
+_ON_THE_WAY = frozenset({FRStatus.PLANNED, FRStatus.IN_PROGRESS, FRStatus.REVIEW})
+"""Statuses an FR leaves for `done` without a person doing more than review."""
 
 
 def _status_text(status: FRStatus | None) -> str:

@@ -48,7 +48,8 @@ class StatusRow:
     pr: str | None
     error: str | None
     waiting: str | None = None
-    """Why a queued job or planned FR does not start: `waiting on FR-8`, `paused`,
+    """Why a queued job or planned FR does not start: `waiting on FR-8` (`FR-8 (failed)`
+    when it will not get done without a person), `paused`,
     `daily budget`, `breaker open`, `no daemon running`; for a job waiting for a person
     `needs you (<how long>): <note>`; None when nothing holds it."""
     waited_s: float | None = None
@@ -266,7 +267,10 @@ def _waiting_rows(items: Iterable[dict[str, Any]], queued: set[str]) -> list[Sta
         fr = str(item.get("fr"))
         if fr in queued or fr in rows:
             continue
-        on = [str(dep) for dep in item.get("waiting_on", [])]
+        held = item.get("held") or {}
+        # A dependency that waits for a person says so: "FR-8 (cancelled)".
+        on = [f"{dep} ({held[dep]})" if dep in held else str(dep)
+              for dep in item.get("waiting_on", [])]
         reason = str(item.get("reason", ""))
         why = reason if reason.startswith("dependency cycle") else f"waiting on {', '.join(on)}"
         rows[fr] = StatusRow(job=None, fr=fr, title=str(item.get("title", "")), state="planned",

@@ -20,10 +20,10 @@ from opus.board.lanes import Lane, board_snapshot
 from opus.config import BudgetConfig, DaemonConfig, Settings, VaultConfig
 from opus.control import set_paused
 from opus.daemon.breaker import OpenCircuit
-from opus.domain import DaemonRecord, JobState, Stage, StageRun
+from opus.domain import DaemonRecord, FRStatus, JobState, Stage, StageRun
 from opus.presence import Presence, daemon_info
 from opus.registry import Registry
-from opus.scheduling import Blocked
+from opus.scheduling import Blocked, schedule
 from opus.status import WIDTH, View, render_status, status_report
 from opus.testing.clock import FakeClock
 from opus.testing.store import memory_store
@@ -186,6 +186,21 @@ def test_planned_frs_waiting_on_dependencies_are_listed(
     store.forget_daemon(f"{HOST}:{os.getpid()}:abc123")
     store.beat_daemon(_daemon(clock, blocked=[blocked], pid=_dead_pid()))
     assert status_report(store, settings, clock.now()).jobs == []
+
+
+def test_a_dependency_that_waits_for_a_person_is_named_with_its_status(
+    store: Registry, settings: Settings, clock: FakeClock
+) -> None:
+    # FR-62 was cancelled: FR-63 waits on it forever unless someone retries it or drops
+    # the dependency, so the row says which; FR-61 is on its way and says nothing more.
+    frs = [make_fr("FR-63", depends_on=("FR-62",)), make_fr("FR-64", depends_on=("FR-61",))]
+    statuses = {"FR-62": FRStatus.CANCELLED, "FR-61": FRStatus.IN_PROGRESS}
+    store.beat_daemon(_daemon(clock, blocked=list(schedule(frs, statuses).blocked)))
+    report = status_report(store, settings, clock.now())
+    assert {row.fr: row.waiting for row in report.jobs} == {
+        "FR-63": "waiting on FR-62 (cancelled)", "FR-64": "waiting on FR-61"}
+    assert any(line.endswith("waiting on FR-62 (cancelled)")
+               for line in render_status(report).splitlines())
 
 
 def test_long_paths_and_errors_fit_in_100_columns_and_wide_shows_them_whole(

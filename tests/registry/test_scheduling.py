@@ -45,6 +45,15 @@ def test_blocked_by_a_dependency_that_is_not_done() -> None:
     assert blocked.fr.id == "FR-2"
     assert blocked.waiting_on == ("FR-1", "FR-9")
     assert blocked.reason == "waits for FR-1 (in-progress), FR-9 (no such note)"
+    assert blocked.held == {"FR-9": "no such note"}, "FR-1 gets done without a person"
+
+
+def test_dependencies_that_wait_for_a_person_are_held() -> None:
+    deps = {"FR-1": FRStatus.CANCELLED, "FR-3": FRStatus.FAILED, "FR-4": FRStatus.DRAFT,
+            "FR-5": FRStatus.INVALID, "FR-6": FRStatus.REVIEW, "FR-7": P}
+    (blocked,) = schedule([make_fr("FR-2", depends_on=tuple(deps))], deps).blocked
+    assert blocked.held == {"FR-1": "cancelled", "FR-3": "failed", "FR-4": "draft",
+                            "FR-5": "invalid"}
 
 
 def test_unblocked_once_the_dependency_is_done() -> None:
