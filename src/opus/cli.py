@@ -348,7 +348,7 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
-    from opus.service import install_unit
+    from opus.service import install_unit, service_user
     from opus.service_paths import writable_paths
 
     settings = _settings(args)
@@ -361,6 +361,7 @@ def _service(args: argparse.Namespace) -> int:
             working_dir=settings.base_dir,
             read_write_paths=writable,
             environment_file=env_file,
+            run_as=None if args.user else service_user(os.environ),
             dashboard=dashboard,
         )
         print(f"{instructions}\n")

@@ -19,8 +19,10 @@ hardening and paths, so its actions (retry, cancel) can write the registry and w
 
 from __future__ import annotations
 
+import getpass
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from opus.errors import ConfigError
@@ -143,6 +145,14 @@ def render_unit(
             "",
         ]
     )
+
+
+def service_user(environ: Mapping[str, str]) -> str | None:
+    """Whom a system unit runs opus as (`User=`): the user behind `sudo opus service
+    install`, else whoever runs it; None (root) only when root itself installs it. Run as
+    root, opus would leave root-owned files in the user's vault and repos."""
+    name = environ.get("SUDO_USER") or environ.get("USER") or getpass.getuser()
+    return None if name == "root" else name
 
 
 def unit_path(user: bool, *, home: Path, name: str = UNIT_NAME) -> Path:

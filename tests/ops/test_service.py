@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from opus.errors import ConfigError
-from opus.service import default_exec_start, install_unit, render_unit
+from opus.service import default_exec_start, install_unit, render_unit, service_user
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "systemd" / "opus.service"
@@ -296,3 +296,18 @@ def test_service_install_dashboard_writes_both_units(
     out = capsys.readouterr().out
     assert "systemctl --user enable --now opus-dashboard" in out
     assert "systemctl --user enable --now opus\n" in out
+
+
+@pytest.mark.parametrize(("environ", "user"), [
+    ({"SUDO_USER": "ada", "USER": "root"}, "ada"),  # `sudo opus service install`
+    ({"USER": "ada"}, "ada"),
+    ({"USER": "root"}, None),  # root installing for itself: no User= line
+])
+def test_a_system_unit_runs_opus_as_the_user_who_installed_it(
+    tmp_path: Path, environ: dict[str, str], user: str | None
+) -> None:
+    assert service_user(environ) == user
+    path, _ = install_unit(False, home=tmp_path, working_dir=tmp_path, read_write_paths=[],
+                           run_as=service_user(environ), unit_dir=tmp_path)
+    users = [line for line in path.read_text().splitlines() if line.startswith("User=")]
+    assert users == ([f"User={user}"] if user else [])
