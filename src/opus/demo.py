@@ -143,6 +143,8 @@ def _report(store: JobStore, settings: Settings, root: Path, repo: Path) -> None
     print("\n" + render_status(report, View(vault_root=settings.vault_path, base_dir=root)))
     review = sorted((root / "vault" / "10_features" / "05_review").glob("*.md"))
     for note in review:
-        print(f"\nin the vault, ready for review: {note}")
+        what = ("the pull request (review it, then set its `decision:`)"
+                if note.name.startswith("PR-") else "the FR, now `status: review`")
+        print(f"\nin the vault, {what}: {note}")
     log = git("log", "--oneline", "--all", "-n", "5", cwd=repo, check=False)
     print(f"\nbranches pushed to the demo remote:\n{log}\n\nnext: `opus init ~/backlog`")

@@ -22,6 +22,9 @@ def test_demo_without_a_key_is_a_labelled_rehearsal_that_reaches_review(tmp_path
     pr_notes = sorted(review.glob("PR-DEMO-1-*.md"))
     assert len(pr_notes) == 1 and note["pr"] == str(pr_notes[0])
     assert "[rehearsal]" in pr_notes[0].read_text()
+    # Each note it points to says what it is: the FR, and the PR to decide on.
+    assert f"the FR, now `status: review`: {review / 'DEMO-1-rehearsal.md'}" in result.out
+    assert f"the pull request (review it, then set its `decision:`): {pr_notes[0]}" in result.out
 
 
 def test_demo_twice_in_the_same_dir_does_not_open_a_second_pr(tmp_path: Path) -> None:
