@@ -18,6 +18,7 @@ from opus.board.lanes import Board, Lane, board_snapshot, latest
 from opus.board.top import Editor, TopApp
 from opus.control import is_paused
 from opus.domain import JobState
+from opus.errors import OpusError
 from opus.registry.reader import open_reader
 from opus.testing.clock import FakeClock
 from opus.wake import wake_path
@@ -172,8 +173,14 @@ def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path
     settings = project_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none?"
                                           "connect_timeout=2")
     reader = open_reader(settings.database_url)
-    app = TopApp(lambda _ended: board_snapshot(reader, settings, FakeClock().now()),
-                 Operator(settings))
+    reads = 0
+
+    def source(_ended: int) -> Board:
+        nonlocal reads
+        reads += 1
+        return board_snapshot(reader, settings, FakeClock().now())
+
+    app = TopApp(source, Operator(settings), refresh_s=0.1)
 
     async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
         await until(pilot, lambda: "cannot read the registry" in message(app),
@@ -182,6 +189,32 @@ def test_an_unreachable_registry_is_said_on_the_board_and_q_still_quits(tmp_path
         await pilot.press("r")  # nothing selected: refused, not a crash
         await pilot.pause()
         assert message(app) == "cannot retry: no job is selected"
+        seen = reads
+        await until(pilot, lambda: reads >= seen + 3, "three more reads")
+        # The same failure again does not wipe out the answer to the key just pressed.
+        assert message(app) == "cannot retry: no job is selected"
+        await pilot.press("q")
+
+    assert play(app, scenario).return_value == 0
+
+
+def test_a_registry_readable_again_is_said_and_the_board_drawn(fleet: Fleet) -> None:
+    reader = open_reader(fleet.url)
+    down = True
+
+    def source(ended: int) -> Board:
+        if down:
+            raise OpusError("cannot reach postgresql at 127.0.0.1:5432; is the server running?")
+        return board_snapshot(reader, fleet.settings, fleet.clock.now(), windows=latest(ended))
+
+    app = TopApp(source, Operator(fleet.settings), refresh_s=0.1)
+
+    async def scenario(app: TopApp, pilot: Pilot[int]) -> None:
+        nonlocal down
+        await until(pilot, lambda: "cannot read the registry" in message(app), "the error said")
+        down = False
+        await until(pilot, lambda: app.board is not None, "the board drawn")
+        assert message(app) == "the registry can be read again"
         await pilot.press("q")
 
     assert play(app, scenario).return_value == 0

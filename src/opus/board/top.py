@@ -101,6 +101,8 @@ class TopApp(App[int]):
         self._loading = False
         self._reads = 0
         self._drawn = 0
+        self._read_error: str | None = None
+        """What the message line says of the registry while it cannot be read."""
 
     def compose(self) -> ComposeResult:
         yield Static("reading the registry…", id="summary")
@@ -128,10 +130,19 @@ class TopApp(App[int]):
         try:
             board = await asyncio.to_thread(self.source, self.ended)
         except OpusError as exc:
-            self.say(f"cannot read the registry: {exc}")
+            # Said once, not at every timed read: it would wipe out, within a second, the
+            # answer to what the operator just pressed.
+            error = f"cannot read the registry: {exc}"
+            if error != self._read_error:
+                self._read_error = error
+                self.say(error)
             return
         finally:
             self._loading = False
+        if self._read_error is not None:
+            if self.said() == self._read_error:
+                self.say("the registry can be read again")
+            self._read_error = None
         if ticket > self._drawn:
             self._drawn = ticket
             self.show(board)
@@ -162,6 +173,10 @@ class TopApp(App[int]):
 
     def say(self, text: str) -> None:
         self.query_one("#message", Static).update(Text(text))
+
+    def said(self) -> str:
+        """What the message line shows now."""
+        return str(self.query_one("#message", Static).render())
 
     def selected_key(self) -> str | None:
         option = self.query_one("#cards", OptionList).highlighted_option
