@@ -363,6 +363,8 @@ def _service(args: argparse.Namespace) -> int:
             environment_file=env_file,
             run_as=None if args.user else service_user(os.environ),
             dashboard=dashboard,
+            name=args.name,
+            force=args.force,
         )
         print(f"{instructions}\n")
     return 0
@@ -447,6 +449,11 @@ def _args_service(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
     p.add_argument("--dashboard", action="store_true",
                    help="also opus-dashboard.service, running `opus dashboard`")
+    p.add_argument("--name", metavar="NAME",
+                   help="install as NAME.service (and NAME-dashboard.service): a second "
+                   "project's unit beside the first (default: opus)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a unit of that name that runs another project")
 
 
 def _args_dashboard(p: argparse.ArgumentParser) -> None:

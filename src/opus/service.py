@@ -155,6 +155,40 @@ def service_user(environ: Mapping[str, str]) -> str | None:
     return None if name == "root" else name
 
 
+def unit_name(name: str | None, *, dashboard: bool = False) -> str:
+    """The unit file's name: `opus.service` (`opus-dashboard.service`), or `name`'s."""
+    if name is None:
+        return DASHBOARD_UNIT_NAME if dashboard else UNIT_NAME
+    stem = name.removesuffix(".service")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stem) or stem.endswith("-dashboard"):
+        raise ConfigError(
+            f"--name {name!r} is not a unit name opus can use: letters, digits, '_', '.' and "
+            "'-', not ending in -dashboard (e.g. --name opus-work)"
+        )
+    return f"{stem}-dashboard.service" if dashboard else f"{stem}.service"
+
+
+def _refuse_other_project(path: Path, working_dir: Path) -> None:
+    """Raise when `path` holds a unit for another project or one opus did not write."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # unreadable: the write below says what is wrong
+    ours = _quote(str(working_dir))
+    found = re.search(r"^WorkingDirectory=(.*)$", text, re.MULTILINE)
+    if found is not None and found.group(1).strip() == ours and "opus" in text:
+        return  # the same project's unit: brought up to date
+    runs = (f"runs the project in {found.group(1).strip()}" if found is not None
+            else "was not written by opus for a project")
+    raise ConfigError(
+        f"{path} already exists and {runs}; not replaced. One unit runs one project: "
+        "install this one beside it with `--name opus-<something>`, or replace it with "
+        "`--force`"
+    )
+
+
 def unit_path(user: bool, *, home: Path, name: str = UNIT_NAME) -> Path:
     """Where the unit goes: `~/.config/systemd/user/` or `/etc/systemd/system/`."""
     return (home / USER_UNIT_DIR if user else SYSTEM_UNIT_DIR) / name
@@ -203,8 +237,14 @@ def install_unit(
     run_as: str | None = None,
     unit_dir: Path | None = None,
     dashboard: bool = False,
+    name: str | None = None,
+    force: bool = False,
 ) -> tuple[Path, str]:
     """Write the unit and return (its path, how to enable it).
+
+    A unit of that name that runs another project (or that opus did not write) is not
+    replaced unless `force`: one unit runs one project, and `name` installs another one
+    beside it (`<name>.service`, `<name>-dashboard.service`).
 
     Read-write paths that do not exist yet are named in the instructions: systemd
     refuses to start a unit whose `ReadWritePaths=` are missing, but creating a mistyped
@@ -221,8 +261,10 @@ def install_unit(
         run_as=run_as,
         dashboard=dashboard,
     )
-    name = DASHBOARD_UNIT_NAME if dashboard else UNIT_NAME
+    name = unit_name(name, dashboard=dashboard)
     path = unit_dir / name if unit_dir is not None else unit_path(user, home=home, name=name)
+    if not force:
+        _refuse_other_project(path, working_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

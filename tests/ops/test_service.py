@@ -311,3 +311,48 @@ def test_a_system_unit_runs_opus_as_the_user_who_installed_it(
                            run_as=service_user(environ), unit_dir=tmp_path)
     users = [line for line in path.read_text().splitlines() if line.startswith("User=")]
     assert users == ([f"User={user}"] if user else [])
+
+
+def test_a_unit_for_another_project_is_kept_unless_forced_and_name_installs_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opus.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    work, play = tmp_path / "work", tmp_path / "play"
+    for project in (work, play):
+        project.mkdir()
+        (project / "opus.toml").write_text('[vault]\npath = "vault"\n')
+    units = home / ".config/systemd/user"
+
+    def install(project: Path, *extra: str) -> int:
+        return main(["--config", str(project / "opus.toml"), "service", "install", "--user",
+                     *extra])
+
+    assert install(work) == 0
+    first = (units / "opus.service").read_text()
+    assert install(work) == 0  # the same project again: brought up to date
+    capsys.readouterr()
+
+    assert install(play) == 2
+    err = capsys.readouterr().err
+    assert f"runs the project in {work}" in err and "--name" in err and "--force" in err
+    assert (units / "opus.service").read_text() == first
+
+    assert install(play, "--name", "opus-play", "--dashboard") == 0
+    assert sorted(path.name for path in units.iterdir()) == [
+        "opus-play-dashboard.service", "opus-play.service", "opus.service"]
+    assert f"WorkingDirectory={play}" in (units / "opus-play.service").read_text()
+    assert "systemctl --user enable --now opus-play\n" in capsys.readouterr().out
+    assert (units / "opus.service").read_text() == first
+
+    assert install(play, "--force") == 0
+    assert f"WorkingDirectory={play}" in (units / "opus.service").read_text()
+
+    (units / "hand-made.service").write_text("[Service]\nExecStart=/bin/true\n")
+    assert install(work, "--name", "hand-made") == 2
+    assert "was not written by opus" in capsys.readouterr().err
+    assert install(work, "--name", "bad name") == 2
+    assert "--name 'bad name'" in capsys.readouterr().err
