@@ -104,7 +104,8 @@ def _vault(d: Doctor) -> Check:
     if not features.is_dir():
         return Check("vault", "fail", f"{features} is missing; run `opus init` or fix vault.path")
     notes = sum(1 for _ in features.rglob("*.md"))
-    return Check("vault", "ok", f"{d.settings.vault_path} ({notes} notes)")
+    plural = "" if notes == 1 else "s"
+    return Check("vault", "ok", f"{d.settings.vault_path} ({notes} note{plural})")
 
 
 def _notes(d: Doctor) -> Check:

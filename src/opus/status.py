@@ -399,7 +399,7 @@ def _cells(row: StatusRow, view: View) -> tuple[str, ...]:
                 else f"waiting: {row.waiting}")
     elif row.pr:
         # An open PR handed back to a person says why first ("CI still failing …").
-        tail = f"{error} {view.path(row.pr)}" if error else view.path(row.pr)
+        tail = f"{error}: {view.path(row.pr)}" if error else view.path(row.pr)
     else:
         tail = error or activity(row.state, row.stage) or ""
     return (

@@ -75,7 +75,7 @@ def test_fresh_project_without_a_key_fails_naming_anthropic_api_key(
     assert 'agents.engine = "command"' in levels["engine"][1]
     assert levels["repo"][0] == "WARN" and "git.default_repo" in levels["repo"][1]
     assert levels["config"] == ("ok", f"loaded from {project / 'opus.toml'}")
-    assert levels["vault"][0] == "ok" and "(1 notes)" in levels["vault"][1]
+    assert levels["vault"][0] == "ok" and "(1 note)" in levels["vault"][1]
     assert levels["database"][0] == "WARN" and "does not exist yet" in levels["database"][1]
     assert not (project / ".opus").exists(), "doctor creates no state"
 

@@ -366,3 +366,14 @@ def test_every_open_job_and_the_latest_ended_ones_are_listed_and_all_lists_the_r
     everything = status_report(store, settings, clock.now(), ended_shown=None)
     assert {row.job for row in everything.jobs} == open_ids | set(ended)
     assert everything.older_ended == 0 and "older ended" not in render_status(everything)
+
+
+def test_a_job_with_a_pr_and_an_error_says_the_error_then_the_pr(
+    store: Registry, settings: Settings, clock: FakeClock
+) -> None:
+    job = store.enqueue(make_fr("FR-1"), REPO)
+    store.transition(job.id, JobState.RUNNING)
+    store.transition(job.id, JobState.AWAITING_REVIEW, pr_url="https://forge/pr/7")
+    store.transition(job.id, JobState.CANCELLED, error="the PR was closed without merge")
+    text = render_status(status_report(store, settings, clock.now()))
+    assert "the PR was closed without merge: https://forge/pr/7" in text
