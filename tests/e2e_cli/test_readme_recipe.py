@@ -62,7 +62,8 @@ def test_the_offline_recipe_delivers_its_fr(home: Path, tmp_path: Path) -> None:
     shims.mkdir()
     (shims / "opus").write_text(f'#!/bin/sh\nexec {sys.executable} -m opus "$@"\n')
     (shims / "opus").chmod(0o755)
-    env = clean_env(home)
+    # A new machine: no git identity anywhere (no ~/.gitconfig, no GIT_AUTHOR_* ...).
+    env = {k: v for k, v in clean_env(home).items() if not k.startswith("GIT_")}
     env["PATH"] = f"{shims}:{env['PATH']}"
 
     setup = _bash(blocks["setup"], home, env)
