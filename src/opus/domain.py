@@ -203,6 +203,11 @@ class Usage:
         )
 
 
+UNFINISHED_REASON = "unfinished"
+"""The `stop_reason` of a stage run whose spend is metered while its stage has not ended
+(`pipeline.metering`): the stage under way, or one a kill or an error cut short."""
+
+
 @dataclass(frozen=True)
 class StageRun:
     """A checkpoint: one completed (or failed) stage of a job."""

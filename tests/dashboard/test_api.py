@@ -191,3 +191,28 @@ def test_a_lost_postgres_connection_is_one_failed_read(tmp_path: Path) -> None:
             assert len(web.get("/api/v1/jobs").json()["jobs"]) == 5
         finally:
             project.close()
+
+
+def test_a_stage_under_way_shows_running_and_one_a_kill_cut_short_says_so(
+    any_project: Project,
+) -> None:
+    from opus.domain import Stage, Usage
+    from opus.pipeline.metering import StageMeter
+
+    job_id = any_project.ids["FR-2"]
+    meter = StageMeter(any_project.store, any_project.clock, job_id, Stage.CODE, 3,
+                       holder="worker-1", started=any_project.clock.now())
+    meter(Usage(input_tokens=1000, output_tokens=200), 0.05)  # one billed call so far
+    web = client(any_project)
+
+    def last_stage() -> dict[str, object]:
+        detail = web.get(f"/api/v1/jobs/{job_id}").json()
+        stage: dict[str, object] = detail["rounds"][-1]["stages"][-1]
+        return stage
+
+    assert (last_stage()["stage"], last_stage()["round"]) == ("code", 3)
+    assert last_stage()["result"] == "running"
+    assert "<td>running</td>" in web.get(f"/jobs/{job_id}").text
+    any_project.store.release(job_id, "worker-1")  # its job process was killed
+    assert last_stage()["result"] == "cut short"
+    assert "<td>cut short</td>" in web.get(f"/jobs/{job_id}").text

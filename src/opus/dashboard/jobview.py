@@ -15,7 +15,7 @@ from typing import Any
 
 from opus.conversation.waiting import conversation_of, waiting_of
 from opus.dashboard.redact import Redactor
-from opus.domain import Event, Job, Stage, StageRun
+from opus.domain import UNFINISHED_REASON, Event, Job, JobState, Stage, StageRun
 
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
@@ -33,8 +33,11 @@ def _cap(text: str, limit: int = TEXT_CAP) -> str:
     return text if len(text) <= limit else text[-limit:] + "\n(cut: the start is not shown)"
 
 
-def stage_row(run: StageRun) -> dict[str, Any]:
-    """A checkpoint as a timeline row: duration, tokens, cache-read share, cost, prompt sha."""
+def stage_row(run: StageRun, *, current: bool = False) -> dict[str, Any]:
+    """A checkpoint as a timeline row: duration, tokens, cache-read share, cost, prompt sha,
+    and its result: `ok`, `failed`, or for a run its spend was metered into while it had not
+    ended (designs/pipeline.md, "Spend, call by call") `running` when it is the `current`
+    stage of a running job, else `cut short`."""
     usage = run.usage
     prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
     duration = None
@@ -42,6 +45,7 @@ def stage_row(run: StageRun) -> dict[str, Any]:
         duration = max(0.0, (run.finished_at - run.started_at).total_seconds())
     return {
         "stage": run.stage.value, "round": run.iteration, "ok": run.ok,
+        "result": _result(run, current=current),
         "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "duration_s": duration, "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens, "cache_read_tokens": usage.cache_read_tokens,
@@ -52,11 +56,21 @@ def stage_row(run: StageRun) -> dict[str, Any]:
     }
 
 
-def rounds(runs: Sequence[StageRun]) -> list[dict[str, Any]]:
-    """Checkpoints grouped by round (0: the plan, before the first code round)."""
+def _result(run: StageRun, *, current: bool) -> str:
+    if run.ok:
+        return "ok"
+    if run.output.get("stop_reason") == UNFINISHED_REASON:
+        return "running" if current else "cut short"
+    return "failed"
+
+
+def rounds(runs: Sequence[StageRun], *, running: bool = False) -> list[dict[str, Any]]:
+    """Checkpoints grouped by round (0: the plan, before the first code round); with
+    `running` (the job is), its last run may be the stage under way."""
     by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for run in runs:
-        by_round[run.iteration].append(stage_row(run))
+    for index, run in enumerate(runs):
+        current = running and index == len(runs) - 1
+        by_round[run.iteration].append(stage_row(run, current=current))
     return [{"round": number, "stages": by_round[number]} for number in sorted(by_round)]
 
 
@@ -163,7 +177,7 @@ def job_detail(job: Job, runs: Sequence[StageRun], events: Sequence[Event],
         "fr_body": clean.clean(str(job.spec.get("body") or "")),
         "waiting": _waiting(job, clean),
         "conversation": _conversation(job, clean),
-        "rounds": rounds(runs),
+        "rounds": rounds(runs, running=job.state is JobState.RUNNING),
         "plan": _plan(runs, clean),
         "test": _test(runs, clean),
         "review": _review(runs, clean),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from opus.domain import Stage, StageRun, Usage
+from opus.domain import UNFINISHED_REASON, Stage, StageRun, Usage
 from opus.pipeline.stages import Interrupted
 from opus.seams import Clock, JobStore
 
@@ -48,7 +48,7 @@ class StageMeter:
             return
         run = StageRun(
             job_id=self.job_id, stage=self.stage, iteration=self.iteration, ok=False,
-            output={"report": UNFINISHED, "stop_reason": "unfinished"},
+            output={"report": UNFINISHED, "stop_reason": UNFINISHED_REASON},
             usage=usage, cost_usd=cost_usd, started_at=self.started,
             finished_at=self.clock.now(),
         )  # fmt: skip
