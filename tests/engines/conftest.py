@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,3 +70,16 @@ def make_task(repo: Path, sandbox: Sandbox) -> Callable[..., AgentTask]:
         return AgentTask(**fields)
 
     return build
+
+
+def install_fake_claude(script_text: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put an executable `claude` holding `script_text` first on PATH, in a new directory
+    under /var/tmp (which the sandbox shows read-only, unlike a private /tmp); that
+    directory, for the fake's own files."""
+    root = Path(tempfile.mkdtemp(prefix="opus-fake-claude-", dir="/var/tmp"))
+    script = root / "bin" / "claude"
+    script.parent.mkdir()
+    script.write_text(script_text)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    return root

@@ -9,10 +9,7 @@ the real sandbox, in a real worktree.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from opus.engines.claude_code import ClaudeCodeEngine
 from opus.engines.pricing import cost_usd
 from opus.errors import EngineError
 from opus.seams import AgentTask
-from tests.engines.conftest import SANDBOX_CFG
+from tests.engines.conftest import SANDBOX_CFG, install_fake_claude
 
 MODEL = "claude-sonnet-4-6"
 FAKE_CLAUDE = r"""#!/bin/sh
@@ -45,12 +42,7 @@ Speak = Callable[..., Path]
 def speak(monkeypatch: pytest.MonkeyPatch) -> Iterator[Speak]:
     """Install the fake `claude` on PATH, in a directory under /var/tmp (which the sandbox
     shows read-only); the returned function sets the lines it prints."""
-    root = Path(tempfile.mkdtemp(prefix="opus-fake-claude-", dir="/var/tmp"))
-    script = root / "bin" / "claude"
-    script.parent.mkdir()
-    script.write_text(FAKE_CLAUDE)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    root = install_fake_claude(FAKE_CLAUDE, monkeypatch)
 
     def lines(*objects: dict[str, Any], exit_code: int = 0, hang: bool = False) -> Path:
         (root / "stream.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +22,7 @@ from opus.engines.command_engine import CommandEngine
 from opus.errors import EngineError
 from opus.sandbox import sandbox_for
 from opus.seams import AgentTask
-from tests.engines.conftest import SANDBOX_CFG
+from tests.engines.conftest import SANDBOX_CFG, install_fake_claude
 from tests.standins.messages_api import MessagesAPI
 
 TaskFactory = Callable[..., AgentTask]
@@ -158,12 +155,7 @@ class FakeClaude:
 def fake_claude(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClaude]:
     """Install a fake `claude` on PATH, in a directory under /var/tmp, and the loopback
     server it reports to."""
-    root = Path(tempfile.mkdtemp(prefix="opus-fake-claude-", dir="/var/tmp"))
-    script = root / "bin" / "claude"
-    script.parent.mkdir()
-    script.write_text(FAKE_CLAUDE)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    root = install_fake_claude(FAKE_CLAUDE, monkeypatch)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Reports)
     server.reports = []  # type: ignore[attr-defined]
     (root / "report_url").write_text(f"http://127.0.0.1:{server.server_address[1]}/")
